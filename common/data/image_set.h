@@ -1,0 +1,43 @@
+// A labelled set of 8-bit images held in memory (one split of a MedMNIST file, or one site's
+// share of it).
+#ifndef FEDMED_COMMON_DATA_IMAGE_SET_H_
+#define FEDMED_COMMON_DATA_IMAGE_SET_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace fedmed {
+
+struct ImageSet {
+  int64_t height = 0, width = 0, channels = 0;  // channels: 1 (grayscale) or 3 (RGB)
+  // size() x height x width x channels uint8 values, channels-last (NHWC) as MedMNIST stores them.
+  std::vector<uint8_t> pixels;
+  // size() class indices, each in [0, num_classes).
+  std::vector<int64_t> labels;
+  int64_t num_classes = 0;
+
+  // Number of images (= labels.size()).
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+
+  // Values per image: height * width * channels.
+  int64_t image_numel() const { return height * width * channels; }
+
+  // A copy holding images indices[0], indices[1], ... in that order (repeats allowed); same
+  // geometry and num_classes. Throws DataError naming the first index outside [0, size()).
+  ImageSet Subset(const std::vector<int64_t>& indices) const;
+
+  // Writes image i as float32 in channels-first layout (channels, height, width): channel c of
+  // pixel (y, x) goes to out[c * height * width + y * width + x], normalised as
+  // (x / 255 - 0.5) / 0.5, i.e. into [-1, 1] (torchvision ToTensor + Normalize(0.5, 0.5), the
+  // MedMNIST reference transform). `out` must hold image_numel() floats.
+  // Throws DataError if i is outside [0, size()).
+  void CopyNormalizedChw(int64_t i, float* out) const;
+
+  // Number of images of each class: num_classes counts. Throws DataError if a label lies outside
+  // [0, num_classes).
+  std::vector<int64_t> ClassHistogram() const;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COMMON_DATA_IMAGE_SET_H_

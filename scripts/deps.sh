@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages fedmed needs to build, test and run (only the missing ones).
+# Usage: scripts/deps.sh   (as root, or with sudo available)
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config ccache time
+  libtorch-dev                                   # LibTorch 1.13 (C++ API)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libssl-dev                                     # OpenSSL 3: TLS, X.509, SHA-256
+  libboost-dev                                   # Boost.Asio (header-only)
+  libspdlog-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libzip-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-torch                                  # tests check that Python's torch.load reads our checkpoints
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "fedmed: installing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
