@@ -1,0 +1,245 @@
+#include "common/config/coordinator_config.h"
+
+#include <limits>
+#include <set>
+#include <tuple>
+
+#include "common/config/site_config.h"
+#include "common/config/toml_util.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+using Presence = TomlFile::Presence;
+
+constexpr uint64_t kMaxSeed = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
+}  // namespace
+
+bool operator==(const TlsFiles& a, const TlsFiles& b) {
+  return std::tie(a.ca_cert, a.cert, a.key) == std::tie(b.ca_cert, b.cert, b.key);
+}
+
+bool operator==(const TrainingConfig& a, const TrainingConfig& b) {
+  return std::tie(a.local_epochs, a.batch_size, a.optimizer, a.learning_rate, a.momentum,
+                  a.weight_decay) == std::tie(b.local_epochs, b.batch_size, b.optimizer,
+                                              b.learning_rate, b.momentum, b.weight_decay);
+}
+
+bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
+  const auto settings = [](const CoordinatorConfig& c) {
+    return std::tie(c.federation, c.listen_address, c.output_dir, c.threads, c.tls,
+                    c.allowed_sites, c.rounds, c.min_sites, c.sites_per_round,
+                    c.round_deadline_seconds, c.registration_timeout_seconds, c.seed, c.model,
+                    c.in_channels, c.num_classes, c.image_size, c.training, c.eval_data,
+                    c.eval_split, c.federated_evaluation, c.eval_batch_size, c.checkpoint_every);
+  };
+  return settings(a) == settings(b);
+}
+
+void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
+  CoordinatorConfig& c = *config;
+  file.Read("federation", "rounds", &c.rounds);
+  file.Read("federation", "min_sites", &c.min_sites);
+  file.Read("federation", "sites_per_round", &c.sites_per_round);
+  file.Read("federation", "round_deadline_seconds", &c.round_deadline_seconds);
+  file.Read("federation", "registration_timeout_seconds", &c.registration_timeout_seconds);
+  file.Read("federation", "seed", &c.seed);
+  file.Read("model", "name", &c.model);
+  file.Read("model", "in_channels", &c.in_channels);
+  file.Read("model", "num_classes", &c.num_classes);
+  file.Read("model", "image_size", &c.image_size);
+  file.Read("training", "local_epochs", &c.training.local_epochs);
+  file.Read("training", "batch_size", &c.training.batch_size);
+  file.Read("training", "optimizer", &c.training.optimizer);
+  file.Read("training", "learning_rate", &c.training.learning_rate);
+  file.Read("training", "momentum", &c.training.momentum);
+  file.Read("training", "weight_decay", &c.training.weight_decay);
+  file.Read("evaluation", "data", &c.eval_data);
+  file.Read("evaluation", "split", &c.eval_split);
+  file.Read("evaluation", "federated", &c.federated_evaluation);
+  file.Read("evaluation", "batch_size", &c.eval_batch_size);
+  file.Read("evaluation", "checkpoint_every", &c.checkpoint_every);
+}
+
+CoordinatorConfig LoadCoordinatorConfig(const std::string& path) {
+  TomlFile file(path);
+  CoordinatorConfig c;
+  c.config_path = path;
+  file.Read("coordinator", "federation", &c.federation);
+  file.Read("coordinator", "listen", &c.listen_address);
+  file.Read("coordinator", "output_dir", &c.output_dir);
+  file.Read("coordinator", "threads", &c.threads);
+  file.Read("tls", "ca_cert", &c.tls.ca_cert, Presence::kRequired);
+  file.Read("tls", "cert", &c.tls.cert, Presence::kRequired);
+  file.Read("tls", "key", &c.tls.key, Presence::kRequired);
+  file.Read("tls", "allowed_sites", &c.allowed_sites, Presence::kRequired);
+  ReadFederationSections(file, &c);
+  file.Finish();
+
+  c.output_dir = ResolveRelativeTo(path, c.output_dir);
+  c.tls.ca_cert = ResolveRelativeTo(path, c.tls.ca_cert);
+  c.tls.cert = ResolveRelativeTo(path, c.tls.cert);
+  c.tls.key = ResolveRelativeTo(path, c.tls.key);
+  ValidateCoordinatorConfig(c);
+  return c;
+}
+
+void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
+  const std::string& f = c.config_path;
+  const auto require = [&f](bool ok, const char* section, const char* key,
+                            const std::string& expected, const std::string& got) {
+    if (!ok) ThrowBadSetting(f, section, key, expected, got);
+  };
+  const auto str = [](const std::string& s) { return TomlString(s); };
+  const auto num = [](auto v) { return std::to_string(v); };
+
+  require(!c.federation.empty(), "coordinator", "federation", "a non-empty name",
+          str(c.federation));
+  std::string host;
+  int port = 0;
+  require(ParseHostPort(c.listen_address, &host, &port), "coordinator", "listen",
+          "host:port (e.g. \"0.0.0.0:7443\")", str(c.listen_address));
+  require(!c.output_dir.empty(), "coordinator", "output_dir", "a directory", str(c.output_dir));
+  require(c.threads >= 1, "coordinator", "threads", "an integer >= 1", num(c.threads));
+
+  require(!c.tls.ca_cert.empty(), "tls", "ca_cert", "the CA certificate file", str(""));
+  require(!c.tls.cert.empty(), "tls", "cert", "the coordinator's certificate file", str(""));
+  require(!c.tls.key.empty(), "tls", "key", "the coordinator's private key file", str(""));
+  require(!c.allowed_sites.empty(), "tls", "allowed_sites",
+          "at least one site name (certificate CN)", TomlStringArray(c.allowed_sites));
+  std::set<std::string> seen;
+  for (const std::string& site : c.allowed_sites) {
+    require(IsValidSiteName(site), "tls", "allowed_sites", kSiteNameRule, str(site));
+    require(seen.insert(site).second, "tls", "allowed_sites", "unique site names",
+            str(site) + " twice");
+  }
+
+  const int num_sites = static_cast<int>(c.allowed_sites.size());
+  require(c.rounds >= 1, "federation", "rounds", "an integer >= 1", num(c.rounds));
+  require(c.min_sites >= 1 && c.min_sites <= num_sites, "federation", "min_sites",
+          "an integer between 1 and " + num(num_sites) + " (the number of [tls] allowed_sites)",
+          num(c.min_sites));
+  require(c.sites_per_round == 0 ||
+              (c.sites_per_round >= c.min_sites && c.sites_per_round <= num_sites),
+          "federation", "sites_per_round",
+          "0 (all registered sites) or an integer between min_sites (" + num(c.min_sites) +
+              ") and the number of [tls] allowed_sites (" + num(num_sites) + ")",
+          num(c.sites_per_round));
+  require(c.round_deadline_seconds > 0, "federation", "round_deadline_seconds",
+          "a number of seconds > 0", TomlDouble(c.round_deadline_seconds));
+  require(c.registration_timeout_seconds >= 0, "federation", "registration_timeout_seconds",
+          "a number of seconds >= 0 (0 = wait forever)",
+          TomlDouble(c.registration_timeout_seconds));
+  require(c.seed <= kMaxSeed, "federation", "seed",
+          "an integer between 0 and " + num(kMaxSeed), num(c.seed));
+
+  require(!c.model.empty(), "model", "name", "a model zoo name such as \"cnn\"", str(c.model));
+  require(c.in_channels >= 0, "model", "in_channels",
+          "an integer >= 1, or 0 to take it from the evaluation data", num(c.in_channels));
+  require(c.num_classes == 0 || c.num_classes >= 2, "model", "num_classes",
+          "an integer >= 2, or 0 to take it from the evaluation data", num(c.num_classes));
+  require(c.image_size >= 1, "model", "image_size", "an integer >= 1", num(c.image_size));
+  require(!c.eval_data.empty() || (c.in_channels > 0 && c.num_classes > 0), "model",
+          c.in_channels > 0 ? "num_classes" : "in_channels",
+          "a value > 0 when [evaluation] data is not set (nothing else tells the model shape)",
+          num(c.in_channels > 0 ? c.num_classes : c.in_channels));
+
+  const TrainingConfig& t = c.training;
+  require(t.local_epochs >= 1, "training", "local_epochs", "an integer >= 1",
+          num(t.local_epochs));
+  require(t.batch_size >= 1, "training", "batch_size", "an integer >= 1", num(t.batch_size));
+  require(t.optimizer == "sgd" || t.optimizer == "adam", "training", "optimizer",
+          "\"sgd\" or \"adam\"", str(t.optimizer));
+  require(t.learning_rate > 0, "training", "learning_rate", "a number > 0",
+          TomlDouble(t.learning_rate));
+  require(t.momentum >= 0 && t.momentum < 1, "training", "momentum",
+          "a number in [0, 1)", TomlDouble(t.momentum));
+  require(t.weight_decay >= 0, "training", "weight_decay", "a number >= 0",
+          TomlDouble(t.weight_decay));
+
+  require(c.eval_split == "train" || c.eval_split == "val" || c.eval_split == "test",
+          "evaluation", "split", "\"train\", \"val\" or \"test\"", str(c.eval_split));
+  require(c.eval_batch_size >= 1, "evaluation", "batch_size", "an integer >= 1",
+          num(c.eval_batch_size));
+  require(c.checkpoint_every >= 1, "evaluation", "checkpoint_every", "an integer >= 1",
+          num(c.checkpoint_every));
+}
+
+std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
+  const auto num = [](auto v) { return std::to_string(v); };
+  const TrainingConfig& t = c.training;
+  return std::string() +
+         "# fedmed coordinator configuration: fedmed-coordinator --config <this file>\n"
+         "# Relative [tls] paths and output_dir are relative to this file's directory.\n"
+         "# [evaluation] data is looked up under the data root (--data, FEDMED_DATA,\n"
+         "# ../shared/data) unless it is absolute.\n"
+         "\n"
+         "[coordinator]\n"
+         "# Name of the federation, shown in logs and on the status page.\n"
+         "federation = " + TomlString(c.federation) + "\n"
+         "# host:port the gRPC server listens on (port 0 = any free port).\n"
+         "listen = " + TomlString(c.listen_address) + "\n"
+         "# Where checkpoints, metrics and the audit log are written.\n"
+         "output_dir = " + TomlString(c.output_dir) + "\n"
+         "# LibTorch compute threads.\n"
+         "threads = " + num(c.threads) + "\n"
+         "\n"
+         "[tls]\n"
+         "# The federation CA certificate: every site's certificate must chain to it.\n"
+         "ca_cert = " + TomlString(c.tls.ca_cert) + "\n"
+         "# This coordinator's certificate and private key (keep the key mode 0600).\n"
+         "cert = " + TomlString(c.tls.cert) + "\n"
+         "key = " + TomlString(c.tls.key) + "\n"
+         "# Site names (certificate CNs) allowed to join.\n"
+         "allowed_sites = " + TomlStringArray(c.allowed_sites) + "\n"
+         "\n"
+         "[federation]\n"
+         "# Number of training rounds.\n"
+         "rounds = " + num(c.rounds) + "\n"
+         "# Quorum: a round counts only with updates from at least this many sites.\n"
+         "min_sites = " + num(c.min_sites) + "\n"
+         "# Sites selected per round (0 = every registered site).\n"
+         "sites_per_round = " + num(c.sites_per_round) + "\n"
+         "# Seconds a round waits for updates; later updates are left out.\n"
+         "round_deadline_seconds = " + TomlDouble(c.round_deadline_seconds) + "\n"
+         "# Seconds to wait for min_sites sites to register (0 = wait forever).\n"
+         "registration_timeout_seconds = " + TomlDouble(c.registration_timeout_seconds) + "\n"
+         "# Seed of site selection, model initialisation and the sites' training seeds.\n"
+         "seed = " + num(c.seed) + "\n"
+         "\n"
+         "[model]\n"
+         "# Model zoo name, e.g. \"cnn\" or \"resnet18\".\n"
+         "name = " + TomlString(c.model) + "\n"
+         "# Input channels and number of classes (0 = take them from the evaluation data).\n"
+         "in_channels = " + num(c.in_channels) + "\n"
+         "num_classes = " + num(c.num_classes) + "\n"
+         "# Images are image_size x image_size pixels.\n"
+         "image_size = " + num(c.image_size) + "\n"
+         "\n"
+         "[training]\n"
+         "# Local training each selected site runs per round.\n"
+         "local_epochs = " + num(t.local_epochs) + "\n"
+         "batch_size = " + num(t.batch_size) + "\n"
+         "# \"sgd\" or \"adam\".\n"
+         "optimizer = " + TomlString(t.optimizer) + "\n"
+         "learning_rate = " + TomlDouble(t.learning_rate) + "\n"
+         "# SGD momentum (not used by adam).\n"
+         "momentum = " + TomlDouble(t.momentum) + "\n"
+         "weight_decay = " + TomlDouble(t.weight_decay) + "\n"
+         "\n"
+         "[evaluation]\n"
+         "# Held-out images the coordinator evaluates the global model on (\"\" = none).\n"
+         "data = " + TomlString(c.eval_data) + "\n"
+         "# Split of that file: \"train\", \"val\" or \"test\".\n"
+         "split = " + TomlString(c.eval_split) + "\n"
+         "# Also ask the sites to evaluate the global model on their local test split.\n"
+         "federated = " + TomlBool(c.federated_evaluation) + "\n"
+         "batch_size = " + num(c.eval_batch_size) + "\n"
+         "# Write a checkpoint every this many rounds.\n"
+         "checkpoint_every = " + num(c.checkpoint_every) + "\n";
+}
+
+}  // namespace fedmed

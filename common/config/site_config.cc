@@ -1,0 +1,171 @@
+#include "common/config/site_config.h"
+
+#include <cctype>
+#include <limits>
+#include <tuple>
+
+#include "common/config/toml_util.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+using Presence = TomlFile::Presence;
+
+constexpr uint64_t kMaxSeed = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+
+}  // namespace
+
+bool IsValidSiteName(const std::string& name) {
+  if (name.empty() || name.size() > 64 || !std::isalnum(static_cast<unsigned char>(name[0]))) {
+    return false;
+  }
+  for (const char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool operator==(const SiteDataConfig& a, const SiteDataConfig& b) {
+  return std::tie(a.path, a.partition, a.shard, a.num_shards, a.alpha, a.seed) ==
+         std::tie(b.path, b.partition, b.shard, b.num_shards, b.alpha, b.seed);
+}
+
+bool operator==(const SiteConfig& a, const SiteConfig& b) {
+  const auto settings = [](const SiteConfig& c) {
+    return std::tie(c.name, c.coordinator_address, c.output_dir, c.threads, c.tls, c.data,
+                    c.backoff_initial_seconds, c.backoff_max_seconds, c.give_up_after_seconds);
+  };
+  return settings(a) == settings(b);
+}
+
+SiteConfig LoadSiteConfig(const std::string& path) {
+  TomlFile file(path);
+  SiteConfig c;
+  c.config_path = path;
+  file.Read("site", "name", &c.name, Presence::kRequired);
+  file.Read("site", "coordinator", &c.coordinator_address, Presence::kRequired);
+  file.Read("site", "output_dir", &c.output_dir);
+  file.Read("site", "threads", &c.threads);
+  file.Read("tls", "ca_cert", &c.tls.ca_cert, Presence::kRequired);
+  file.Read("tls", "cert", &c.tls.cert, Presence::kRequired);
+  file.Read("tls", "key", &c.tls.key, Presence::kRequired);
+  file.Read("data", "path", &c.data.path, Presence::kRequired);
+  file.Read("data", "partition", &c.data.partition);
+  file.Read("data", "shard", &c.data.shard);
+  file.Read("data", "num_shards", &c.data.num_shards);
+  file.Read("data", "alpha", &c.data.alpha);
+  file.Read("data", "seed", &c.data.seed);
+  file.Read("connection", "backoff_initial_seconds", &c.backoff_initial_seconds);
+  file.Read("connection", "backoff_max_seconds", &c.backoff_max_seconds);
+  file.Read("connection", "give_up_after_seconds", &c.give_up_after_seconds);
+  file.Finish();
+
+  c.output_dir = ResolveRelativeTo(path, c.output_dir);
+  c.tls.ca_cert = ResolveRelativeTo(path, c.tls.ca_cert);
+  c.tls.cert = ResolveRelativeTo(path, c.tls.cert);
+  c.tls.key = ResolveRelativeTo(path, c.tls.key);
+  ValidateSiteConfig(c);
+  return c;
+}
+
+void ValidateSiteConfig(const SiteConfig& c) {
+  const std::string& f = c.config_path;
+  const auto require = [&f](bool ok, const char* section, const char* key,
+                            const std::string& expected, const std::string& got) {
+    if (!ok) ThrowBadSetting(f, section, key, expected, got);
+  };
+  const auto str = [](const std::string& s) { return TomlString(s); };
+  const auto num = [](auto v) { return std::to_string(v); };
+
+  require(IsValidSiteName(c.name), "site", "name",
+          std::string(kSiteNameRule) + " (the CN of this site's certificate)", str(c.name));
+  std::string host;
+  int port = 0;
+  require(ParseHostPort(c.coordinator_address, &host, &port), "site", "coordinator",
+          "the coordinator's host:port (e.g. \"fl.hospital.example:7443\")",
+          str(c.coordinator_address));
+  require(!c.output_dir.empty(), "site", "output_dir", "a directory", str(c.output_dir));
+  require(c.threads >= 1, "site", "threads", "an integer >= 1", num(c.threads));
+
+  require(!c.tls.ca_cert.empty(), "tls", "ca_cert", "the CA certificate file", str(""));
+  require(!c.tls.cert.empty(), "tls", "cert", "this site's certificate file", str(""));
+  require(!c.tls.key.empty(), "tls", "key", "this site's private key file", str(""));
+
+  const SiteDataConfig& d = c.data;
+  require(!d.path.empty(), "data", "path", "the site's image archive (.npz)", str(d.path));
+  require(d.partition == "none" || d.partition == "iid" || d.partition == "dirichlet" ||
+              d.partition == "quantity",
+          "data", "partition", "\"none\", \"iid\", \"dirichlet\" or \"quantity\"",
+          str(d.partition));
+  require(d.num_shards >= 1, "data", "num_shards", "an integer >= 1", num(d.num_shards));
+  require(d.partition != "none" || d.num_shards == 1, "data", "num_shards",
+          "1 with partition \"none\" (the site uses the whole file)", num(d.num_shards));
+  require(d.shard >= 1 && d.shard <= d.num_shards, "data", "shard",
+          "an integer between 1 and " + num(d.num_shards) + " (num_shards)", num(d.shard));
+  require(d.alpha > 0, "data", "alpha", "a number > 0", TomlDouble(d.alpha));
+  require(d.seed <= kMaxSeed, "data", "seed", "an integer between 0 and " + num(kMaxSeed),
+          num(d.seed));
+
+  require(c.backoff_initial_seconds > 0, "connection", "backoff_initial_seconds",
+          "a number of seconds > 0", TomlDouble(c.backoff_initial_seconds));
+  require(c.backoff_max_seconds >= c.backoff_initial_seconds, "connection",
+          "backoff_max_seconds",
+          "a number of seconds >= backoff_initial_seconds (" +
+              TomlDouble(c.backoff_initial_seconds) + ")",
+          TomlDouble(c.backoff_max_seconds));
+  require(c.give_up_after_seconds >= 0, "connection", "give_up_after_seconds",
+          "a number of seconds >= 0 (0 = retry forever)", TomlDouble(c.give_up_after_seconds));
+}
+
+std::string RenderSiteConfig(const SiteConfig& c) {
+  const auto num = [](auto v) { return std::to_string(v); };
+  const SiteDataConfig& d = c.data;
+  return std::string() +
+         "# fedmed site configuration: fedmed-site --config <this file>\n"
+         "# Relative [tls] paths and output_dir are relative to this file's directory.\n"
+         "# [data] path is looked up under the data root (--data, FEDMED_DATA, ../shared/data)\n"
+         "# unless it is absolute. Images never leave this site; only model updates do.\n"
+         "\n"
+         "[site]\n"
+         "# This site's name: the CN of its certificate, on the coordinator's allow-list.\n"
+         "name = " + TomlString(c.name) + "\n"
+         "# host:port of the coordinator (the site only dials out).\n"
+         "coordinator = " + TomlString(c.coordinator_address) + "\n"
+         "# Where the privacy log and local metrics are written.\n"
+         "output_dir = " + TomlString(c.output_dir) + "\n"
+         "# LibTorch compute threads.\n"
+         "threads = " + num(c.threads) + "\n"
+         "\n"
+         "[tls]\n"
+         "# The federation CA certificate: the coordinator's certificate must chain to it.\n"
+         "ca_cert = " + TomlString(c.tls.ca_cert) + "\n"
+         "# This site's certificate and private key (keep the key mode 0600).\n"
+         "cert = " + TomlString(c.tls.cert) + "\n"
+         "key = " + TomlString(c.tls.key) + "\n"
+         "\n"
+         "[data]\n"
+         "# This site's image archive (.npz with train/val/test images and labels).\n"
+         "path = " + TomlString(d.path) + "\n"
+         "# \"none\" uses the whole file; \"iid\", \"dirichlet\" or \"quantity\" take shard\n"
+         "# `shard` of `num_shards` (for demonstrations that split one file across sites).\n"
+         "partition = " + TomlString(d.partition) + "\n"
+         "shard = " + num(d.shard) + "\n"
+         "num_shards = " + num(d.num_shards) + "\n"
+         "# Dirichlet concentration of the dirichlet and quantity splits (smaller = more skew).\n"
+         "alpha = " + TomlDouble(d.alpha) + "\n"
+         "# Seed of the split; the same at every site.\n"
+         "seed = " + num(d.seed) + "\n"
+         "\n"
+         "[connection]\n"
+         "# Reconnection after a failure: waits grow from backoff_initial_seconds to\n"
+         "# backoff_max_seconds; give up after give_up_after_seconds (0 = retry forever).\n"
+         "backoff_initial_seconds = " + TomlDouble(c.backoff_initial_seconds) + "\n"
+         "backoff_max_seconds = " + TomlDouble(c.backoff_max_seconds) + "\n"
+         "give_up_after_seconds = " + TomlDouble(c.give_up_after_seconds) + "\n";
+}
+
+}  // namespace fedmed

@@ -1,0 +1,421 @@
+// Coordinator and site configuration: round trips through Render/Load, path resolution, and an
+// operator-readable ConfigError for every kind of bad value.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
+#include "common/config/toml_util.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fedmed_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    const fs::path path = dir_ / name;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  fs::path dir_;
+};
+
+// Every setting differs from its default; strings need escaping; doubles are not short decimals.
+CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
+  CoordinatorConfig c;
+  c.federation = "St. Mary's \"East\" \\ Zürich\tward";
+  c.listen_address = "[::1]:9443";
+  c.output_dir = (dir / "out").string();
+  c.threads = 3;
+  c.tls = TlsFiles{(dir / "ca.pem").string(), (dir / "c.pem").string(), (dir / "c.key").string()};
+  c.allowed_sites = {"site-1", "site-2", "hospital_3.north"};
+  c.rounds = 12;
+  c.min_sites = 2;
+  c.sites_per_round = 3;
+  c.round_deadline_seconds = 90.5;
+  c.registration_timeout_seconds = 1e-3;
+  c.seed = 9007199254740993ULL;  // not representable as a double
+  c.model = "resnet18";
+  c.in_channels = 3;
+  c.num_classes = 7;
+  c.image_size = 64;
+  c.training = TrainingConfig{3, 16, "adam", 0.1 + 0.2, 0.0, 1e-5};
+  c.eval_data = "medmnist/pneumoniamnist.npz";
+  c.eval_split = "val";
+  c.federated_evaluation = false;
+  c.eval_batch_size = 128;
+  c.checkpoint_every = 4;
+  return c;
+}
+
+SiteConfig FullSiteConfig(const fs::path& dir) {
+  SiteConfig c;
+  c.name = "hospital_3.north";
+  c.coordinator_address = "fl.hospital.example:7443";
+  c.output_dir = (dir / "site-out").string();
+  c.threads = 2;
+  c.tls = TlsFiles{(dir / "ca.pem").string(), (dir / "s.pem").string(), (dir / "s.key").string()};
+  c.data = SiteDataConfig{"/data/site3.npz", "dirichlet", 2, 5, 0.3, 77};
+  c.backoff_initial_seconds = 0.25;
+  c.backoff_max_seconds = 10;
+  c.give_up_after_seconds = 3600;
+  return c;
+}
+
+TEST_F(ConfigTest, CoordinatorConfigRoundTrips) {
+  const CoordinatorConfig c = FullCoordinatorConfig(dir_);
+  const std::string path = Write("coordinator.toml", RenderCoordinatorConfig(c));
+  const CoordinatorConfig loaded = LoadCoordinatorConfig(path);
+  EXPECT_EQ(loaded.config_path, path);
+  EXPECT_EQ(loaded.federation, c.federation);
+  EXPECT_EQ(loaded.seed, c.seed);
+  EXPECT_EQ(loaded.training.learning_rate, c.training.learning_rate);
+  EXPECT_TRUE(loaded == c) << RenderCoordinatorConfig(loaded);
+  // Defaults plus the required settings round-trip too.
+  CoordinatorConfig d;
+  d.tls = c.tls;
+  d.allowed_sites = c.allowed_sites;
+  d.output_dir = c.output_dir;
+  d.eval_data = "x.npz";
+  EXPECT_TRUE(LoadCoordinatorConfig(Write("d.toml", RenderCoordinatorConfig(d))) == d);
+}
+
+TEST_F(ConfigTest, SiteConfigRoundTrips) {
+  const SiteConfig c = FullSiteConfig(dir_);
+  const std::string path = Write("site.toml", RenderSiteConfig(c));
+  const SiteConfig loaded = LoadSiteConfig(path);
+  EXPECT_EQ(loaded.config_path, path);
+  EXPECT_TRUE(loaded == c) << RenderSiteConfig(loaded);
+  SiteConfig changed = c;
+  changed.data.shard = 3;
+  EXPECT_FALSE(loaded == changed);
+}
+
+TEST_F(ConfigTest, MinimalFilesTakeTheDefaults) {
+  const CoordinatorConfig c = LoadCoordinatorConfig(Write("c.toml", R"(
+[tls]
+ca_cert = "ca.pem"
+cert = "coordinator.pem"
+key = "coordinator.key"
+allowed_sites = ["site-1", "site-2"]
+[evaluation]
+data = "medmnist/pneumoniamnist.npz"
+)"));
+  CoordinatorConfig expected;
+  expected.output_dir = (dir_ / "coordinator-out").string();
+  expected.tls = TlsFiles{(dir_ / "ca.pem").string(), (dir_ / "coordinator.pem").string(),
+                          (dir_ / "coordinator.key").string()};
+  expected.allowed_sites = {"site-1", "site-2"};
+  expected.eval_data = "medmnist/pneumoniamnist.npz";
+  EXPECT_TRUE(c == expected) << RenderCoordinatorConfig(c);
+
+  const SiteConfig s = LoadSiteConfig(Write("s.toml", R"(
+[site]
+name = "site-1"
+coordinator = "localhost:7443"
+[tls]
+ca_cert = "ca.pem"
+cert = "site-1.pem"
+key = "site-1.key"
+[data]
+path = "medmnist/pneumoniamnist.npz"
+)"));
+  EXPECT_EQ(s.name, "site-1");
+  EXPECT_EQ(s.output_dir, (dir_ / "site-out").string());
+  EXPECT_EQ(s.data.partition, "none");
+  EXPECT_EQ(s.backoff_max_seconds, 30.0);
+}
+
+TEST_F(ConfigTest, RelativePathsResolveAgainstTheConfigDirectory) {
+  CoordinatorConfig c = FullCoordinatorConfig(dir_);
+  c.tls = TlsFiles{"ca.pem", "certs/coordinator.pem", "../keys/coordinator.key"};
+  c.output_dir = "run-1";
+  const std::string path = Write("deploy/coordinator.toml", RenderCoordinatorConfig(c));
+  const CoordinatorConfig loaded = LoadCoordinatorConfig(path);
+  EXPECT_EQ(loaded.tls.ca_cert, (dir_ / "deploy/ca.pem").string());
+  EXPECT_EQ(loaded.tls.cert, (dir_ / "deploy/certs/coordinator.pem").string());
+  EXPECT_EQ(loaded.tls.key, (dir_ / "keys/coordinator.key").string());
+  EXPECT_EQ(loaded.output_dir, (dir_ / "deploy/run-1").string());
+  EXPECT_EQ(loaded.eval_data, "medmnist/pneumoniamnist.npz") << "data paths stay as written";
+
+  SiteConfig s = FullSiteConfig(dir_);
+  s.tls = TlsFiles{"ca.pem", "site.pem", "site.key"};
+  s.data.path = "medmnist/pneumoniamnist.npz";
+  const SiteConfig site = LoadSiteConfig(Write("hospital/site.toml", RenderSiteConfig(s)));
+  EXPECT_EQ(site.tls.key, (dir_ / "hospital/site.key").string());
+  EXPECT_EQ(site.data.path, "medmnist/pneumoniamnist.npz");
+}
+
+// A base file, one edit, and what the error must mention.
+struct BadCase {
+  const char* name;
+  const char* find;
+  const char* replace;
+  std::vector<std::string> expected;  // substrings of the message besides the file name
+};
+
+constexpr const char* kCoordinatorBase = R"([coordinator]
+federation = "fedmed"
+listen = "0.0.0.0:7443"
+[tls]
+ca_cert = "ca.pem"
+cert = "coordinator.pem"
+key = "coordinator.key"
+allowed_sites = ["site-1", "site-2", "site-3"]
+[federation]
+rounds = 5
+min_sites = 2
+[model]
+name = "cnn"
+[training]
+optimizer = "sgd"
+learning_rate = 0.01
+[evaluation]
+data = "medmnist/pneumoniamnist.npz"
+split = "test"
+federated = true
+)";
+
+constexpr const char* kSiteBase = R"([site]
+name = "site-1"
+coordinator = "localhost:7443"
+[tls]
+ca_cert = "ca.pem"
+cert = "site-1.pem"
+key = "site-1.key"
+[data]
+path = "medmnist/pneumoniamnist.npz"
+partition = "iid"
+shard = 1
+num_shards = 3
+alpha = 0.5
+[connection]
+backoff_initial_seconds = 0.5
+backoff_max_seconds = 30
+)";
+
+std::string Edit(std::string text, const std::string& find, const std::string& replace) {
+  const size_t at = text.find(find);
+  if (at == std::string::npos) ADD_FAILURE() << "base has no '" << find << "'";
+  return at == std::string::npos ? text : text.replace(at, find.size(), replace);
+}
+
+template <typename Load>
+void ExpectBadCases(const std::string& path, const std::string& base,
+                    const std::vector<BadCase>& cases, Load load) {
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::ofstream(path) << Edit(base, c.find, c.replace);
+    try {
+      load(path);
+      ADD_FAILURE() << "no ConfigError";
+    } catch (const ConfigError& e) {
+      EXPECT_TRUE(Contains(e.what(), path + ":"));
+      for (const std::string& part : c.expected) EXPECT_TRUE(Contains(e.what(), part));
+    }
+  }
+}
+
+TEST_F(ConfigTest, BaseFilesAreValid) {
+  EXPECT_NO_THROW(LoadCoordinatorConfig(Write("c.toml", kCoordinatorBase)));
+  EXPECT_NO_THROW(LoadSiteConfig(Write("s.toml", kSiteBase)));
+}
+
+TEST_F(ConfigTest, BadCoordinatorValuesNameFileSectionAndKey) {
+  const std::vector<BadCase> cases = {
+      {"wrong type", "rounds = 5", "rounds = \"five\"",
+       {"[federation] rounds: expected an integer", "got the string \"five\" (line 10)"}},
+      {"float for integer", "rounds = 5", "rounds = 2.5",
+       {"[federation] rounds: expected an integer", "got the number 2.5"}},
+      {"integer overflow", "rounds = 5", "rounds = 99999999999",
+       {"[federation] rounds: expected an integer between -2147483648 and 2147483647"}},
+      {"out of range", "rounds = 5", "rounds = 0",
+       {"[federation] rounds: expected an integer >= 1, got 0"}},
+      {"negative learning rate", "learning_rate = 0.01", "learning_rate = -0.5",
+       {"[training] learning_rate: expected a number > 0, got -0.5"}},
+      {"unknown optimizer", "optimizer = \"sgd\"", "optimizer = \"rmsprop\"",
+       {"[training] optimizer: expected \"sgd\" or \"adam\", got \"rmsprop\""}},
+      {"unknown split", "split = \"test\"", "split = \"validation\"", {"[evaluation] split"}},
+      {"bool type", "federated = true", "federated = \"yes\"",
+       {"[evaluation] federated: expected true or false"}},
+      {"unknown key", "learning_rate = 0.01", "lerning_rate = 0.01",
+       {"[training] lerning_rate: unknown key", "accepted keys in [training]:",
+        "learning_rate"}},
+      {"unknown section", "[model]", "[modle]",
+       {"unknown section [modle]", "accepted sections:", "[model]"}},
+      {"missing required key", "cert = \"coordinator.pem\"\n", "",
+       {"[tls] cert: expected a value, got nothing (this key is required)"}},
+      {"quorum above the allow-list", "min_sites = 2", "min_sites = 4",
+       {"[federation] min_sites: expected an integer between 1 and 3", "got 4"}},
+      {"sites per round below quorum", "min_sites = 2", "min_sites = 2\nsites_per_round = 1",
+       {"[federation] sites_per_round"}},
+      {"duplicate site", "\"site-3\"]", "\"site-1\"]",
+       {"[tls] allowed_sites: expected unique site names"}},
+      {"bad site name", "\"site-3\"]", "\"site 3\"]", {"[tls] allowed_sites", "\"site 3\""}},
+      {"allow-list is not an array", "allowed_sites = [\"site-1\", \"site-2\", \"site-3\"]",
+       "allowed_sites = \"site-1\"", {"[tls] allowed_sites: expected an array of strings"}},
+      {"no model shape", "data = \"medmnist/pneumoniamnist.npz\"", "data = \"\"",
+       {"[model] in_channels"}},
+      {"empty federation name", "federation = \"fedmed\"", "federation = \"\"",
+       {"[coordinator] federation: expected a non-empty name, got \"\""}},
+      {"listen without port", "listen = \"0.0.0.0:7443\"", "listen = \"0.0.0.0\"",
+       {"[coordinator] listen: expected host:port"}},
+      {"negative seed", "min_sites = 2", "min_sites = 2\nseed = -1",
+       {"[federation] seed: expected a non-negative integer"}},
+  };
+  const std::string path = (dir_ / "coordinator.toml").string();
+  ExpectBadCases(path, kCoordinatorBase, cases,
+                 [](const std::string& p) { LoadCoordinatorConfig(p); });
+}
+
+TEST_F(ConfigTest, BadSiteValuesNameFileSectionAndKey) {
+  const std::vector<BadCase> cases = {
+      {"shard above num_shards", "shard = 1", "shard = 4",
+       {"[data] shard: expected an integer between 1 and 3 (num_shards), got 4"}},
+      {"partition none with shards", "partition = \"iid\"", "partition = \"none\"",
+       {"[data] num_shards: expected 1 with partition \"none\""}},
+      {"unknown partition", "partition = \"iid\"", "partition = \"random\"",
+       {"[data] partition"}},
+      {"zero alpha", "alpha = 0.5", "alpha = 0", {"[data] alpha: expected a number > 0, got 0.0"}},
+      {"backoff max below initial", "backoff_max_seconds = 30", "backoff_max_seconds = 0.1",
+       {"[connection] backoff_max_seconds"}},
+      {"missing name", "name = \"site-1\"\n", "", {"[site] name", "required"}},
+      {"missing data path", "path = \"medmnist/pneumoniamnist.npz\"\n", "", {"[data] path"}},
+      {"address without port", "coordinator = \"localhost:7443\"",
+       "coordinator = \"localhost\"", {"[site] coordinator: expected the coordinator's host:port"}},
+      {"invalid name", "name = \"site-1\"", "name = \"site 1\"", {"[site] name"}},
+      {"unknown key", "backoff_max_seconds = 30", "backoff_max_seconds = 30\nretry = true",
+       {"[connection] retry: unknown key", "give_up_after_seconds"}},
+      {"wrong type", "num_shards = 3", "num_shards = [3]",
+       {"[data] num_shards: expected an integer", "got the array"}},
+  };
+  const std::string path = (dir_ / "site.toml").string();
+  ExpectBadCases(path, kSiteBase, cases, [](const std::string& p) { LoadSiteConfig(p); });
+}
+
+TEST_F(ConfigTest, SectionWrittenAsAValueIsAnError) {
+  const std::string base = kSiteBase;
+  const std::string path =
+      Write("s.toml", "connection = 5\n" + base.substr(0, base.find("[connection]")));
+  try {
+    LoadSiteConfig(path);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(Contains(e.what(), path + ": [connection]: expected a table"));
+  }
+}
+
+TEST_F(ConfigTest, SyntaxErrorNamesFileAndLine) {
+  const std::string path = Write("c.toml", "[coordinator]\nthreads = = 2\n");
+  try {
+    LoadCoordinatorConfig(path);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(Contains(e.what(), path + ":2:"));
+    EXPECT_TRUE(Contains(e.what(), "not valid TOML"));
+  }
+  const std::string missing = (dir_ / "nope.toml").string();
+  try {
+    LoadSiteConfig(missing);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(Contains(e.what(), missing + ": cannot read configuration file"));
+  }
+  try {
+    LoadSiteConfig(dir_.string());
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(Contains(e.what(), dir_.string() + ": cannot read configuration file"));
+  }
+}
+
+TEST_F(ConfigTest, ValidateNamesConfigBuiltInCode) {
+  CoordinatorConfig c = FullCoordinatorConfig(dir_);
+  EXPECT_NO_THROW(ValidateCoordinatorConfig(c));
+  c.training.momentum = 1.0;
+  try {
+    ValidateCoordinatorConfig(c);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "(configuration built in code): [training] momentum: expected a number in "
+                 "[0, 1), got 1.0");
+  }
+}
+
+TEST_F(ConfigTest, FederationSectionsEmbedInOtherFiles) {
+  const std::string path = Write("experiment.toml", R"(
+[simulation]
+name = "iid-3"
+[federation]
+rounds = 9
+[training]
+optimizer = "adam"
+)");
+  TomlFile file(path);
+  std::string name;
+  CoordinatorConfig c;
+  file.Read("simulation", "name", &name);
+  ReadFederationSections(file, &c);
+  file.Finish();
+  EXPECT_EQ(name, "iid-3");
+  EXPECT_EQ(c.rounds, 9);
+  EXPECT_EQ(c.training.optimizer, "adam");
+  EXPECT_EQ(c.min_sites, 2);
+
+  TomlFile typo(Write("typo.toml", "[training]\nbatch = 8\n"));
+  ReadFederationSections(typo, &c);
+  EXPECT_THROW(typo.Finish(), ConfigError);
+  TomlFile tls(Write("tls.toml", "[tls]\ncert = \"x.pem\"\n"));
+  ReadFederationSections(tls, &c);
+  EXPECT_THROW(tls.Finish(), ConfigError) << "[tls] is not one of the federation sections";
+}
+
+TEST(TomlUtilTest, LiteralsAndAddresses) {
+  EXPECT_EQ(TomlDouble(600), "600.0");
+  EXPECT_EQ(TomlDouble(0.01), "0.01");
+  EXPECT_EQ(TomlDouble(-2.5e-7), "-2.5e-07");
+  EXPECT_EQ(TomlString("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(TomlStringArray({"a", "b"}), "[\"a\", \"b\"]");
+  std::string host;
+  int port = 0;
+  EXPECT_TRUE(ParseHostPort("[2001:db8::1]:7443", &host, &port));
+  EXPECT_EQ(host, "2001:db8::1");
+  EXPECT_EQ(port, 7443);
+  EXPECT_TRUE(ParseHostPort("localhost:0", &host, &port));
+  EXPECT_FALSE(ParseHostPort("::1:7443", &host, &port));
+  EXPECT_FALSE(ParseHostPort("localhost:70000", &host, &port));
+  EXPECT_FALSE(ParseHostPort("localhost:", &host, &port));
+  EXPECT_FALSE(ParseHostPort(":7443", &host, &port));
+  EXPECT_TRUE(IsValidSiteName("site-1"));
+  EXPECT_FALSE(IsValidSiteName("-site"));
+  EXPECT_FALSE(IsValidSiteName("../etc"));
+  EXPECT_FALSE(IsValidSiteName(std::string(65, 'a')));
+}
+
+}  // namespace
+}  // namespace fedmed

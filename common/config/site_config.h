@@ -1,0 +1,81 @@
+// Configuration of fedmed-site, the agent each hospital runs: a TOML file, parsed, validated and
+// rendered here.
+//
+//   [site]       name, coordinator, output_dir, threads
+//   [tls]        ca_cert, cert, key
+//   [data]       path, partition, shard, num_shards, alpha, seed
+//   [connection] backoff_initial_seconds, backoff_max_seconds, give_up_after_seconds
+//
+// [site] name and coordinator, [tls] ca_cert, cert, key and [data] path are required; every
+// other key has the default shown below. Unknown sections and keys are errors. Relative [tls]
+// paths and output_dir are resolved against the directory of the config file and stored
+// absolute; [data] path is stored as written and resolved by fedmed-site with ResolveDataPath.
+#ifndef FEDMED_COMMON_CONFIG_SITE_CONFIG_H_
+#define FEDMED_COMMON_CONFIG_SITE_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "common/config/coordinator_config.h"
+
+namespace fedmed {
+
+// Which part of the data file this site trains on. A real hospital uses all of its own data
+// (partition "none"); demonstrations on one machine split one file across sites, the way
+// hospitals differ (see common/data/partition.h).
+struct SiteDataConfig {
+  std::string path;                 // the site's image archive (.npz)
+  std::string partition = "none";   // "none" | "iid" | "dirichlet" | "quantity"
+  int shard = 1;                    // 1-based, 1..num_shards
+  int num_shards = 1;               // >= 1; must be 1 with partition "none"
+  double alpha = 0.5;               // Dirichlet concentration (dirichlet, quantity); > 0
+  uint64_t seed = 0;                // seed of the split, the same at every site; <= 2^63 - 1
+};
+
+struct SiteConfig {
+  std::string config_path;  // the file this was loaded from ("" when built in code)
+  // [site]
+  std::string name;                 // this site's name = its certificate CN (IsValidSiteName)
+  // key `coordinator`; host:port the site dials. Port 0 only as a placeholder filled in once the
+  // coordinator has bound a free port (fedmed-simulate, tests); it cannot be dialled.
+  std::string coordinator_address;
+  std::string output_dir = "site-out";  // privacy log, local metrics
+  int threads = 1;                      // LibTorch compute threads, >= 1
+  // [tls]
+  TlsFiles tls;
+  // [data]
+  SiteDataConfig data;
+  // [connection] reconnection with exponential backoff after a failure or coordinator restart
+  double backoff_initial_seconds = 0.5;  // first wait, > 0
+  double backoff_max_seconds = 30;       // longest wait, >= backoff_initial_seconds
+  double give_up_after_seconds = 0;      // 0 = retry forever; >= 0
+};
+
+// Site names become certificate CNs and directory names: 1 to 64 characters from letters,
+// digits, '-', '_' and '.', starting with a letter or digit.
+bool IsValidSiteName(const std::string& name);
+inline constexpr const char* kSiteNameRule =
+    "a site name of 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit";
+
+// Settings are equal; config_path is not compared.
+bool operator==(const SiteDataConfig& a, const SiteDataConfig& b);
+bool operator==(const SiteConfig& a, const SiteConfig& b);
+inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a == b); }
+
+// Reads, resolves and validates the file at `path` (config_path = path as given).
+// Throws ConfigError "<path>: [section] key: expected <what>, got <value>" for a value of the
+// wrong type or range, an unknown section or key, a missing required key, or contradictory
+// settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
+SiteConfig LoadSiteConfig(const std::string& path);
+
+// Checks ranges and consistency (see the field comments). Throws ConfigError naming
+// config_path, section and key of the first violation. Called by LoadSiteConfig.
+void ValidateSiteConfig(const SiteConfig& config);
+
+// The complete TOML file for `config`, every key with a comment, paths as they are in `config`.
+// LoadSiteConfig of the rendered file gives back `config` (with relative paths resolved).
+std::string RenderSiteConfig(const SiteConfig& config);
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COMMON_CONFIG_SITE_CONFIG_H_

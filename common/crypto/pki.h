@@ -1,0 +1,129 @@
+// The federation's public-key infrastructure: one CA, one certificate for the coordinator, one per
+// site. Every connection is mutual TLS; a site's identity is the common name (CN) of its
+// certificate, which the coordinator checks against its allow-list.
+//
+// Keys are ECDSA over NIST P-256 (secp256r1 / prime256v1). P-256 is the one curve every TLS 1.3
+// stack fedmed meets supports for certificates: gRPC's BoringSSL and OpenSSL builds, Java, Go and
+// the hospital proxies that inspect traffic (RFC 8446 §9.1 makes ecdsa_secp256r1_sha256 mandatory
+// to implement). Its keys and signatures are small and fast, unlike RSA-3072 at the same
+// strength (128 bits).
+//
+// Certificates are X.509 v3 (RFC 5280) signed with ECDSA-with-SHA256, with a random 128-bit
+// serial number, SubjectKeyIdentifier and AuthorityKeyIdentifier, BasicConstraints (CA:TRUE,
+// critical, on the CA; CA:FALSE on the others), a critical KeyUsage (keyCertSign + cRLSign on the
+// CA, digitalSignature on the others) and an ExtendedKeyUsage on the others: serverAuth for the
+// coordinator, clientAuth for sites. Names the coordinator is reached by go in the
+// SubjectAltName extension (DNS names and IPv4/IPv6 addresses), which is what TLS clients check.
+//
+// Keys and certificates travel as PEM text (unencrypted PKCS#8 private keys; protect them with
+// file permissions, see WriteFileAtomically). Everything goes through the OpenSSL 3 library API.
+#ifndef FEDMED_COMMON_CRYPTO_PKI_H_
+#define FEDMED_COMMON_CRYPTO_PKI_H_
+
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fedmed {
+
+// A private key and its certificate, both PEM.
+struct KeyAndCert {
+  std::string key_pem;
+  std::string cert_pem;
+};
+
+// Creates a self-signed federation CA named CN=`common_name`, valid from 5 minutes ago (to absorb
+// clock skew between machines) for `validity_days` days.
+// Throws Error if common_name is empty or validity_days < 1, CryptoError if OpenSSL fails
+// (e.g. a CN longer than 64 characters).
+KeyAndCert CreateCa(const std::string& common_name, int validity_days);
+
+// What IssueCertificate puts into a certificate.
+struct CertificateRequest {
+  std::string common_name;                // the party's identity; a site's name
+  std::vector<std::string> dns_names;     // SubjectAltName DNS entries
+  std::vector<std::string> ip_addresses;  // SubjectAltName IP entries, IPv4 or IPv6 text
+  bool server_auth = false;               // ExtendedKeyUsage serverAuth (the coordinator)
+  bool client_auth = true;                // ExtendedKeyUsage clientAuth (sites)
+  int validity_days = 365;
+  // notBefore = now + not_before_offset_seconds (default: 5 minutes ago, for clock skew).
+  int64_t not_before_offset_seconds = -300;
+  // When set, notAfter = now + *not_after_offset_seconds instead of now + validity_days; tests
+  // use it to make certificates that have already expired.
+  std::optional<int64_t> not_after_offset_seconds;
+};
+
+// Issues a certificate for `request` with a fresh P-256 key, signed by `ca`.
+// Throws Error if the request is malformed (empty CN, empty DNS name, IP text that is not an
+// IPv4/IPv6 address, neither server_auth nor client_auth, validity_days < 1, notAfter not after
+// notBefore, notAfter later than the CA's own notAfter); CryptoError if the CA key or
+// certificate cannot be parsed or do not match each other, or OpenSSL fails.
+KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& request);
+
+// What a certificate says, for logs, the status page and fedmed-pki's output.
+struct CertificateInfo {
+  std::string common_name;
+  std::string issuer_common_name;
+  std::vector<std::string> dns_names;     // SubjectAltName DNS entries, in order
+  std::vector<std::string> ip_addresses;  // SubjectAltName IP entries, canonical text ("::1")
+  std::time_t not_before = 0;             // seconds since the Unix epoch, UTC
+  std::time_t not_after = 0;
+  // SHA-256 of the DER certificate as uppercase hex pairs separated by colons, the way
+  // `openssl x509 -noout -fingerprint -sha256` prints it, so operators can compare the two.
+  std::string sha256_fingerprint;
+};
+
+// Reads the first certificate of `cert_pem`. Throws CryptoError if it holds no PEM certificate.
+CertificateInfo InspectCertificate(const std::string& cert_pem);
+
+// Which use of a certificate VerifyPeerCertificate checks (its ExtendedKeyUsage).
+enum class CertificatePurpose {
+  kClientAuth,  // the peer is a site (checked by the coordinator)
+  kServerAuth,  // the peer is the coordinator (checked by a site)
+};
+
+// Outcome of VerifyPeerCertificate.
+struct PeerCheck {
+  bool ok = false;
+  std::string common_name;  // CN of the peer's certificate, whenever it could be parsed
+  std::string reason;       // empty when ok; otherwise one line for the operator
+};
+
+// Checks that `peer_cert_pem` (the peer's certificate first, optionally followed by intermediate
+// certificates) chains to the federation CA in `ca_pem` at time `now` (X509_verify_cert) and is
+// valid for `purpose`. Never throws for a bad peer certificate; returns ok = false with a reason
+// such as
+//   certificate CN=site-9 is not issued by the federation CA (CN=fedmed-ca): unable to get
+//     local issuer certificate (it was issued by CN=other-ca)
+//   certificate CN=site-1 expired on 2026-01-01 00:00:00 UTC
+//   certificate CN=site-1 is not valid before 2026-01-01 00:00:00 UTC (check both machines' clocks)
+//   certificate CN=coordinator is not valid for client authentication (extended key usage)
+// Throws CryptoError if `ca_pem` holds no certificate (that is fedmed's own configuration).
+PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::string& ca_pem,
+                                std::time_t now,
+                                CertificatePurpose purpose = CertificatePurpose::kClientAuth);
+
+// Throws CryptoError naming `what` (e.g. "[tls] key of site.toml") if `key_pem` is not a PEM
+// private key, `cert_pem` not a PEM certificate, or the key does not belong to the certificate.
+void CheckKeyMatchesCertificate(const std::string& key_pem, const std::string& cert_pem,
+                                const std::string& what);
+
+// Returns the whole content of the file at `path`. Throws Error naming `what` (e.g. "TLS
+// certificate [tls] cert"), the path and the system's reason if it cannot be read.
+std::string ReadFileOrThrow(const std::string& path, const std::string& what);
+
+// Replaces the file at `path` with `content` so that readers see either the old or the new file,
+// never a partial one: writes a temporary file beside it, fsyncs it, and renames it over `path`.
+// A private key gets mode 0600 (owner read/write only); other files 0644 less the umask. The
+// parent directory must exist. Throws Error naming the path if any step fails.
+void WriteFileAtomically(const std::string& path, std::string_view content, bool private_key);
+
+// `t` as "YYYY-MM-DD HH:MM:SS UTC".
+std::string FormatUtc(std::time_t t);
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COMMON_CRYPTO_PKI_H_

@@ -1,0 +1,254 @@
+// fedmed-pki provisioning: the written layout, configs that load, certificates that verify.
+#include "tools/pki/provision.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
+#include "common/crypto/pki.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+
+::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+unsigned Mode(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 0777;
+}
+
+std::string Read(const fs::path& path) { return ReadFileOrThrow(path.string(), "test file"); }
+
+class ProvisionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fedmed_provision_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    options_.out_dir = (dir_ / "federation").string();
+    options_.federation = "demo";
+    options_.site_names = {"site-1", "site-2", "site-3"};
+    options_.coordinator_dns = {"localhost"};
+    options_.coordinator_ips = {"127.0.0.1", "::1"};
+    options_.coordinator_address = "fl.hospital.example:8443";
+    options_.validity_days = 30;
+    options_.coordinator_template.eval_data = "medmnist/pneumoniamnist.npz";
+    options_.coordinator_template.rounds = 7;
+    options_.site_template.data.path = "medmnist/pneumoniamnist.npz";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  ProvisionOptions options_;
+};
+
+TEST_F(ProvisionTest, WritesLoadableConfigsAndVerifyingCertificates) {
+  const ProvisionResult result = ProvisionFederation(options_);
+  const fs::path out(options_.out_dir);
+  EXPECT_EQ(result.ca_cert, (out / "ca/ca.pem").string());
+  EXPECT_EQ(result.ca_key, (out / "ca/ca.key").string());
+  EXPECT_EQ(Mode(result.ca_key), 0600u);
+  const std::string ca_pem = Read(result.ca_cert);
+  const std::string ca_key = Read(result.ca_key);
+  EXPECT_EQ(InspectCertificate(ca_pem).common_name, "demo-ca");
+  const std::time_t now = std::time(nullptr);
+
+  // Coordinator: config with the template's settings plus the filled-in ones.
+  const fs::path coordinator_dir = out / "coordinator";
+  EXPECT_EQ(result.coordinator_config, (coordinator_dir / "coordinator.toml").string());
+  const CoordinatorConfig coordinator = LoadCoordinatorConfig(result.coordinator_config);
+  EXPECT_EQ(coordinator.federation, "demo");
+  EXPECT_EQ(coordinator.rounds, 7);
+  EXPECT_EQ(coordinator.listen_address, "0.0.0.0:8443");
+  EXPECT_EQ(coordinator.allowed_sites, options_.site_names);
+  EXPECT_EQ(coordinator.tls.ca_cert, (coordinator_dir / "ca.pem").string());
+  EXPECT_EQ(Read(coordinator.tls.ca_cert), ca_pem);
+  EXPECT_EQ(Mode(coordinator.tls.key), 0600u);
+  const std::string coordinator_cert = Read(coordinator.tls.cert);
+  EXPECT_NO_THROW(CheckKeyMatchesCertificate(Read(coordinator.tls.key), coordinator_cert,
+                                             "coordinator key"));
+  const CertificateInfo info = InspectCertificate(coordinator_cert);
+  EXPECT_EQ(info.dns_names, (std::vector<std::string>{"localhost", "fl.hospital.example"}))
+      << "the host sites dial must be among the certificate's names";
+  EXPECT_EQ(info.ip_addresses, (std::vector<std::string>{"127.0.0.1", "::1"}));
+  EXPECT_TRUE(
+      VerifyPeerCertificate(coordinator_cert, ca_pem, now, CertificatePurpose::kServerAuth).ok);
+  EXPECT_FALSE(
+      VerifyPeerCertificate(coordinator_cert, ca_pem, now, CertificatePurpose::kClientAuth).ok)
+      << "the coordinator's certificate must not pass as a site";
+
+  // Sites: one directory each, CN = name, clientAuth, config pointing at the coordinator.
+  ASSERT_EQ(result.site_configs.size(), 3u);
+  for (const std::string& name : options_.site_names) {
+    SCOPED_TRACE(name);
+    const fs::path site_dir = out / "sites" / name;
+    ASSERT_EQ(result.site_configs.at(name), (site_dir / "site.toml").string());
+    const SiteConfig site = LoadSiteConfig(result.site_configs.at(name));
+    EXPECT_EQ(site.name, name);
+    EXPECT_EQ(site.coordinator_address, "fl.hospital.example:8443");
+    EXPECT_EQ(site.tls.cert, (site_dir / (name + ".pem")).string());
+    EXPECT_EQ(site.data.path, "medmnist/pneumoniamnist.npz");
+    EXPECT_EQ(site.data.partition, "none");
+    EXPECT_EQ(Mode(site.tls.key), 0600u);
+    const std::string cert = Read(site.tls.cert);
+    EXPECT_NO_THROW(CheckKeyMatchesCertificate(Read(site.tls.key), cert, "site key"));
+    const PeerCheck check =
+        VerifyPeerCertificate(cert, Read(site.tls.ca_cert), now, CertificatePurpose::kClientAuth);
+    EXPECT_TRUE(check.ok) << check.reason;
+    EXPECT_EQ(check.common_name, name);
+    EXPECT_FALSE(
+        VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kServerAuth).ok);
+    const CertificateInfo site_info = InspectCertificate(cert);
+    EXPECT_EQ(site_info.not_after - site_info.not_before, 30 * 86400 + 300);
+  }
+
+  // The CA key is in ca/ only.
+  for (const fs::directory_entry& entry : fs::recursive_directory_iterator(out)) {
+    if (entry.is_regular_file() && entry.path() != fs::path(result.ca_key)) {
+      EXPECT_EQ(Read(entry.path()).find(ca_key), std::string::npos) << entry.path();
+    }
+  }
+}
+
+TEST_F(ProvisionTest, NeverOverwritesAnExistingCa) {
+  ProvisionFederation(options_);
+  const std::string ca_pem = Read(fs::path(options_.out_dir) / "ca/ca.pem");
+  try {
+    ProvisionFederation(options_);
+    FAIL() << "an existing CA was overwritten";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Contains(e.what(), (fs::path(options_.out_dir) / "ca/ca.pem").string()));
+    EXPECT_TRUE(Contains(e.what(), "add-site"));
+  }
+  EXPECT_EQ(Read(fs::path(options_.out_dir) / "ca/ca.pem"), ca_pem);
+
+  // A non-empty directory without a CA is refused as well; an empty one is fine.
+  fs::create_directories(dir_ / "other");
+  WriteFileAtomically((dir_ / "other/notes.txt").string(), "x", false);
+  options_.out_dir = (dir_ / "other").string();
+  EXPECT_THROW(ProvisionFederation(options_), Error);
+  fs::create_directories(dir_ / "empty");
+  options_.out_dir = (dir_ / "empty").string();
+  EXPECT_NO_THROW(ProvisionFederation(options_));
+}
+
+TEST_F(ProvisionTest, InvalidOptionsWriteNothing) {
+  ProvisionOptions bad = options_;
+  bad.site_names = {"site-1", "site 2"};
+  EXPECT_THROW(ProvisionFederation(bad), ConfigError);
+  bad = options_;
+  bad.site_names = {"site-1", "site-1"};
+  EXPECT_THROW(ProvisionFederation(bad), ConfigError);
+  bad = options_;
+  bad.federation = std::string(53, 'f');
+  EXPECT_THROW(ProvisionFederation(bad), ConfigError);
+  bad = options_;
+  bad.coordinator_address = "fl.hospital.example";
+  EXPECT_THROW(ProvisionFederation(bad), ConfigError);
+  bad = options_;
+  bad.coordinator_template.training.optimizer = "rmsprop";
+  try {
+    ProvisionFederation(bad);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(Contains(e.what(), "coordinator.toml: [training] optimizer"));
+  }
+  bad = options_;
+  bad.site_template.data.path = "";
+  EXPECT_THROW(ProvisionFederation(bad), ConfigError);
+  EXPECT_FALSE(fs::exists(options_.out_dir));
+}
+
+TEST_F(ProvisionTest, DemonstrationPartitionGivesEachSiteItsShard) {
+  options_.site_template.data.partition = "dirichlet";
+  options_.site_template.data.alpha = 0.3;
+  options_.site_template.data.num_shards = 1;
+  options_.coordinator_template.min_sites = 5;  // more than there are sites: lowered to 3
+  const ProvisionResult result = ProvisionFederation(options_);
+  EXPECT_EQ(LoadCoordinatorConfig(result.coordinator_config).min_sites, 3);
+  for (int i = 0; i < 3; ++i) {
+    const SiteConfig site = LoadSiteConfig(result.site_configs.at(options_.site_names[i]));
+    EXPECT_EQ(site.data.partition, "dirichlet");
+    EXPECT_EQ(site.data.shard, i + 1);
+    EXPECT_EQ(site.data.num_shards, 3);  // raised from the template's 1 to the number of sites
+    EXPECT_EQ(site.data.alpha, 0.3);
+  }
+  // More shards than sites (each site trains on a smaller slice) are kept.
+  options_.out_dir = (dir_ / "more-shards").string();
+  options_.site_template.data.num_shards = 6;
+  const ProvisionResult more = ProvisionFederation(options_);
+  const SiteConfig third = LoadSiteConfig(more.site_configs.at("site-3"));
+  EXPECT_EQ(third.data.shard, 3);
+  EXPECT_EQ(third.data.num_shards, 6);
+}
+
+TEST_F(ProvisionTest, DefaultTemplatesGiveLoadableConfigs) {
+  ProvisionOptions options;  // only the required settings
+  options.out_dir = (dir_ / "defaults").string();
+  options.site_names = {"site-1"};
+  options.coordinator_address = "127.0.0.1:0";  // port filled in once the coordinator listens
+  options.site_template.data.num_shards = 4;     // meaningless with partition "none"
+  const ProvisionResult result = ProvisionFederation(options);
+  const CoordinatorConfig coordinator = LoadCoordinatorConfig(result.coordinator_config);
+  EXPECT_EQ(coordinator.eval_data, kDefaultDataFile);
+  EXPECT_EQ(coordinator.min_sites, 1);
+  EXPECT_EQ(coordinator.listen_address, "0.0.0.0:0");
+  const SiteConfig site = LoadSiteConfig(result.site_configs.at("site-1"));
+  EXPECT_EQ(site.data.path, kDefaultDataFile);
+  EXPECT_EQ(site.data.num_shards, 1);
+  EXPECT_EQ(site.coordinator_address, "127.0.0.1:0");
+  EXPECT_EQ(InspectCertificate(Read(coordinator.tls.cert)).ip_addresses,
+            (std::vector<std::string>{"127.0.0.1"}));
+}
+
+TEST_F(ProvisionTest, AddSiteIssuesFromTheExistingCa) {
+  ProvisionFederation(options_);
+  SiteConfig site_template;
+  site_template.data.path = "/hospital/images.npz";
+  const ProvisionResult added = AddSite(options_.out_dir, "site-4", site_template, 10);
+  EXPECT_EQ(added.allowed_sites_line,
+            "allowed_sites = [\"site-1\", \"site-2\", \"site-3\", \"site-4\"]");
+  EXPECT_TRUE(LoadCoordinatorConfig(added.coordinator_config).allowed_sites ==
+              options_.site_names)
+      << "AddSite must not edit the coordinator's allow-list";
+
+  const SiteConfig site = LoadSiteConfig(added.site_configs.at("site-4"));
+  EXPECT_EQ(site.name, "site-4");
+  EXPECT_EQ(site.coordinator_address, "fl.hospital.example:8443") << "taken from existing sites";
+  EXPECT_EQ(site.data.path, "/hospital/images.npz");
+  const std::string cert = Read(site.tls.cert);
+  const PeerCheck check = VerifyPeerCertificate(cert, Read(added.ca_cert), std::time(nullptr));
+  EXPECT_TRUE(check.ok) << check.reason;
+  EXPECT_EQ(check.common_name, "site-4");
+  EXPECT_EQ(Read(site.tls.ca_cert), Read(added.ca_cert));
+  EXPECT_EQ(Mode(site.tls.key), 0600u);
+
+  try {
+    AddSite(options_.out_dir, "site-4", site_template, 10);
+    FAIL() << "an existing site was overwritten";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Contains(e.what(), (fs::path(options_.out_dir) / "sites/site-4").string()));
+  }
+  EXPECT_THROW(AddSite(options_.out_dir, "../escape", site_template, 10), ConfigError);
+  EXPECT_THROW(AddSite((dir_ / "no-such-federation").string(), "site-5", site_template, 10),
+               Error);
+}
+
+}  // namespace
+}  // namespace fedmed
