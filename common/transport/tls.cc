@@ -1,0 +1,110 @@
+#include "common/transport/tls.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "common/config/coordinator_config.h"
+#include "common/crypto/pki.h"
+
+namespace fedmed {
+
+namespace {
+
+struct PemFiles {
+  std::string ca, cert, key;
+};
+
+PemFiles ReadPemFiles(const TlsFiles& files) {
+  PemFiles pem;
+  pem.ca = ReadFileOrThrow(files.ca_cert, "[tls] ca_cert");
+  pem.cert = ReadFileOrThrow(files.cert, "[tls] cert");
+  pem.key = ReadFileOrThrow(files.key, "[tls] key");
+  CheckKeyMatchesCertificate(pem.key, pem.cert, files.key + " and " + files.cert);
+  return pem;
+}
+
+bool Contains(const std::string& haystack, const char* needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsFiles& files) {
+  const PemFiles pem = ReadPemFiles(files);
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  options.pem_root_certs = pem.ca;
+  options.pem_key_cert_pairs.push_back({pem.key, pem.cert});
+  return grpc::SslServerCredentials(options);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsFiles& files) {
+  const PemFiles pem = ReadPemFiles(files);
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = pem.ca;
+  options.pem_private_key = pem.key;
+  options.pem_cert_chain = pem.cert;
+  return grpc::SslCredentials(options);
+}
+
+grpc::Status AuthenticatePeer(const grpc::ServerContext& context, const std::string& ca_pem,
+                              const std::vector<std::string>& allowed_sites,
+                              std::string* site_name) {
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  std::string peer_pem;
+  if (auth != nullptr) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)) {
+      peer_pem.assign(value.data(), value.size());
+    }
+  }
+  if (peer_pem.empty()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "refused: the connection presented no client certificate (mutual TLS is "
+                        "required)");
+  }
+  const PeerCheck check = VerifyPeerCertificate(peer_pem, ca_pem, std::time(nullptr));
+  if (!check.ok) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "refused: " + check.reason);
+  }
+  if (std::find(allowed_sites.begin(), allowed_sites.end(), check.common_name) ==
+      allowed_sites.end()) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        "refused: certificate CN=" + check.common_name +
+                            " is valid but not in the coordinator's allow-list ([tls] "
+                            "allowed_sites)");
+  }
+  *site_name = check.common_name;
+  return grpc::Status::OK;
+}
+
+std::string DescribeClientError(const grpc::Status& status, const std::string& target) {
+  const std::string& msg = status.error_message();
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    if (Contains(msg, "CERTIFICATE_VERIFY_FAILED") || Contains(msg, "certificate verify failed")) {
+      return "TLS handshake with the coordinator at " + target +
+             " failed: its certificate does not verify against [tls] ca_cert (is ca_cert the "
+             "federation CA?) (" + msg + ")";
+    }
+    if (Contains(msg, "Peer name") || Contains(msg, "not in peer certificate")) {
+      return "TLS handshake with the coordinator at " + target +
+             " failed: the host name is not in the coordinator certificate's subject alternative "
+             "names (re-issue it with fedmed-pki --coordinator-dns/--coordinator-ip) (" + msg +
+             ")";
+    }
+    if (Contains(msg, "handshake") || Contains(msg, "SSL")) {
+      return "TLS handshake with the coordinator at " + target + " failed (" + msg + ")";
+    }
+    return "coordinator at " + target + " is unreachable (" + msg + ")";
+  }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return "coordinator at " + target + " did not answer in time (" + msg + ")";
+  }
+  return "coordinator at " + target + " answered " + std::to_string(status.error_code()) + ": " +
+         msg;
+}
+
+}  // namespace fedmed

@@ -1,0 +1,32 @@
+// fedmed-coordinator: runs one federation's rounds. See coordinator/coordinator.h.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "common/config/coordinator_config.h"
+#include "common/util/error.h"
+#include "coordinator/coordinator.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fedmed coordinator: runs the rounds of a federation (FedAvg over mutual-TLS gRPC)"};
+  std::string config_path;
+  std::string data_root;
+  app.add_option("--config", config_path, "coordinator.toml (fedmed-pki init writes one)")
+      ->required();
+  app.add_option("--data", data_root,
+                 "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    fedmed::CoordinatorConfig config = fedmed::LoadCoordinatorConfig(config_path);
+    fedmed::Coordinator::Options options;
+    options.data_root = data_root;
+    fedmed::Coordinator coordinator(std::move(config), std::move(options));
+    coordinator.Start();
+    return coordinator.Run();
+  } catch (const std::exception& e) {
+    std::cerr << "fedmed-coordinator: " << e.what() << std::endl;
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,117 @@
+#include "coordinator/metrics_log.h"
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+const char* const kMetricNames[] = {"loss", "accuracy", "balanced_accuracy", "auc",
+                                    "f1",   "sensitivity", "specificity"};
+
+std::vector<double> MetricValues(const ClassificationMetrics& m) {
+  return {m.loss, m.accuracy, m.balanced_accuracy, m.auc, m.f1, m.sensitivity, m.specificity};
+}
+
+nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+nlohmann::json MetricsJson(const ClassificationMetrics& m) {
+  nlohmann::json j;
+  j["num_samples"] = m.num_samples;
+  const std::vector<double> values = MetricValues(m);
+  for (std::size_t i = 0; i < values.size(); ++i) j[kMetricNames[i]] = Number(values[i]);
+  j["confusion"] = m.confusion;
+  return j;
+}
+
+std::string CsvNumber(double v) {
+  if (!std::isfinite(v)) return "";
+  std::ostringstream out;
+  out.precision(6);
+  out << v;
+  return out.str();
+}
+
+std::ofstream OpenAppend(const std::string& path) {
+  std::ofstream out(path, std::ios::app);
+  if (!out) throw Error("cannot open metrics file '" + path + "' for appending");
+  return out;
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& dir) {
+  std::filesystem::create_directories(dir);
+  const std::string csv_path = dir + "/metrics.csv";
+  const bool is_new = !std::filesystem::exists(csv_path) || std::filesystem::file_size(csv_path) == 0;
+  csv_ = OpenAppend(csv_path);
+  jsonl_ = OpenAppend(dir + "/metrics.jsonl");
+  if (is_new) csv_ << CsvHeader() << '\n' << std::flush;
+}
+
+std::string MetricsLog::CsvHeader() {
+  std::string h =
+      "round,attempt,round_seconds,training_wait_seconds,transfer_seconds,aggregation_seconds,"
+      "evaluation_seconds,checkpoint_seconds,sites,num_samples,train_loss";
+  for (const char* prefix : {"global_", "federated_"}) {
+    for (const char* name : kMetricNames) h += std::string(",") + prefix + name;
+  }
+  return h;
+}
+
+std::string MetricsLog::ToCsv(const RoundRecord& r) {
+  std::ostringstream out;
+  std::string sites;
+  for (const std::string& s : r.contributors) sites += (sites.empty() ? "" : ";") + s;
+  out << r.round << ',' << r.attempt << ',' << CsvNumber(r.round_seconds) << ','
+      << CsvNumber(r.training_wait_seconds) << ',' << CsvNumber(r.transfer_seconds) << ','
+      << CsvNumber(r.aggregation_seconds) << ',' << CsvNumber(r.evaluation_seconds) << ','
+      << CsvNumber(r.checkpoint_seconds) << ',' << sites << ',' << r.num_samples << ','
+      << CsvNumber(r.mean_train_loss);
+  for (const std::optional<ClassificationMetrics>* m : {&r.global, &r.federated}) {
+    for (std::size_t i = 0; i < std::size(kMetricNames); ++i) {
+      out << ',' << (m->has_value() ? CsvNumber(MetricValues(**m)[i]) : "");
+    }
+  }
+  return out.str();
+}
+
+std::string MetricsLog::ToJson(const RoundRecord& r) {
+  nlohmann::json j;
+  j["round"] = r.round;
+  j["attempt"] = r.attempt;
+  j["unix_time"] = r.unix_time;
+  j["seconds"] = {{"round", r.round_seconds},
+                  {"training", r.training_seconds},
+                  {"training_wait", r.training_wait_seconds},
+                  {"transfer", r.transfer_seconds},
+                  {"aggregation", r.aggregation_seconds},
+                  {"evaluation", r.evaluation_seconds},
+                  {"checkpoint", r.checkpoint_seconds},
+                  {"site_training_mean", r.mean_site_train_seconds}};
+  j["contributors"] = r.contributors;
+  j["num_samples"] = r.num_samples;
+  j["train_loss"] = Number(r.mean_train_loss);
+  j["model_sha256"] = r.model_sha256;
+  j["update_sha256"] = r.update_sha256;
+  j["global"] = r.global ? MetricsJson(*r.global) : nlohmann::json();
+  j["federated"] = r.federated ? MetricsJson(*r.federated) : nlohmann::json();
+  nlohmann::json sites = nlohmann::json::object();
+  for (const auto& [name, m] : r.sites) sites[name] = MetricsJson(m);
+  j["sites"] = sites;
+  return j.dump();
+}
+
+void MetricsLog::Append(const RoundRecord& record) {
+  csv_ << ToCsv(record) << '\n' << std::flush;
+  jsonl_ << ToJson(record) << '\n' << std::flush;
+  if (!csv_ || !jsonl_) throw Error("writing metrics.csv / metrics.jsonl failed");
+}
+
+}  // namespace fedmed

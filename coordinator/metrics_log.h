@@ -1,0 +1,65 @@
+// Per-round records of the coordinator: metrics.csv (one row per round, for spreadsheets and
+// plots) and metrics.jsonl (one JSON object per round with everything, including per-site metrics
+// and the SHA-256 digests of every update received). Both files are appended and flushed after
+// every round, so a crash loses at most the round in flight.
+#ifndef FEDMED_COORDINATOR_METRICS_LOG_H_
+#define FEDMED_COORDINATOR_METRICS_LOG_H_
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/metrics/classification_metrics.h"
+
+namespace fedmed {
+
+struct RoundRecord {
+  int round = 0;
+  int attempt = 1;                     // > 1 when earlier attempts missed the quorum
+  double unix_time = 0;                // when the round ended, seconds since the epoch
+  // Wall-clock seconds. round = training + aggregation + evaluation + checkpoint; training is the
+  // time from the round's start to the last accepted update, of which transfer_seconds (mean per
+  // contributing site of the server-side model download and update upload stream time) was spent
+  // moving bytes and training_wait_seconds = training - transfer waiting for local training.
+  double round_seconds = 0;
+  double training_seconds = 0;
+  double training_wait_seconds = 0;
+  double transfer_seconds = 0;
+  double aggregation_seconds = 0;      // from the last update to the new global model
+  double evaluation_seconds = 0;       // central and federated evaluation (they overlap)
+  double checkpoint_seconds = 0;
+  std::vector<std::string> contributors;
+  int64_t num_samples = 0;             // Σ n_k over contributors
+  double mean_train_loss = 0;          // n_k-weighted
+  double mean_site_train_seconds = 0;  // local training time reported by the sites
+  std::string model_sha256;            // of the new global model's encoding
+  std::map<std::string, std::string> update_sha256;  // site -> digest of the update received
+  std::optional<ClassificationMetrics> global;       // central evaluation on the held-out set
+  std::optional<ClassificationMetrics> federated;    // sites' local test splits, combined
+  std::map<std::string, ClassificationMetrics> sites;
+};
+
+class MetricsLog {
+ public:
+  // Opens (appending) dir/metrics.csv and dir/metrics.jsonl, writing the CSV header if the file is
+  // new. Throws Error naming the file if it cannot be opened.
+  explicit MetricsLog(const std::string& dir);
+
+  // Appends one row to each file and flushes them.
+  void Append(const RoundRecord& record);
+
+  static std::string CsvHeader();
+  static std::string ToCsv(const RoundRecord& record);
+  static std::string ToJson(const RoundRecord& record);
+
+ private:
+  std::ofstream csv_;
+  std::ofstream jsonl_;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_METRICS_LOG_H_

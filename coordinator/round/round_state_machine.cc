@@ -1,0 +1,147 @@
+#include "coordinator/round/round_state_machine.h"
+
+#include <algorithm>
+#include <random>
+
+#include "common/util/error.h"
+
+namespace fedmed {
+
+const char* PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kWaitingForSites: return "waiting_for_sites";
+    case Phase::kTraining: return "training";
+    case Phase::kEvaluating: return "evaluating";
+    case Phase::kFinished: return "finished";
+  }
+  return "unknown";
+}
+
+RoundStateMachine::RoundStateMachine(int total_rounds, int min_sites, int sites_per_round,
+                                     uint64_t seed)
+    : total_rounds_(total_rounds),
+      min_sites_(min_sites),
+      sites_per_round_(sites_per_round),
+      seed_(seed) {
+  if (total_rounds < 1 || min_sites < 1 || sites_per_round < 0) {
+    throw ConfigError("round state machine: rounds and min_sites must be >= 1, sites_per_round >= 0");
+  }
+}
+
+void RoundStateMachine::Register(const RegisteredSite& site) { sites_[site.name] = site; }
+
+bool RoundStateMachine::IsCurrentSession(const std::string& site,
+                                         const std::string& session_id) const {
+  const auto it = sites_.find(site);
+  return it != sites_.end() && it->second.session_id == session_id;
+}
+
+void RoundStateMachine::ResumeAfter(int completed_rounds) {
+  if (phase_ != Phase::kWaitingForSites || round_ != 0) throw Error("ResumeAfter once rounds ran");
+  round_ = completed_rounds;
+  if (round_ >= total_rounds_) phase_ = Phase::kFinished;
+}
+
+bool RoundStateMachine::ReadyToStart() const {
+  return phase_ == Phase::kWaitingForSites && static_cast<int>(sites_.size()) >= min_sites_;
+}
+
+void RoundStateMachine::StartRound(bool retry) {
+  if (phase_ == Phase::kFinished) throw Error("StartRound after the last round");
+  if (retry) {
+    ++attempt_;
+  } else {
+    ++round_;
+    attempt_ = 1;
+  }
+  selected_.clear();
+  for (const auto& [name, site] : sites_) selected_.push_back(name);
+  if (sites_per_round_ > 0 && sites_per_round_ < static_cast<int>(selected_.size())) {
+    std::mt19937_64 rng(seed_ * 1000003ULL + static_cast<uint64_t>(round_) * 7919ULL +
+                        static_cast<uint64_t>(attempt_));
+    std::shuffle(selected_.begin(), selected_.end(), rng);
+    selected_.resize(static_cast<std::size_t>(sites_per_round_));
+    std::sort(selected_.begin(), selected_.end());
+  }
+  contributed_.clear();
+  eval_asked_.clear();
+  evaluated_.clear();
+  phase_ = Phase::kTraining;
+}
+
+SiteAction RoundStateMachine::ActionFor(const std::string& site) const {
+  switch (phase_) {
+    case Phase::kFinished:
+      return SiteAction::kFinish;
+    case Phase::kTraining:
+      if (std::find(selected_.begin(), selected_.end(), site) != selected_.end() &&
+          contributed_.count(site) == 0) {
+        return SiteAction::kTrain;
+      }
+      return SiteAction::kWait;
+    case Phase::kEvaluating:
+      if (eval_asked_.count(site) != 0 && evaluated_.count(site) == 0) return SiteAction::kEvaluate;
+      return SiteAction::kWait;
+    case Phase::kWaitingForSites:
+      return SiteAction::kWait;
+  }
+  return SiteAction::kWait;
+}
+
+std::string RoundStateMachine::AcceptUpdate(const std::string& site, int round) {
+  if (phase_ != Phase::kTraining) {
+    return std::string("the coordinator is not collecting updates (phase ") + PhaseName(phase_) +
+           ")";
+  }
+  if (round != round_) {
+    return "update is for round " + std::to_string(round) + " but the current round is " +
+           std::to_string(round_);
+  }
+  if (std::find(selected_.begin(), selected_.end(), site) == selected_.end()) {
+    return "site " + site + " was not selected for round " + std::to_string(round_);
+  }
+  if (!contributed_.insert(site).second) {
+    return "site " + site + " already sent its update for round " + std::to_string(round_);
+  }
+  return "";
+}
+
+bool RoundStateMachine::TrainingComplete() const {
+  return phase_ == Phase::kTraining && contributed_.size() == selected_.size();
+}
+
+bool RoundStateMachine::HasQuorum() const {
+  return static_cast<int>(contributed_.size()) >= min_sites_;
+}
+
+void RoundStateMachine::StartEvaluation(bool ask_sites) {
+  if (phase_ != Phase::kTraining) throw Error("StartEvaluation outside training");
+  phase_ = Phase::kEvaluating;
+  eval_asked_.clear();
+  evaluated_.clear();
+  if (ask_sites) {
+    for (const auto& [name, site] : sites_) {
+      if (site.num_test_samples > 0) eval_asked_.insert(name);
+    }
+  }
+}
+
+std::string RoundStateMachine::AcceptEvaluation(const std::string& site, int round) {
+  if (phase_ != Phase::kEvaluating || round != round_) {
+    return "no evaluation of round " + std::to_string(round) + " is being collected";
+  }
+  if (eval_asked_.count(site) == 0) return "site " + site + " was not asked to evaluate";
+  if (!evaluated_.insert(site).second) return "site " + site + " already reported";
+  return "";
+}
+
+bool RoundStateMachine::EvaluationComplete() const {
+  return phase_ == Phase::kEvaluating && evaluated_.size() == eval_asked_.size();
+}
+
+void RoundStateMachine::FinishRound() {
+  // Until the next StartRound the phase stays kEvaluating with every report in: sites wait.
+  if (round_ >= total_rounds_) phase_ = Phase::kFinished;
+}
+
+}  // namespace fedmed

@@ -1,0 +1,147 @@
+#include "coordinator/service.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "common/transport/chunking.h"
+#include "common/transport/tls.h"
+#include "common/util/error.h"
+#include "proto/fedmed.grpc.pb.h"
+
+namespace fedmed {
+
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+class FederationService final : public v1::Federation::Service {
+ public:
+  FederationService(SiteHandler* handler, std::string ca_pem, std::vector<std::string> allowed,
+                    std::shared_ptr<spdlog::logger> logger)
+      : handler_(handler),
+        ca_pem_(std::move(ca_pem)),
+        allowed_(std::move(allowed)),
+        log_(std::move(logger)) {}
+
+  grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
+                        v1::RegisterReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "Register", &site); !s.ok()) return s;
+    return handler_->Register(site, *request, reply);
+  }
+
+  grpc::Status PollTask(grpc::ServerContext* context, const v1::PollRequest* request,
+                        v1::Task* task) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "PollTask", &site); !s.ok()) return s;
+    return handler_->Poll(site, *request, task);
+  }
+
+  grpc::Status DownloadModel(grpc::ServerContext* context, const v1::DownloadRequest* request,
+                             grpc::ServerWriter<v1::ModelChunk>* writer) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "DownloadModel", &site); !s.ok()) return s;
+    std::shared_ptr<const EncodedModel> model;
+    if (grpc::Status s = handler_->GetModel(site, *request, &model); !s.ok()) return s;
+    const auto start = std::chrono::steady_clock::now();
+    v1::ModelChunk chunk;
+    v1::ModelRef* header = chunk.mutable_header();
+    header->set_version(model->version);
+    header->set_sha256(model->sha256);
+    header->set_size_bytes(static_cast<int64_t>(model->bytes.size()));
+    if (!writer->Write(chunk)) return Cancelled(site, "DownloadModel");
+    const bool sent = ForEachChunk(model->bytes, [&](std::string_view piece) {
+      chunk.set_data(piece.data(), piece.size());
+      return writer->Write(chunk);
+    });
+    if (!sent) return Cancelled(site, "DownloadModel");
+    handler_->RecordDownload(site, SecondsSince(start));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadUpdate(grpc::ServerContext* context,
+                            grpc::ServerReader<v1::UpdateChunk>* reader,
+                            v1::UploadReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "UploadUpdate", &site); !s.ok()) return s;
+    const auto start = std::chrono::steady_clock::now();
+    v1::UpdateChunk chunk;
+    if (!reader->Read(&chunk) || !chunk.has_header()) {
+      return Reject(site, grpc::StatusCode::INVALID_ARGUMENT,
+                    "update stream must start with an UpdateHeader");
+    }
+    const v1::UpdateHeader header = chunk.header();
+    if (grpc::Status s = handler_->CheckUpdate(site, header); !s.ok()) {
+      log_->warn("rejected update header from {}: {}", site, s.error_message());
+      return s;
+    }
+    const std::string what =
+        "update from " + site + " for round " + std::to_string(header.round());
+    std::string bytes;
+    try {
+      ChunkAssembler assembler(header.size_bytes(), header.sha256(), what);
+      while (reader->Read(&chunk)) {
+        if (!chunk.has_data()) throw FormatError(what + ": a second header inside the stream");
+        assembler.Append(chunk.data());
+      }
+      if (context->IsCancelled()) return Cancelled(site, "UploadUpdate");
+      bytes = assembler.Finish();
+    } catch (const FormatError& e) {
+      return Reject(site, grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    }
+    grpc::Status s = handler_->AcceptUpdate(site, header, std::move(bytes), SecondsSince(start));
+    if (!s.ok()) {
+      log_->warn("rejected {}: {}", what, s.error_message());
+      return s;
+    }
+    reply->set_accepted(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportEvaluation(grpc::ServerContext* context, const v1::EvaluationReport* report,
+                                v1::EvaluationReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "ReportEvaluation", &site); !s.ok()) return s;
+    grpc::Status s = handler_->AcceptEvaluation(site, *report);
+    reply->set_accepted(s.ok());
+    return s;
+  }
+
+ private:
+  grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
+                            std::string* site) {
+    grpc::Status s = AuthenticatePeer(context, ca_pem_, allowed_, site);
+    if (!s.ok()) log_->warn("{} from {} {}", rpc, context.peer(), s.error_message());
+    return s;
+  }
+
+  grpc::Status Reject(const std::string& site, grpc::StatusCode code, const std::string& why) {
+    log_->warn("rejected update from {}: {}", site, why);
+    return grpc::Status(code, why);
+  }
+
+  grpc::Status Cancelled(const std::string& site, const char* rpc) {
+    log_->warn("{} with {} was cancelled by the peer", rpc, site);
+    return grpc::Status(grpc::StatusCode::CANCELLED, std::string(rpc) + " cancelled");
+  }
+
+  SiteHandler* handler_;
+  const std::string ca_pem_;
+  const std::vector<std::string> allowed_;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::string ca_pem,
+                                                     std::vector<std::string> allowed_sites,
+                                                     std::shared_ptr<spdlog::logger> logger) {
+  return std::make_unique<FederationService>(handler, std::move(ca_pem), std::move(allowed_sites),
+                                             std::move(logger));
+}
+
+}  // namespace fedmed

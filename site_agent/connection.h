@@ -1,0 +1,104 @@
+// A site's connection to the coordinator: the five site-initiated RPCs of proto/fedmed.proto over
+// one mutual-TLS gRPC channel, with models and updates streamed in chunks of at most 1 MiB and
+// checked against their SHA-256 digest.
+//
+// Calls throw RpcError on failure; RpcError::kind() tells the caller what to do about it. gRPC and
+// protobuf stay inside connection.cc.
+#ifndef FEDMED_SITE_AGENT_CONNECTION_H_
+#define FEDMED_SITE_AGENT_CONNECTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/metrics/classification_metrics.h"
+#include "common/model/local_training.h"
+#include "common/model/model_spec.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+struct TlsFiles;
+
+class RpcError : public Error {
+ public:
+  enum class Kind {
+    kRetry,         // coordinator unreachable, restarting or overloaded: back off and retry
+    kSessionLost,   // the coordinator no longer knows our session (it restarted): register again
+    kRejected,      // this request was refused (late update, stale model): drop it and poll again
+    kRefused,       // this site is refused (certificate, allow-list, incompatible data): give up
+  };
+  RpcError(Kind kind, int code, const std::string& message)
+      : Error(message), kind_(kind), code_(code) {}
+  Kind kind() const { return kind_; }
+  int code() const { return code_; }  // the grpc::StatusCode
+
+ private:
+  Kind kind_;
+  int code_;
+};
+
+struct Registration {
+  std::string session_id;
+  std::string federation;
+  int total_rounds = 0;
+};
+
+// A global model version as announced in a task.
+struct ModelRef {
+  int version = 0;
+  std::string sha256;
+  int64_t size_bytes = 0;
+};
+
+struct SiteTask {
+  enum class Kind { kWait, kTrain, kEvaluate, kFinish } kind = Kind::kWait;
+  int round = 0;
+  ModelRef model;
+  ModelSpec spec;
+  TrainSettings settings;     // kTrain
+  int eval_batch_size = 256;  // kEvaluate
+  double seconds_left = 0;    // until the coordinator's deadline for this task
+  std::string finish_reason;  // kFinish
+};
+
+struct UpdateInfo {
+  int round = 0;
+  int base_version = 0;
+  int64_t num_samples = 0;
+  int64_t local_steps = 0;
+  double train_loss = 0;
+  double train_seconds = 0;
+};
+
+class CoordinatorConnection {
+ public:
+  // `target` is host:port; the host must be a SAN of the coordinator's certificate.
+  // Throws Error/CryptoError when the TLS files cannot be read or do not match.
+  CoordinatorConnection(std::string target, const TlsFiles& tls);
+  ~CoordinatorConnection();
+
+  const std::string& target() const { return target_; }
+
+  // Each call has its own deadline (Register/Report: 30 s; Poll: wait_ms + 30 s; transfers: 10
+  // minutes) so that a vanished coordinator never hangs a site.
+  Registration Register(const std::string& site_name, int64_t num_train_samples,
+                        int64_t num_test_samples, int64_t in_channels, int64_t num_classes);
+  SiteTask Poll(const std::string& session_id, int wait_ms);
+  // Returns the encoded model of `ref.version`; throws RpcError(kRejected) when its size or
+  // SHA-256 differs from `ref` or from the stream header.
+  std::string DownloadModel(const std::string& session_id, const ModelRef& ref);
+  void UploadUpdate(const std::string& session_id, const UpdateInfo& info,
+                    const std::string& update_bytes);
+  void ReportEvaluation(const std::string& session_id, int round, int model_version,
+                        const ClassificationMetrics& metrics, double eval_seconds);
+
+ private:
+  class Stub;
+  std::string target_;
+  std::unique_ptr<Stub> stub_;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_SITE_AGENT_CONNECTION_H_

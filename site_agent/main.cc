@@ -1,0 +1,26 @@
+// fedmed-site: a hospital's site agent. See site_agent/site_agent.h.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "common/config/site_config.h"
+#include "common/util/error.h"
+#include "site_agent/site_agent.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fedmed site agent: trains the federation's model on this site's images"};
+  std::string config_path;
+  std::string data_root;
+  app.add_option("--config", config_path, "site.toml (fedmed-pki init writes one per site)")
+      ->required();
+  app.add_option("--data", data_root,
+                 "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    fedmed::SiteAgent agent(fedmed::LoadSiteConfig(config_path), data_root);
+    return agent.Run();
+  } catch (const std::exception& e) {
+    std::cerr << "fedmed-site: " << e.what() << std::endl;
+    return 2;
+  }
+}

@@ -1,0 +1,286 @@
+#include "site_agent/site_agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <future>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "common/crypto/pki.h"
+#include "common/data/medmnist.h"
+#include "common/data/partition.h"
+#include "common/model/evaluation.h"
+#include "common/model/local_training.h"
+#include "common/model/model_state.h"
+#include "common/util/data_path.h"
+#include "common/util/logging.h"
+#include "site_agent/connection.h"
+
+namespace fedmed {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kPollWaitMs = 10000;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// This site's share of one split: the whole split, or shard k of K of it.
+ImageSet SelectShard(const ImageSet& split, const SiteDataConfig& data, int64_t min_samples) {
+  if (data.partition == "none") return split;
+  PartitionSpec spec;
+  spec.scheme = ParsePartitionScheme(data.partition);
+  spec.num_sites = data.num_shards;
+  spec.alpha = data.alpha;
+  spec.seed = data.seed;
+  spec.min_samples_per_site = min_samples;
+  return split.Subset(ShardIndices(split.labels, split.num_classes, spec, data.shard - 1));
+}
+
+std::string Histogram(const ImageSet& set) {
+  std::string out;
+  const std::vector<int64_t> h = set.ClassHistogram();
+  for (std::size_t c = 0; c < h.size(); ++c) {
+    out += (c ? " " : "") + std::to_string(c) + ":" + std::to_string(h[c]);
+  }
+  return out;
+}
+
+}  // namespace
+
+class SiteAgent::Impl {
+ public:
+  Impl(SiteConfig config, std::string data_root)
+      : config_(std::move(config)), data_root_(std::move(data_root)) {
+    log_ = MakeLogger(config_.name, config_.output_dir + "/site.log");
+    CheckCertificate();
+    SetComputeThreads(config_.threads);
+    LoadData();
+  }
+
+  int Run(bool handle_signals) {
+    std::optional<asio::signal_set> signals;
+    if (handle_signals) {
+      signals.emplace(io_, SIGINT, SIGTERM);
+      signals->async_wait([this](const boost::system::error_code& ec, int signal) {
+        if (ec) return;
+        log_->warn("received signal {}, stopping", signal);
+        Stop();
+      });
+    }
+    std::thread io_thread([this] { io_.run(); });
+    int status = 2;
+    try {
+      status = Loop();
+    } catch (const std::exception& e) {
+      log_->error("{}", e.what());
+    }
+    work_.reset();
+    if (signals) signals->cancel();
+    io_.stop();
+    io_thread.join();
+    log_->info("site agent stopped (exit status {})", status);
+    return status;
+  }
+
+  void Stop() {
+    stopping_ = true;
+    asio::post(io_, [this] { backoff_timer_.cancel(); });
+  }
+
+ private:
+  void CheckCertificate() {
+    const std::string cert = ReadFileOrThrow(config_.tls.cert, "[tls] cert");
+    const std::string ca = ReadFileOrThrow(config_.tls.ca_cert, "[tls] ca_cert");
+    const CertificateInfo info = InspectCertificate(cert);
+    if (info.common_name != config_.name) {
+      throw ConfigError(config_.config_path + ": [site] name '" + config_.name +
+                        "' differs from the CN of [tls] cert " + config_.tls.cert + " ('" +
+                        info.common_name + "'); the coordinator knows a site by its CN");
+    }
+    const PeerCheck check = VerifyPeerCertificate(cert, ca, std::time(nullptr));
+    if (!check.ok) {
+      log_->warn("this site's certificate will be refused by the coordinator: {}", check.reason);
+    }
+  }
+
+  void LoadData() {
+    const std::string path = ResolveDataPath(config_.data.path, data_root_);
+    const MedMnist data = LoadMedMnist(path);
+    train_ = SelectShard(data.train, config_.data, /*min_samples=*/10);
+    test_ = SelectShard(data.test, config_.data, /*min_samples=*/1);
+    num_classes_ = data.num_classes;
+    std::string shard = config_.data.partition == "none"
+                            ? std::string("all of it")
+                            : "shard " + std::to_string(config_.data.shard) + "/" +
+                                  std::to_string(config_.data.num_shards) + " (" +
+                                  config_.data.partition + ")";
+    log_->info("data: {}, {}: {} training images (classes {}), {} test images", path, shard,
+               train_.size(), Histogram(train_), test_.size());
+  }
+
+  int Loop() {
+    CoordinatorConnection connection(config_.coordinator_address, config_.tls);
+    const auto started = Clock::now();
+    int failures = 0;
+    std::string session;
+    while (!stopping_) {
+      try {
+        if (session.empty()) {
+          const Registration r = connection.Register(config_.name, train_.size(), test_.size(),
+                                                     train_.channels, num_classes_);
+          session = r.session_id;
+          log_->info("registered with federation '{}' at {} ({} rounds)", r.federation,
+                     connection.target(), r.total_rounds);
+        }
+        const SiteTask task = connection.Poll(session, kPollWaitMs);
+        failures = 0;
+        switch (task.kind) {
+          case SiteTask::Kind::kWait:
+            break;
+          case SiteTask::Kind::kTrain:
+            Train(connection, session, task);
+            break;
+          case SiteTask::Kind::kEvaluate:
+            Evaluate(connection, session, task);
+            break;
+          case SiteTask::Kind::kFinish:
+            log_->info("coordinator says: {}; exiting", task.finish_reason);
+            return 0;
+        }
+      } catch (const RpcError& e) {
+        switch (e.kind()) {
+          case RpcError::Kind::kRefused:
+            log_->error("the coordinator refused this site: {}", e.what());
+            return 2;
+          case RpcError::Kind::kSessionLost:
+            log_->warn("{}; registering again", e.what());
+            session.clear();
+            break;
+          case RpcError::Kind::kRejected:
+            log_->warn("request rejected: {}", e.what());
+            break;
+          case RpcError::Kind::kRetry: {
+            const double elapsed = Seconds(Clock::now() - started);
+            if (config_.give_up_after_seconds > 0 && elapsed > config_.give_up_after_seconds) {
+              log_->error("{}; giving up after {:.0f} s ([connection] give_up_after_seconds)",
+                          e.what(), elapsed);
+              return 2;
+            }
+            const double delay = NextBackoff(failures++);
+            log_->warn("{}; retrying in {:.1f} s (attempt {})", e.what(), delay, failures);
+            if (!SleepFor(delay)) return 1;
+            break;
+          }
+        }
+      }
+    }
+    return 1;
+  }
+
+  // Full-jitter exponential backoff: uniform in [b/2, b], b = min(max, initial * 2^failures).
+  double NextBackoff(int failures) {
+    const double base = std::min(config_.backoff_max_seconds,
+                                 config_.backoff_initial_seconds * std::pow(2.0, std::min(failures, 30)));
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    return base * jitter(rng_);
+  }
+
+  // Waits on the io_context's steady_timer; false when Stop() interrupted the wait.
+  bool SleepFor(double seconds) {
+    std::promise<bool> done;
+    std::future<bool> result = done.get_future();
+    asio::post(io_, [&] {
+      if (stopping_) {
+        done.set_value(false);
+        return;
+      }
+      backoff_timer_.expires_after(
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)));
+      backoff_timer_.async_wait(
+          [&](const boost::system::error_code& ec) { done.set_value(!ec && !stopping_); });
+    });
+    return result.get();
+  }
+
+  const ModelState& GlobalModel(CoordinatorConnection& connection, const std::string& session,
+                                const ModelRef& ref) {
+    if (!cached_ || cached_version_ != ref.version || cached_sha256_ != ref.sha256) {
+      const auto start = Clock::now();
+      const std::string bytes = connection.DownloadModel(session, ref);
+      cached_ = DecodeModelState(bytes, "global model version " + std::to_string(ref.version));
+      cached_version_ = ref.version;
+      cached_sha256_ = ref.sha256;
+      log_->info("downloaded global model version {} ({:.1f} MB, sha256 {}...) in {:.2f} s",
+                 ref.version, static_cast<double>(bytes.size()) / 1e6, ref.sha256.substr(0, 12),
+                 Seconds(Clock::now() - start));
+    }
+    return *cached_;
+  }
+
+  void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
+    const ModelState& global = GlobalModel(connection, session, task.model);
+    log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {})", task.round,
+               task.spec.name, train_.size(), task.settings.local_epochs, task.settings.optimizer,
+               task.settings.learning_rate);
+    const TrainResult result = TrainLocal(task.spec, global, train_, task.settings);
+    const std::string bytes = EncodeModelState(result.delta);
+    UpdateInfo info;
+    info.round = task.round;
+    info.base_version = task.model.version;
+    info.num_samples = result.num_samples;
+    info.local_steps = result.steps;
+    info.train_loss = result.mean_loss;
+    info.train_seconds = result.seconds;
+    const auto start = Clock::now();
+    connection.UploadUpdate(session, info, bytes);
+    log_->info("round {}: trained {} steps in {:.2f} s (loss {:.4f}); update sent in {:.2f} s",
+               task.round, result.steps, result.seconds, result.mean_loss,
+               Seconds(Clock::now() - start));
+  }
+
+  void Evaluate(CoordinatorConnection& connection, const std::string& session,
+                const SiteTask& task) {
+    const ModelState& global = GlobalModel(connection, session, task.model);
+    const auto start = Clock::now();
+    const ClassificationMetrics m = EvaluateModel(task.spec, global, test_, task.eval_batch_size);
+    const double seconds = Seconds(Clock::now() - start);
+    connection.ReportEvaluation(session, task.round, task.model.version, m, seconds);
+    log_->info("round {}: local test {}", task.round, FormatMetrics(m));
+  }
+
+  SiteConfig config_;
+  std::string data_root_;
+  std::shared_ptr<spdlog::logger> log_;
+  ImageSet train_, test_;
+  int64_t num_classes_ = 0;
+  std::optional<ModelState> cached_;
+  int cached_version_ = -1;
+  std::string cached_sha256_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::atomic<bool> stopping_{false};
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  asio::steady_timer backoff_timer_{io_};
+};
+
+SiteAgent::SiteAgent(SiteConfig config, std::string data_root)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(data_root))) {}
+SiteAgent::~SiteAgent() = default;
+int SiteAgent::Run(bool handle_signals) { return impl_->Run(handle_signals); }
+void SiteAgent::Stop() { impl_->Stop(); }
+
+}  // namespace fedmed

@@ -1,0 +1,74 @@
+// Helpers shared by fedmed's tests: temporary directories, files, binaries under test.
+#ifndef FEDMED_TESTS_TEST_UTIL_H_
+#define FEDMED_TESTS_TEST_UTIL_H_
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace fedmed::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction
+// (kept when FEDMED_KEEP_TEST_DIRS is set, for post-mortems).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "fedmed-test") {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            (prefix + "-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    if (std::getenv("FEDMED_KEEP_TEST_DIRS") == nullptr) {
+      std::error_code ec;
+      std::filesystem::remove_all(path_, ec);
+    }
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Directory of the fedmed binaries (set by ctest as FEDMED_BIN_DIR).
+inline std::string BinDir() {
+  const char* dir = std::getenv("FEDMED_BIN_DIR");
+  return dir != nullptr ? dir : "bin";
+}
+
+// The project's source directory (set by ctest as FEDMED_SOURCE_DIR).
+inline std::string SourceDir() {
+  const char* dir = std::getenv("FEDMED_SOURCE_DIR");
+  return dir != nullptr ? dir : ".";
+}
+
+// Polls `path` until it contains `needle` or `timeout_seconds` pass.
+inline bool WaitForFileContaining(const std::string& path, const std::string& needle,
+                                  double timeout_seconds) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration<double>(timeout_seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ReadFile(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+}  // namespace fedmed::testing
+
+#endif  // FEDMED_TESTS_TEST_UTIL_H_

@@ -1,0 +1,68 @@
+#include "common/transport/chunking.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/crypto/sha256.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+namespace {
+
+TEST(ChunkingTest, SplitsIntoPiecesOfAtMostTheLimitAndReassembles) {
+  std::string data(3 * kMaxChunkBytes + 123, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7);
+  std::vector<std::size_t> sizes;
+  ChunkAssembler assembler(static_cast<int64_t>(data.size()), Sha256Hex(data), "test model");
+  EXPECT_TRUE(ForEachChunk(data, [&](std::string_view piece) {
+    sizes.push_back(piece.size());
+    assembler.Append(piece);
+    return true;
+  }));
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{kMaxChunkBytes, kMaxChunkBytes, kMaxChunkBytes, 123}));
+  EXPECT_EQ(assembler.Finish(), data);
+}
+
+TEST(ChunkingTest, StopsWhenTheStreamBreaks) {
+  int calls = 0;
+  EXPECT_FALSE(ForEachChunk(std::string(5, 'x'), [&](std::string_view) { return ++calls < 2; }, 2));
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(ChunkingTest, DetectsEveryWayATransferCanBeWrong) {
+  const std::string data = "model bytes";
+  const std::string digest = Sha256Hex(data);
+  {  // one flipped byte
+    ChunkAssembler a(static_cast<int64_t>(data.size()), digest, "update from site-2");
+    std::string bad = data;
+    bad[3] ^= 1;
+    a.Append(bad);
+    try {
+      a.Finish();
+      FAIL();
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find("update from site-2: SHA-256 mismatch"),
+                std::string::npos);
+    }
+  }
+  {  // truncated
+    ChunkAssembler a(static_cast<int64_t>(data.size()), digest, "x");
+    a.Append(data.substr(0, 4));
+    EXPECT_THROW(a.Finish(), FormatError);
+  }
+  {  // more than announced
+    ChunkAssembler a(4, digest, "x");
+    EXPECT_THROW(a.Append(data), FormatError);
+  }
+  // An oversized chunk, an absurd size, a malformed digest.
+  ChunkAssembler big(kMaxTransferBytes, digest, "x");
+  EXPECT_THROW(big.Append(std::string(kMaxChunkBytes + 1, 'a')), FormatError);
+  EXPECT_THROW(ChunkAssembler(kMaxTransferBytes + 1, digest, "x"), FormatError);
+  EXPECT_THROW(ChunkAssembler(-1, digest, "x"), FormatError);
+  EXPECT_THROW(ChunkAssembler(4, "ABC", "x"), FormatError);
+}
+
+}  // namespace
+}  // namespace fedmed
