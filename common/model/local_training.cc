@@ -1,0 +1,119 @@
+#include "common/model/local_training.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <mutex>
+
+#include "common/model/torch_state.h"
+#include "common/model/zoo.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(torch::nn::Module& model,
+                                                       const TrainSettings& s) {
+  if (s.optimizer == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        model.parameters(), torch::optim::SGDOptions(s.learning_rate)
+                                .momentum(s.momentum)
+                                .weight_decay(s.weight_decay));
+  }
+  return std::make_unique<torch::optim::Adam>(
+      model.parameters(),
+      torch::optim::AdamOptions(s.learning_rate).weight_decay(s.weight_decay));
+}
+
+}  // namespace
+
+void ValidateTrainSettings(const TrainSettings& s) {
+  if (s.local_epochs < 1) {
+    throw ConfigError("local_epochs: " + std::to_string(s.local_epochs) + ", expected >= 1");
+  }
+  if (s.batch_size < 1) {
+    throw ConfigError("batch_size: " + std::to_string(s.batch_size) + ", expected >= 1");
+  }
+  if (s.optimizer != "sgd" && s.optimizer != "adam") {
+    throw ConfigError("optimizer: \"" + s.optimizer + "\", expected \"sgd\" or \"adam\"");
+  }
+  if (!std::isfinite(s.learning_rate) || s.learning_rate <= 0) {
+    throw ConfigError("learning_rate: " + std::to_string(s.learning_rate) +
+                      ", expected a finite value > 0");
+  }
+  if (!std::isfinite(s.momentum) || s.momentum < 0 || s.momentum >= 1) {
+    throw ConfigError("momentum: " + std::to_string(s.momentum) + ", expected 0 <= momentum < 1");
+  }
+  if (!std::isfinite(s.weight_decay) || s.weight_decay < 0) {
+    throw ConfigError("weight_decay: " + std::to_string(s.weight_decay) +
+                      ", expected a finite value >= 0");
+  }
+}
+
+ModelState InitialModelState(const ModelSpec& spec, uint64_t seed) {
+  return ExportState(*MakeModel(spec, seed));
+}
+
+TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
+                       const TrainSettings& settings) {
+  const auto start = std::chrono::steady_clock::now();
+  ValidateTrainSettings(settings);
+  std::shared_ptr<Classifier> model = MakeModel(spec);
+  ImportState(*model, global);
+  if (data.size() == 0) throw DataError("local training: the training data holds no images");
+  CheckDataFitsModel(data, spec, "local training data");
+  at::init_num_threads();  // apply SetComputeThreads to this thread
+
+  const int64_t n = data.size();
+  const torch::Tensor images = ImagesToTensor(data, 0, n);
+  const torch::Tensor labels = LabelsToTensor(data, 0, n);
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(settings.seed);
+  model->set_dropout_generator(generator);
+  model->train();
+  std::unique_ptr<torch::optim::Optimizer> optimizer = MakeOptimizer(*model, settings);
+
+  TrainResult result;
+  double loss_sum = 0;
+  for (int epoch = 0; epoch < settings.local_epochs; ++epoch) {
+    // One gather per epoch; the batches are then contiguous slices of it, not copies.
+    const torch::Tensor order = torch::randperm(n, generator, torch::kLong);
+    const torch::Tensor epoch_images = images.index_select(0, order);
+    const torch::Tensor epoch_labels = labels.index_select(0, order);
+    for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
+      const int64_t count = std::min<int64_t>(settings.batch_size, n - begin);
+      optimizer->zero_grad();
+      const torch::Tensor loss = torch::cross_entropy_loss(
+          model->forward(epoch_images.narrow(0, begin, count)),
+          epoch_labels.narrow(0, begin, count));
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) {
+        throw Error("local training diverged: the loss is " + std::to_string(value) +
+                    " at step " + std::to_string(result.steps + 1) + " (epoch " +
+                    std::to_string(epoch + 1) + "); lower the learning rate (" +
+                    std::to_string(settings.learning_rate) + ")");
+      }
+      loss.backward();
+      optimizer->step();
+      loss_sum += value * static_cast<double>(count);
+      ++result.steps;
+    }
+  }
+
+  result.delta = Subtract(ExportState(*model), global);
+  result.num_samples = n;
+  result.mean_loss = loss_sum / static_cast<double>(n * settings.local_epochs);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+void SetComputeThreads(int n) {
+  if (n < 1) throw ConfigError("compute threads: " + std::to_string(n) + ", expected >= 1");
+  static std::once_flag interop_once;
+  std::call_once(interop_once, [n] { torch::set_num_interop_threads(n); });
+  torch::set_num_threads(n);
+}
+
+}  // namespace fedmed

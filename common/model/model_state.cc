@@ -1,0 +1,259 @@
+#include "common/model/model_state.h"
+
+#include <cmath>
+#include <cstring>
+#include <unordered_set>
+
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "float32 values are copied as is; a big-endian host needs a byte swap");
+
+constexpr char kMagic[4] = {'F', 'M', 'S', 'T'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kMaxNameLength = 1024;
+constexpr uint32_t kMaxRank = 8;
+constexpr uint8_t kFloat32Tag = 1;
+// Smallest tensor record: name length, a 1-byte name, rank 0, dtype tag, one float.
+constexpr size_t kMinRecordBytes = 4 + 1 + 4 + 1 + 4;
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+// Index of the first NaN or infinite value, or -1.
+int64_t FirstNonFinite(const std::vector<float>& values) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// Reads the little-endian fields of an encoded state, failing with FormatError on truncation.
+class Reader {
+ public:
+  Reader(std::string_view bytes, const std::string& what) : bytes_(bytes), what_(what) {}
+
+  size_t remaining() const { return bytes_.size() - pos_; }
+  size_t position() const { return pos_; }
+
+  [[noreturn]] void Fail(const std::string& message) const {
+    throw FormatError("model state '" + what_ + "': " + message + " (at byte " +
+                      std::to_string(pos_) + " of " + std::to_string(bytes_.size()) + ")");
+  }
+
+  void Need(size_t n, const char* field) const {
+    if (remaining() < n) {
+      Fail(std::string("truncated: ") + field + " needs " + std::to_string(n) + " bytes, " +
+           std::to_string(remaining()) + " remain");
+    }
+  }
+
+  std::string_view Bytes(size_t n, const char* field) {
+    Need(n, field);
+    std::string_view s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+
+  uint64_t Uint(int width, const char* field) {
+    std::string_view s = Bytes(static_cast<size_t>(width), field);
+    uint64_t v = 0;
+    for (int i = 0; i < width; ++i) v |= uint64_t{static_cast<uint8_t>(s[i])} << (8 * i);
+    return v;
+  }
+
+ private:
+  std::string_view bytes_;
+  const std::string& what_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+int64_t ModelState::NumValues() const {
+  int64_t n = 0;
+  for (const NamedTensor& t : tensors) n += static_cast<int64_t>(t.values.size());
+  return n;
+}
+
+const NamedTensor* ModelState::Find(const std::string& name) const {
+  for (const NamedTensor& t : tensors) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+std::string EncodeModelState(const ModelState& state) {
+  size_t size = 12;
+  for (const NamedTensor& t : state.tensors) {
+    size += 4 + t.name.size() + 4 + 8 * t.shape.size() + 1 + 4 * t.values.size();
+  }
+  std::string out;
+  out.reserve(size);
+  out.append(kMagic, sizeof(kMagic));
+  PutU32(out, kVersion);
+  PutU32(out, static_cast<uint32_t>(state.tensors.size()));
+  for (const NamedTensor& t : state.tensors) {
+    const std::string prefix = "cannot encode model state: tensor '" + t.name + "' ";
+    if (t.name.empty() || t.name.size() > kMaxNameLength) {
+      throw FormatError(prefix + "has a name of " + std::to_string(t.name.size()) +
+                        " bytes, expected 1 to " + std::to_string(kMaxNameLength));
+    }
+    if (t.shape.size() > kMaxRank) {
+      throw FormatError(prefix + "has rank " + std::to_string(t.shape.size()) +
+                        ", at most " + std::to_string(kMaxRank) + " is supported");
+    }
+    uint64_t count = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) throw FormatError(prefix + "has a negative dim in shape " + ShapeString(t.shape));
+      count *= static_cast<uint64_t>(d);
+    }
+    if (count != t.values.size()) {
+      throw FormatError(prefix + "of shape " + ShapeString(t.shape) + " has " +
+                        std::to_string(t.values.size()) + " values, expected " +
+                        std::to_string(count));
+    }
+    if (int64_t bad = FirstNonFinite(t.values); bad >= 0) {
+      throw FormatError(prefix + "has a non-finite value (" + std::to_string(t.values[bad]) +
+                        ") at flat index " + std::to_string(bad));
+    }
+    PutU32(out, static_cast<uint32_t>(t.name.size()));
+    out += t.name;
+    PutU32(out, static_cast<uint32_t>(t.shape.size()));
+    for (int64_t d : t.shape) PutU64(out, static_cast<uint64_t>(d));
+    out.push_back(static_cast<char>(kFloat32Tag));
+    out.append(reinterpret_cast<const char*>(t.values.data()), 4 * t.values.size());
+  }
+  return out;
+}
+
+ModelState DecodeModelState(std::string_view bytes, const std::string& what) {
+  Reader in(bytes, what);
+  if (in.Bytes(4, "magic") != std::string_view(kMagic, sizeof(kMagic))) {
+    in.Fail("bad magic, expected \"FMST\" (not a fedmed model state)");
+  }
+  if (const uint64_t version = in.Uint(4, "format version"); version != kVersion) {
+    in.Fail("format version " + std::to_string(version) + ", expected " +
+            std::to_string(kVersion));
+  }
+  const uint64_t count = in.Uint(4, "tensor count");
+  if (count > in.remaining() / kMinRecordBytes) {
+    in.Fail("tensor count " + std::to_string(count) + " cannot fit in the " +
+            std::to_string(in.remaining()) + " remaining bytes");
+  }
+  ModelState state;
+  state.tensors.resize(count);
+  std::unordered_set<std::string_view> names;
+  for (uint64_t i = 0; i < count; ++i) {
+    NamedTensor& t = state.tensors[i];
+    const std::string index = "tensor #" + std::to_string(i);
+    const uint64_t name_length = in.Uint(4, "name length");
+    if (name_length == 0 || name_length > kMaxNameLength) {
+      in.Fail(index + " has a name length of " + std::to_string(name_length) +
+              ", expected 1 to " + std::to_string(kMaxNameLength));
+    }
+    t.name = std::string(in.Bytes(name_length, "tensor name"));
+    const std::string label = index + " '" + t.name + "'";
+    if (!names.insert(t.name).second) in.Fail(label + " repeats an earlier tensor's name");
+    const uint64_t rank = in.Uint(4, "rank");
+    if (rank > kMaxRank) {
+      in.Fail(label + " has rank " + std::to_string(rank) + ", at most " +
+              std::to_string(kMaxRank) + " is supported");
+    }
+    in.Need(8 * rank + 1, "dims and dtype tag");
+    // Bound the value count by the bytes left after the dims and the dtype tag, so that it is
+    // known to fit before the values are allocated.
+    const uint64_t max_values = (in.remaining() - 8 * rank - 1) / 4;
+    uint64_t value_count = 1;
+    t.shape.resize(rank);
+    for (uint64_t d = 0; d < rank; ++d) {
+      const uint64_t dim = in.Uint(8, "dim");
+      if (dim > max_values || (dim != 0 && value_count > max_values / dim)) {
+        in.Fail(label + " dim " + std::to_string(d) + " = " + std::to_string(dim) +
+                " makes more values than the " + std::to_string(max_values * 4) +
+                " remaining bytes can hold");
+      }
+      value_count *= dim;
+      t.shape[d] = static_cast<int64_t>(dim);
+    }
+    if (const uint64_t tag = in.Uint(1, "dtype tag"); tag != kFloat32Tag) {
+      in.Fail(label + " has dtype tag " + std::to_string(tag) + ", expected " +
+              std::to_string(kFloat32Tag) + " (float32)");
+    }
+    if (value_count > max_values) {
+      in.Fail(label + " of shape " + ShapeString(t.shape) + " needs " +
+              std::to_string(value_count * 4) + " bytes of values, " +
+              std::to_string(in.remaining()) + " remain");
+    }
+    std::string_view raw = in.Bytes(4 * value_count, "values");
+    t.values.resize(value_count);
+    std::memcpy(t.values.data(), raw.data(), raw.size());
+    if (int64_t bad = FirstNonFinite(t.values); bad >= 0) {
+      in.Fail(label + " has a non-finite value (" + std::to_string(t.values[bad]) +
+              ") at flat index " + std::to_string(bad));
+    }
+  }
+  if (in.remaining() != 0) {
+    in.Fail(std::to_string(in.remaining()) + " trailing bytes after the last tensor");
+  }
+  return state;
+}
+
+void CheckSameLayout(const ModelState& expected, const ModelState& actual,
+                     const std::string& what) {
+  const size_t common = std::min(expected.tensors.size(), actual.tensors.size());
+  for (size_t i = 0; i < common; ++i) {
+    const NamedTensor& e = expected.tensors[i];
+    const NamedTensor& a = actual.tensors[i];
+    if (e.name != a.name) {
+      throw FormatError(what + ": tensor #" + std::to_string(i) + " is '" + a.name +
+                        "', expected '" + e.name + "'");
+    }
+    if (e.shape != a.shape || e.values.size() != a.values.size()) {
+      throw FormatError(what + ": tensor '" + e.name + "' has shape " + ShapeString(a.shape) +
+                        " (" + std::to_string(a.values.size()) + " values), expected " +
+                        ShapeString(e.shape) + " (" + std::to_string(e.values.size()) +
+                        " values)");
+    }
+  }
+  if (expected.tensors.size() != actual.tensors.size()) {
+    const std::string first =
+        expected.tensors.size() > common
+            ? "the first missing one is '" + expected.tensors[common].name + "'"
+            : "the first extra one is '" + actual.tensors[common].name + "'";
+    throw FormatError(what + ": has " + std::to_string(actual.tensors.size()) +
+                      " tensors, expected " + std::to_string(expected.tensors.size()) + "; " +
+                      first);
+  }
+}
+
+ModelState Subtract(const ModelState& a, const ModelState& b) {
+  CheckSameLayout(a, b, "model state subtraction (a - b), b");
+  ModelState out = a;
+  for (size_t i = 0; i < out.tensors.size(); ++i) {
+    std::vector<float>& v = out.tensors[i].values;
+    const std::vector<float>& w = b.tensors[i].values;
+    for (size_t j = 0; j < v.size(); ++j) v[j] -= w[j];
+  }
+  return out;
+}
+
+}  // namespace fedmed

@@ -1,0 +1,310 @@
+#include "common/model/checkpoint.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/crypto/sha256.h"
+#include "common/model/local_training.h"
+#include "common/model/torch_state.h"
+#include "common/model/zoo.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads a checkpoint as PyTorch does and checks it against the modules documented in zoo.h.
+// argv: cnn checkpoint (C=1, K=2), resnet18 checkpoint (C=3, K=3), output directory.
+// Prints one line per fact for the C++ side to compare.
+constexpr char kPythonScript[] = R"PY(
+import hashlib, sys
+import torch, torch.nn as nn, torch.nn.functional as F
+
+class Cnn(nn.Module):
+    def __init__(self, C=1, K=2, S=28):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, 32, 3)
+        self.gn1 = nn.GroupNorm(8, 32)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.gn2 = nn.GroupNorm(8, 64)
+        self.fc1 = nn.Linear(64 * ((S - 4) // 2) ** 2, 128)
+        self.fc2 = nn.Linear(128, K)
+    def forward(self, x):
+        x = F.relu(self.gn1(self.conv1(x)))
+        x = F.relu(self.gn2(self.conv2(x)))
+        x = F.dropout(F.max_pool2d(x, 2), 0.25, self.training).flatten(1)
+        x = F.dropout(F.relu(self.fc1(x)), 0.5, self.training)
+        return self.fc2(x)
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.gn1 = nn.GroupNorm(32, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.gn2 = nn.GroupNorm(32, cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                            nn.GroupNorm(32, cout))
+    def forward(self, x):
+        y = self.gn2(self.conv2(F.relu(self.gn1(self.conv1(x)))))
+        return F.relu(y + (x if self.downsample is None else self.downsample(x)))
+
+class ResNet18(nn.Module):
+    def __init__(self, C=1, K=2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(C, 64, 3, 1, 1, bias=False)
+        self.gn1 = nn.GroupNorm(32, 64)
+        widths, cin = [64, 128, 256, 512], 64
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            setattr(self, f"layer{i + 1}",
+                    nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.fc = nn.Linear(512, K)
+    def forward(self, x):
+        x = F.relu(self.gn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+def probe(C):
+    return torch.linspace(-1, 1, 2 * C * 28 * 28).reshape(2, C, 28, 28)
+
+def logits(tag, model, C):
+    model.eval()
+    with torch.no_grad():
+        print("logits", tag, " ".join(repr(v) for v in model(probe(C)).flatten().tolist()))
+
+for tag, path, model, C in [("cnn", sys.argv[1], Cnn(1, 2), 1),
+                            ("resnet18", sys.argv[2], ResNet18(3, 3), 3)]:
+    sd = torch.load(path)
+    print("type", tag, type(sd).__name__)
+    for name, t in sd.items():
+        print("tensor", tag, name, str(t.dtype), ",".join(str(d) for d in t.shape),
+              hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest())
+    model.load_state_dict(sd, strict=True)
+    logits(tag, model, C)
+
+torch.manual_seed(0)
+model = Cnn(1, 2)
+torch.save(dict(model.state_dict()), sys.argv[3] + "/from_python.pt")
+torch.save(model.state_dict(), sys.argv[3] + "/from_python_ordered.pt")
+logits("python_cnn", model, 1)
+print("done")
+)PY";
+
+// Runs `command` and returns its standard output; sets *status to its exit status.
+std::string RunCommand(const std::string& command, int* status) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    *status = -1;
+    return "";
+  }
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  const int raw = pclose(pipe);
+  *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return out;
+}
+
+// A Python interpreter that can import torch: $FEDMED_PYTHON, else python3 on the PATH, else
+// /usr/bin/python3 (where Debian's python3-torch lives, e.g. when a pyenv python3 comes first on
+// the PATH). Empty if none can; *tried lists what was tried.
+std::string FindPythonWithTorch(std::string* tried) {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("FEDMED_PYTHON"); env != nullptr && *env != '\0') {
+    candidates.emplace_back(env);
+  }
+  candidates.emplace_back("python3");
+  candidates.emplace_back("/usr/bin/python3");
+  for (const std::string& python : candidates) {
+    int status = 0;
+    RunCommand(python + " -c 'import torch' 2>/dev/null", &status);
+    if (status == 0) return python;
+    *tried += " " + python;
+  }
+  return "";
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("fedmed_checkpoint_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  fs::path dir_;
+};
+
+ModelState HandMadeState() {
+  ModelState s;
+  s.tensors.push_back({"conv1.weight", {2, 1, 1, 2}, {1.5f, -0.0f, 3e-39f, -7.25f}});
+  s.tensors.push_back({"scalar", {}, {42.0f}});
+  s.tensors.push_back({"empty", {0, 3}, {}});
+  return s;
+}
+
+TEST_F(CheckpointTest, RoundTripIsBitIdentical) {
+  for (const ModelState& state :
+       {HandMadeState(), InitialModelState({"cnn", 1, 2, 28}, 4)}) {
+    const std::string path = Path("model.pt");
+    SaveCheckpoint(state, path);
+    EXPECT_FALSE(fs::exists(path + ".tmp"));
+    EXPECT_EQ(EncodeModelState(LoadCheckpoint(path)), EncodeModelState(state));
+  }
+}
+
+TEST_F(CheckpointTest, OverwritesAtomicallyAndReportsIoErrors) {
+  const std::string path = Path("global.pt");
+  SaveCheckpoint(HandMadeState(), path);
+  const ModelState cnn = InitialModelState({"cnn", 1, 2, 28}, 1);
+  SaveCheckpoint(cnn, path);
+  EXPECT_EQ(EncodeModelState(LoadCheckpoint(path)), EncodeModelState(cnn));
+
+  const std::string missing_dir = Path("no/such/dir/model.pt");
+  try {
+    SaveCheckpoint(cnn, missing_dir);
+    ADD_FAILURE() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(missing_dir), std::string::npos) << e.what();
+  }
+  try {
+    LoadCheckpoint(Path("absent.pt"));
+    ADD_FAILURE() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("absent.pt"), std::string::npos) << e.what();
+  }
+  std::ofstream(Path("garbage.pt")) << "not a checkpoint";
+  try {
+    LoadCheckpoint(Path("garbage.pt"));
+    ADD_FAILURE() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("garbage.pt"), std::string::npos) << e.what();
+  }
+}
+
+// Logits of `model` (eval mode) on the probe input of the Python script.
+std::vector<double> ProbeLogits(Classifier& model, int64_t channels) {
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x =
+      torch::linspace(-1, 1, 2 * channels * 28 * 28).reshape({2, channels, 28, 28});
+  const torch::Tensor y = model.forward(x).flatten().to(torch::kDouble).contiguous();
+  return std::vector<double>(y.data_ptr<double>(), y.data_ptr<double>() + y.numel());
+}
+
+std::vector<double> ParseDoubles(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<double> v;
+  for (double d; in >> d;) v.push_back(d);
+  return v;
+}
+
+void ExpectClose(const std::vector<double>& expected, const std::vector<double>& actual,
+                 const std::string& what) {
+  ASSERT_EQ(expected.size(), actual.size()) << what;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i], 1e-4 * (1 + std::fabs(expected[i]))) << what << " " << i;
+  }
+}
+
+TEST_F(CheckpointTest, PyTorchReadsAndWritesTheFormat) {
+  std::string tried;
+  const std::string python = FindPythonWithTorch(&tried);
+  ASSERT_FALSE(python.empty())
+      << "no Python interpreter that can 'import torch' (tried:" << tried
+      << "); install Debian's python3-torch (apt-get install -y python3-torch) or set "
+         "FEDMED_PYTHON to an interpreter with torch";
+
+  const ModelSpec cnn_spec{"cnn", 1, 2, 28};
+  const ModelSpec resnet_spec{"resnet18", 3, 3, 28};
+  std::shared_ptr<Classifier> cnn = MakeModel(cnn_spec, 21);
+  std::shared_ptr<Classifier> resnet = MakeModel(resnet_spec, 22);
+  const std::map<std::string, ModelState> states = {{"cnn", ExportState(*cnn)},
+                                                    {"resnet18", ExportState(*resnet)}};
+  SaveCheckpoint(states.at("cnn"), Path("cnn.pt"));
+  SaveCheckpoint(states.at("resnet18"), Path("resnet18.pt"));
+  std::ofstream(Path("check.py")) << kPythonScript;
+
+  int status = 0;
+  const std::string output =
+      RunCommand(python + " -B " + Path("check.py") + " " + Path("cnn.pt") + " " +
+                     Path("resnet18.pt") + " " + dir_.string() + " 2>&1",
+                 &status);
+  ASSERT_EQ(status, 0) << output;
+  ASSERT_NE(output.find("\ndone"), std::string::npos) << output;
+
+  // Every tensor, in order, with its dtype, shape and the SHA-256 of its float32 bytes.
+  std::map<std::string, std::vector<std::string>> seen;
+  std::map<std::string, std::vector<double>> logits;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string kind, tag;
+    fields >> kind >> tag;
+    if (kind == "type") {
+      std::string type;
+      fields >> type;
+      EXPECT_EQ(type, "dict") << tag;
+    } else if (kind == "tensor") {
+      std::string name, dtype, shape, digest;
+      fields >> name >> dtype >> shape >> digest;
+      seen[tag].push_back(name + " " + dtype + " " + shape + " " + digest);
+    } else if (kind == "logits") {
+      std::string rest;
+      std::getline(fields, rest);
+      logits[tag] = ParseDoubles(rest);
+    }
+  }
+  for (const auto& [tag, state] : states) {
+    std::vector<std::string> expected;
+    for (const NamedTensor& t : state.tensors) {
+      std::string shape;
+      for (int64_t d : t.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+      expected.push_back(t.name + " torch.float32 " + shape + " " +
+                         Sha256Hex(std::string_view(reinterpret_cast<const char*>(t.values.data()),
+                                                    t.values.size() * sizeof(float))));
+    }
+    EXPECT_EQ(seen[tag], expected) << tag;
+  }
+  // The documented PyTorch modules compute what the zoo's networks compute.
+  ExpectClose(ProbeLogits(*cnn, 1), logits["cnn"], "cnn logits");
+  ExpectClose(ProbeLogits(*resnet, 3), logits["resnet18"], "resnet18 logits");
+
+  // A plain dict saved from Python loads and computes what it computed in Python.
+  std::shared_ptr<Classifier> from_python = MakeModel(cnn_spec);
+  ImportState(*from_python, LoadCheckpoint(Path("from_python.pt")));
+  ExpectClose(logits["python_cnn"], ProbeLogits(*from_python, 1), "logits of Python's cnn");
+  // model.state_dict() itself (an OrderedDict) is refused with a hint.
+  try {
+    LoadCheckpoint(Path("from_python_ordered.pt"));
+    ADD_FAILURE() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("dict(model.state_dict())"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace fedmed

@@ -1,0 +1,69 @@
+// Local training: what a site does with the global model in one round (LibTorch inside, not in
+// this header).
+//
+// A site trains the global model on its own images for a few local epochs and sends back the
+// update delta = trained - global; the coordinator averages the updates (FedAvg, McMahan et al.,
+// AISTATS 2017, weighting by num_samples).
+#ifndef FEDMED_COMMON_MODEL_LOCAL_TRAINING_H_
+#define FEDMED_COMMON_MODEL_LOCAL_TRAINING_H_
+
+#include <cstdint>
+#include <string>
+
+#include "common/data/image_set.h"
+#include "common/model/model_spec.h"
+#include "common/model/model_state.h"
+
+namespace fedmed {
+
+struct TrainSettings {
+  int local_epochs = 1;         // passes over the site's images, >= 1
+  int batch_size = 32;          // images per step, >= 1; the last batch of an epoch may be smaller
+  std::string optimizer = "sgd";  // "sgd" (with momentum) | "adam" (Kingma & Ba, ICLR 2015)
+  double learning_rate = 0.01;  // > 0
+  double momentum = 0.9;        // SGD momentum in [0, 1); unused by "adam" (betas 0.9, 0.999)
+  double weight_decay = 0.0;    // L2 penalty added to the gradient, >= 0
+  uint64_t seed = 0;            // seeds the shuffling and dropout of this call
+};
+
+// Throws ConfigError naming the field and the accepted range when a field of `settings` is out
+// of range (see TrainSettings), or not finite.
+void ValidateTrainSettings(const TrainSettings& settings);
+
+struct TrainResult {
+  ModelState delta;         // trained - global, the update a site sends; global's layout
+  int64_t num_samples = 0;  // images trained on (data.size(), n_k in FedAvg), not x epochs
+  int64_t steps = 0;        // optimizer steps: local_epochs * ceil(num_samples / batch_size)
+  double mean_loss = 0;     // mean training cross-entropy (nats) over every image of every epoch
+  double seconds = 0;       // wall-clock time of the call
+};
+
+// The parameters of a freshly initialised model `spec`, the same for the same seed (and the same
+// LibTorch build). Thread-safe. Throws ConfigError as MakeModel (zoo.h).
+ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
+
+// Trains the model `spec`, starting from `global`, on `data`: local_epochs passes, each over a
+// fresh permutation of the images (drawn from a generator seeded with settings.seed, which also
+// drives dropout), in mini-batches of batch_size (the last one partial), minimising the mean
+// cross-entropy of the logits with a new optimizer (no state carried between calls). Images are
+// normalised as ImageSet::CopyNormalizedChw does. The result is a function of the arguments and
+// the number of compute threads (SetComputeThreads; more threads split floating-point sums
+// differently). Thread-safe: calls may run at once in several threads without affecting each
+// other's results.
+// Throws ConfigError for bad settings or spec; FormatError if `global` does not have the model's
+// layout (naming the first differing parameter); DataError if `data` is empty or does not fit
+// the model (channels, size, classes, labels); Error if the loss becomes NaN or infinite
+// (training diverged: lower the learning rate).
+TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
+                       const TrainSettings& settings);
+
+// Sets the number of threads LibTorch uses inside one operation (a convolution, a matrix product)
+// to n >= 1, for every thread of the process that trains or evaluates afterwards, and, on the
+// first call only, the size of LibTorch's inter-op thread pool to n (LibTorch allows that once).
+// One thread per site is the right choice when several sites share a machine.
+// Throws ConfigError if n < 1.
+void SetComputeThreads(int n);
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COMMON_MODEL_LOCAL_TRAINING_H_
