@@ -50,7 +50,33 @@ class CoordinatorConnection::Stub {
   explicit Stub(std::shared_ptr<grpc::Channel> channel)
       : stub(v1::Federation::NewStub(std::move(channel))) {}
   std::unique_ptr<v1::Federation::Stub> stub;
+  std::mutex mu;
+  grpc::ClientContext* current = nullptr;  // the call in flight, for Cancel()
+  bool cancelled = false;
 };
+
+// Registers a call's context as the one in flight for the duration of the call.
+class CoordinatorConnection::CallScope {
+ public:
+  CallScope(Stub* stub, grpc::ClientContext* context) : stub_(stub) {
+    std::lock_guard<std::mutex> lock(stub_->mu);
+    stub_->current = context;
+    if (stub_->cancelled) context->TryCancel();
+  }
+  ~CallScope() {
+    std::lock_guard<std::mutex> lock(stub_->mu);
+    stub_->current = nullptr;
+  }
+
+ private:
+  Stub* stub_;
+};
+
+void CoordinatorConnection::Cancel() {
+  std::lock_guard<std::mutex> lock(stub_->mu);
+  stub_->cancelled = true;
+  if (stub_->current != nullptr) stub_->current->TryCancel();
+}
 
 CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles& tls)
     : target_(std::move(target)) {
@@ -70,6 +96,7 @@ Registration CoordinatorConnection::Register(const std::string& site_name,
                                              int64_t in_channels, int64_t num_classes) {
   grpc::ClientContext context;
   SetDeadline(&context, kShortCall);
+  CallScope scope(stub_.get(), &context);
   v1::RegisterRequest request;
   request.set_site_name(site_name);
   request.set_num_train_samples(num_train_samples);
@@ -86,6 +113,7 @@ Registration CoordinatorConnection::Register(const std::string& site_name,
 SiteTask CoordinatorConnection::Poll(const std::string& session_id, int wait_ms) {
   grpc::ClientContext context;
   SetDeadline(&context, std::chrono::milliseconds(wait_ms) + kShortCall);
+  CallScope scope(stub_.get(), &context);
   v1::PollRequest request;
   request.set_session_id(session_id);
   request.set_wait_ms(wait_ms);
@@ -143,6 +171,7 @@ std::string CoordinatorConnection::DownloadModel(const std::string& session_id,
                                                  const ModelRef& ref) {
   grpc::ClientContext context;
   SetDeadline(&context, kTransferCall);
+  CallScope scope(stub_.get(), &context);
   v1::DownloadRequest request;
   request.set_session_id(session_id);
   request.set_version(ref.version);
@@ -181,6 +210,7 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
                                          const std::string& update_bytes) {
   grpc::ClientContext context;
   SetDeadline(&context, kTransferCall);
+  CallScope scope(stub_.get(), &context);
   v1::UploadReply reply;
   std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer =
       stub_->stub->UploadUpdate(&context, &reply);
@@ -211,6 +241,7 @@ void CoordinatorConnection::ReportEvaluation(const std::string& session_id, int 
                                              double eval_seconds) {
   grpc::ClientContext context;
   SetDeadline(&context, kShortCall);
+  CallScope scope(stub_.get(), &context);
   v1::EvaluationReport report;
   report.set_session_id(session_id);
   report.set_round(round);

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/metrics/classification_metrics.h"
@@ -93,8 +94,13 @@ class CoordinatorConnection {
   void ReportEvaluation(const std::string& session_id, int round, int model_version,
                         const ClassificationMetrics& metrics, double eval_seconds);
 
+  // Thread-safe: cancels the call in flight, if any (it then throws RpcError), and every later
+  // call. Used to stop a site promptly while it waits in a poll.
+  void Cancel();
+
  private:
   class Stub;
+  class CallScope;
   std::string target_;
   std::unique_ptr<Stub> stub_;
 };

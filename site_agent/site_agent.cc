@@ -13,6 +13,7 @@
 #include <cmath>
 #include <csignal>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -98,6 +99,10 @@ class SiteAgent::Impl {
 
   void Stop() {
     stopping_ = true;
+    {
+      std::lock_guard<std::mutex> lock(connection_mu_);
+      if (connection_ != nullptr) connection_->Cancel();
+    }
     asio::post(io_, [this] { backoff_timer_.cancel(); });
   }
 
@@ -134,6 +139,17 @@ class SiteAgent::Impl {
 
   int Loop() {
     CoordinatorConnection connection(config_.coordinator_address, config_.tls);
+    {
+      std::lock_guard<std::mutex> lock(connection_mu_);
+      connection_ = &connection;
+    }
+    struct Forget {
+      Impl* self;
+      ~Forget() {
+        std::lock_guard<std::mutex> lock(self->connection_mu_);
+        self->connection_ = nullptr;
+      }
+    } forget{this};
     const auto started = Clock::now();
     int failures = 0;
     std::string session;
@@ -162,6 +178,7 @@ class SiteAgent::Impl {
             return 0;
         }
       } catch (const RpcError& e) {
+        if (stopping_) break;
         switch (e.kind()) {
           case RpcError::Kind::kRefused:
             log_->error("the coordinator refused this site: {}", e.what());
@@ -272,6 +289,8 @@ class SiteAgent::Impl {
   std::string cached_sha256_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::atomic<bool> stopping_{false};
+  std::mutex connection_mu_;
+  CoordinatorConnection* connection_ = nullptr;  // while Loop() runs, for Stop()
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   asio::steady_timer backoff_timer_{io_};

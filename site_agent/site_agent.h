@@ -31,8 +31,8 @@ class SiteAgent {
   // refuses this site / give_up_after_seconds passes (2).
   int Run(bool handle_signals = true);
 
-  // Thread-safe. Takes effect at once during a backoff wait, after at most 10 s during a poll, and
-  // at the end of local training.
+  // Thread-safe. Takes effect at once during a backoff wait or an RPC (which it cancels), and at
+  // the end of local training.
   void Stop();
 
   class Impl;

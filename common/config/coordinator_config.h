@@ -69,7 +69,7 @@ struct CoordinatorConfig {
   std::string eval_data;              // key `data`; "" = no central evaluation
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
   bool federated_evaluation = true;   // key `federated`; sites evaluate on their test split
-  int eval_batch_size = 256;          // key `batch_size`; >= 1
+  int eval_batch_size = 64;           // key `batch_size`; >= 1 (64 keeps evaluation memory small)
   int checkpoint_every = 1;           // rounds between checkpoints, >= 1
 };
 

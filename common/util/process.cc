@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,8 +68,12 @@ ChildProcess::~ChildProcess() {
 std::optional<int> ChildProcess::Poll() {
   if (status_.has_value()) return status_;
   int status = 0;
-  const pid_t r = waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) status_ = DecodeStatus(status);
+  struct rusage usage {};
+  const pid_t r = wait4(pid_, &status, WNOHANG, &usage);
+  if (r == pid_) {
+    status_ = DecodeStatus(status);
+    max_rss_kib_ = usage.ru_maxrss;
+  }
   return status_;
 }
 
@@ -76,9 +81,11 @@ std::optional<int> ChildProcess::Wait(double timeout_seconds) {
   if (timeout_seconds < 0) {
     if (status_.has_value()) return status_;
     int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    struct rusage usage {};
+    while (wait4(pid_, &status, 0, &usage) < 0 && errno == EINTR) {
     }
     status_ = DecodeStatus(status);
+    max_rss_kib_ = usage.ru_maxrss;
     return status_;
   }
   const auto deadline =

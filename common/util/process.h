@@ -44,10 +44,15 @@ class ChildProcess {
   // SIGTERM, then SIGKILL after `grace_seconds`; returns the exit status.
   int Stop(double grace_seconds = 5.0);
 
+  // Peak resident set size of the program in KiB (getrusage's ru_maxrss, what /usr/bin/time -v
+  // reports as "Maximum resident set size"); 0 until it has ended.
+  long max_rss_kib() const { return max_rss_kib_; }
+
  private:
   std::string name_;
   pid_t pid_ = -1;
   std::optional<int> status_;
+  long max_rss_kib_ = 0;
 };
 
 // The directory that holds the running executable (from /proc/self/exe); the simulator finds
