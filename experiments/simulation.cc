@@ -269,7 +269,12 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
   }
   PrintTable(ReadJsonLines(coord_dir / "metrics.jsonl"), progress);
   result.wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  progress << "\nwall-clock " << std::fixed << std::setprecision(1) << result.wall_seconds
+  progress << "\npeak RSS (MiB): coordinator " << coordinator->max_rss_kib() / 1024;
+  for (std::size_t k = 0; k < sites.size(); ++k) {
+    progress << ", site-" << (k + 1) << " " << sites[k]->max_rss_kib() / 1024;
+  }
+  progress << std::endl;
+  progress << "wall-clock " << std::fixed << std::setprecision(1) << result.wall_seconds
            << " s; everything (configs, certificates, logs, metrics.csv/jsonl, checkpoints) is in\n  "
            << result.run_dir << std::endl;
   return result;
