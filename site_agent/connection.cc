@@ -84,6 +84,8 @@ CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles&
   // Reconnect quickly after a coordinator restart; our own backoff paces the retries.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // A coordinator that was down must be found again within seconds, not the 30 s default.
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   stub_ = std::make_unique<Stub>(
       grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args));
