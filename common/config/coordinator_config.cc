@@ -80,11 +80,15 @@ CoordinatorConfig LoadCoordinatorConfig(const std::string& path) {
   file.Finish();
 
   c.output_dir = ResolveRelativeTo(path, c.output_dir);
-  c.tls.ca_cert = ResolveRelativeTo(path, c.tls.ca_cert);
-  c.tls.cert = ResolveRelativeTo(path, c.tls.cert);
-  c.tls.key = ResolveRelativeTo(path, c.tls.key);
+  ResolveTlsPaths(path, &c.tls);
   ValidateCoordinatorConfig(c);
   return c;
+}
+
+void ResolveTlsPaths(const std::string& config_path, TlsFiles* tls) {
+  tls->ca_cert = ResolveRelativeTo(config_path, tls->ca_cert);
+  tls->cert = ResolveRelativeTo(config_path, tls->cert);
+  tls->key = ResolveRelativeTo(config_path, tls->key);
 }
 
 void ValidateCoordinatorConfig(const CoordinatorConfig& c) {

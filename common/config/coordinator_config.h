@@ -75,6 +75,9 @@ struct CoordinatorConfig {
 
 // Settings are equal; config_path (where they came from) is not compared.
 bool operator==(const TlsFiles& a, const TlsFiles& b);
+
+// Makes the three paths absolute, relative to the directory of `config_path`.
+void ResolveTlsPaths(const std::string& config_path, TlsFiles* tls);
 bool operator==(const TrainingConfig& a, const TrainingConfig& b);
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }

@@ -65,9 +65,7 @@ SiteConfig LoadSiteConfig(const std::string& path) {
   file.Finish();
 
   c.output_dir = ResolveRelativeTo(path, c.output_dir);
-  c.tls.ca_cert = ResolveRelativeTo(path, c.tls.ca_cert);
-  c.tls.cert = ResolveRelativeTo(path, c.tls.cert);
-  c.tls.key = ResolveRelativeTo(path, c.tls.key);
+  ResolveTlsPaths(path, &c.tls);
   ValidateSiteConfig(c);
   return c;
 }
