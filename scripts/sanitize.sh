@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The pure-logic unit tests (data, metrics, crypto, config, provisioning) under AddressSanitizer
+# and UndefinedBehaviorSanitizer, in build-asan/. LibTorch and the process-level tests are not
+# instrumented (LibTorch itself is not built with sanitizers, and they would not fit CI's time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+TESTS=(data_test metrics_test crypto_test config_test provision_test)
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFEDMED_SANITIZE=ON -DFEDMED_BUILD_BENCH=OFF \
+  > build-asan.cmake.log 2>&1 || { cat build-asan.cmake.log; exit 1; }
+cmake --build build-asan --target "${TESTS[@]}" -j"$(nproc)"
+FEDMED_DATA="$(scripts/data.sh)"
+export FEDMED_DATA
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+cd build-asan
+ctest --output-on-failure -j2 -R "^($(IFS='|'; echo "${TESTS[*]}"))\."
