@@ -3,6 +3,7 @@
 // arrives bit-identical both ways.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 #include "common/config/coordinator_config.h"
@@ -17,22 +18,49 @@
 namespace fedmed {
 namespace {
 
+// A coordinator with a custom model and one allowed site, running in this process.
+class OneSiteFederation {
+ public:
+  OneSiteFederation(const ModelState& initial, int rounds) {
+    ProvisionOptions provision;
+    provision.out_dir = dir_ / "pki";
+    provision.site_names = {"site-1"};
+    provision.coordinator_address = "127.0.0.1:0";
+    const ProvisionResult pki = ProvisionFederation(provision);
+    CoordinatorConfig config = LoadCoordinatorConfig(pki.coordinator_config);
+    config.listen_address = "127.0.0.1:0";
+    config.output_dir = dir_ / "coordinator";
+    config.rounds = rounds;
+    config.min_sites = 1;
+    config.eval_data.clear();
+    config.federated_evaluation = false;
+    Coordinator::Options options;
+    options.initial_model = initial;
+    options.custom_model = true;
+    options.handle_signals = false;
+    coordinator_ = std::make_unique<Coordinator>(config, options);
+    const int port = coordinator_->Start();
+    runner_ = std::thread([this] { coordinator_->Run(); });
+    connection_ = std::make_unique<CoordinatorConnection>(
+        "127.0.0.1:" + std::to_string(port), LoadSiteConfig(pki.site_configs.at("site-1")).tls);
+    session_ = connection_->Register("site-1", 10, 0, 1, 2).session_id;
+  }
+  ~OneSiteFederation() {
+    coordinator_->Stop();
+    runner_.join();
+  }
+  CoordinatorConnection& connection() { return *connection_; }
+  const std::string& session() const { return session_; }
+
+ private:
+  testing::TempDir dir_{"fedmed-transfer"};
+  std::unique_ptr<Coordinator> coordinator_;
+  std::thread runner_;
+  std::unique_ptr<CoordinatorConnection> connection_;
+  std::string session_;
+};
+
 TEST(LargeModelTransferTest, HundredMegabyteModelGoesBothWaysBitIdentical) {
-  testing::TempDir dir("fedmed-transfer");
-  ProvisionOptions provision;
-  provision.out_dir = dir / "pki";
-  provision.site_names = {"site-1"};
-  provision.coordinator_address = "127.0.0.1:0";
-  const ProvisionResult pki = ProvisionFederation(provision);
-
-  CoordinatorConfig config = LoadCoordinatorConfig(pki.coordinator_config);
-  config.listen_address = "127.0.0.1:0";
-  config.output_dir = dir / "coordinator";
-  config.rounds = 2;
-  config.min_sites = 1;
-  config.eval_data.clear();
-  config.federated_evaluation = false;
-
   // 26.5 M float32 values = 106 MB, in two tensors; small integers so that sums are exact.
   ModelState initial;
   initial.tensors.push_back(NamedTensor{"big.weight", {5000, 5000}, {}});
@@ -45,23 +73,15 @@ TEST(LargeModelTransferTest, HundredMegabyteModelGoesBothWaysBitIdentical) {
   const std::string initial_bytes = EncodeModelState(initial);
   ASSERT_GT(initial_bytes.size(), 100u * 1000 * 1000);
 
-  Coordinator::Options options;
-  options.initial_model = initial;
-  options.custom_model = true;
-  options.handle_signals = false;
-  Coordinator coordinator(config, options);
-  const int port = coordinator.Start();
-  std::thread runner([&] { coordinator.Run(); });
-
-  const SiteConfig site = LoadSiteConfig(pki.site_configs.at("site-1"));
-  CoordinatorConnection connection("127.0.0.1:" + std::to_string(port), site.tls);
-  const Registration registration = connection.Register("site-1", 10, 0, 1, 2);
+  OneSiteFederation federation(initial, /*rounds=*/2);
+  CoordinatorConnection& connection = federation.connection();
+  const std::string& session = federation.session();
 
   // Download path.
-  SiteTask task = connection.Poll(registration.session_id, 10000);
+  SiteTask task = connection.Poll(session, 10000);
   ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
   EXPECT_EQ(task.model.sha256, Sha256Hex(initial_bytes));
-  const std::string downloaded = connection.DownloadModel(registration.session_id, task.model);
+  const std::string downloaded = connection.DownloadModel(session, task.model);
   EXPECT_TRUE(downloaded == initial_bytes) << "downloaded model differs from the original";
 
   // Upload path: an update of +1 everywhere; with one site FedAvg's new model is initial + 1.
@@ -77,58 +97,33 @@ TEST(LargeModelTransferTest, HundredMegabyteModelGoesBothWaysBitIdentical) {
   info.round = task.round;
   info.base_version = task.model.version;
   info.num_samples = 10;
-  connection.UploadUpdate(registration.session_id, info, EncodeModelState(delta));
+  connection.UploadUpdate(session, info, EncodeModelState(delta));
 
-  task = connection.Poll(registration.session_id, 30000);
+  task = connection.Poll(session, 30000);
   ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
   ASSERT_EQ(task.round, 2);
   const std::string expected_bytes = EncodeModelState(expected);
   EXPECT_EQ(task.model.sha256, Sha256Hex(expected_bytes));
-  const std::string second = connection.DownloadModel(registration.session_id, task.model);
+  const std::string second = connection.DownloadModel(session, task.model);
   EXPECT_TRUE(second == expected_bytes) << "the aggregated model is not initial + update";
-
-  coordinator.Stop();
-  runner.join();
 }
 
 TEST(LargeModelTransferTest, CorruptedDigestIsRejected) {
-  testing::TempDir dir("fedmed-transfer");
-  ProvisionOptions provision;
-  provision.out_dir = dir / "pki";
-  provision.site_names = {"site-1"};
-  const ProvisionResult pki = ProvisionFederation(provision);
-  CoordinatorConfig config = LoadCoordinatorConfig(pki.coordinator_config);
-  config.listen_address = "127.0.0.1:0";
-  config.output_dir = dir / "coordinator";
-  config.min_sites = 1;
-  config.eval_data.clear();
-  config.federated_evaluation = false;
   ModelState initial;
   initial.tensors.push_back(NamedTensor{"w", {4}, {1, 2, 3, 4}});
-  Coordinator::Options options;
-  options.initial_model = initial;
-  options.custom_model = true;
-  options.handle_signals = false;
-  Coordinator coordinator(config, options);
-  const int port = coordinator.Start();
-  std::thread runner([&] { coordinator.Run(); });
-
-  const SiteConfig site = LoadSiteConfig(pki.site_configs.at("site-1"));
-  CoordinatorConnection connection("127.0.0.1:" + std::to_string(port), site.tls);
-  const Registration registration = connection.Register("site-1", 10, 0, 1, 2);
-  SiteTask task = connection.Poll(registration.session_id, 10000);
+  OneSiteFederation federation(initial, /*rounds=*/5);
+  CoordinatorConnection& connection = federation.connection();
+  SiteTask task = connection.Poll(federation.session(), 10000);
   ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
   // Asking for the model with a wrong digest: the site refuses what it receives.
   ModelRef wrong = task.model;
   wrong.sha256[0] = wrong.sha256[0] == 'a' ? 'b' : 'a';
   try {
-    connection.DownloadModel(registration.session_id, wrong);
+    connection.DownloadModel(federation.session(), wrong);
     FAIL() << "a model whose digest differs from the task's was accepted";
   } catch (const RpcError& e) {
     EXPECT_EQ(e.kind(), RpcError::Kind::kRejected);
   }
-  coordinator.Stop();
-  runner.join();
 }
 
 }  // namespace
