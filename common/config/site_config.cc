@@ -133,7 +133,7 @@ std::string RenderSiteConfig(const SiteConfig& c) {
          "name = " + TomlString(c.name) + "\n"
          "# host:port of the coordinator (the site only dials out).\n"
          "coordinator = " + TomlString(c.coordinator_address) + "\n"
-         "# Where the privacy log and local metrics are written.\n"
+         "# Where this site's log (site.log) is written.\n"
          "output_dir = " + TomlString(c.output_dir) + "\n"
          "# LibTorch compute threads.\n"
          "threads = " + num(c.threads) + "\n"

@@ -13,20 +13,11 @@
 namespace fedmed {
 namespace {
 
+using test_util::DataErrorMessage;
 using test_util::NpyBytes;
 using test_util::NpzEntry;
 using test_util::TempDir;
 using test_util::WriteNpz;
-
-std::string DataErrorMessage(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const DataError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected DataError";
-  return "";
-}
 
 TEST(NpzTest, ReadsStoredAndDeflatedEntries) {
   TempDir dir("npz");

@@ -5,13 +5,29 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include <gtest/gtest.h>
+
+#include "common/util/error.h"
+
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace fedmed::test_util {
+
+// Runs f, which must throw DataError, and returns its message (a test failure if it does not).
+inline std::string DataErrorMessage(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected DataError";
+  return "";
+}
 
 // A complete .npy file: magic, version major.0, header dict padded with spaces and '\n' to a
 // multiple of 64 bytes (as numpy.lib.format writes it), then `data`.
