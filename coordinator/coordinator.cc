@@ -99,7 +99,8 @@ class Coordinator::Impl final : public SiteHandler {
   Impl(CoordinatorConfig config, Options options)
       : config_(std::move(config)),
         options_(std::move(options)),
-        rsm_(config_.rounds, config_.min_sites, config_.sites_per_round, config_.seed) {
+        rsm_(config_.rounds, config_.min_sites, config_.sites_per_round, config_.seed,
+             config_.min_available_sites) {
     fs::create_directories(config_.output_dir);
     log_ = MakeLogger("coordinator", config_.output_dir + "/coordinator.log");
     ca_pem_ = ReadFileOrThrow(config_.tls.ca_cert, "[tls] ca_cert");
@@ -134,7 +135,7 @@ class Coordinator::Impl final : public SiteHandler {
     log_->info("federation '{}' listening on {} (port {}), mutual TLS, {} sites allowed, "
                "waiting for {} to register",
                config_.federation, config_.listen_address, port_, config_.allowed_sites.size(),
-               config_.min_sites);
+               SitesToStart());
     WriteStatus();
     return port_;
   }
@@ -159,7 +160,7 @@ class Coordinator::Impl final : public SiteHandler {
         if (rsm_.phase() == Phase::kWaitingForSites) {
           log_->error("only {} of {} sites registered within {} s ([federation] "
                       "registration_timeout_seconds); giving up",
-                      rsm_.sites().size(), config_.min_sites,
+                      rsm_.sites().size(), SitesToStart(),
                       config_.registration_timeout_seconds);
           exit_code_ = 2;
           ShutdownLocked();
@@ -234,7 +235,7 @@ class Coordinator::Impl final : public SiteHandler {
     rsm_.Register(info);
     log_->info("{} {} ({} training, {} test samples); {} of {} sites needed have registered",
                site, again ? "registered again" : "registered", info.num_train_samples,
-               info.num_test_samples, rsm_.sites().size(), config_.min_sites);
+               info.num_test_samples, rsm_.sites().size(), SitesToStart());
     reply->set_session_id(info.session_id);
     reply->set_federation(config_.federation);
     reply->set_total_rounds(config_.rounds);
@@ -343,6 +344,7 @@ class Coordinator::Impl final : public SiteHandler {
     const std::string refused = rsm_.AcceptUpdate(site, header.round());
     if (!refused.empty()) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused);
     record_.update_sha256[site] = header.sha256();
+    if (header.has_privacy()) NotePrivacyLocked(site, header.privacy(), /*declined=*/false);
     transfer_seconds_[site] += transfer_seconds;
     loss_weighted_sum_ += header.train_loss() * static_cast<double>(header.num_samples());
     site_train_seconds_sum_ += header.train_seconds();
@@ -380,6 +382,27 @@ class Coordinator::Impl final : public SiteHandler {
     asio::post(io_, [this] {
       std::lock_guard<std::mutex> l(mu_);
       MaybeFinishRoundLocked();
+    });
+    WriteStatusLocked();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeclineTask(const std::string& site, const v1::DeclineRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (grpc::Status s = CheckSessionLocked(site, request.session_id()); !s.ok()) return s;
+    if (training_closed_) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "round " + std::to_string(request.round()) + " no longer takes answers");
+    }
+    const std::string refused = rsm_.DeclineTask(site, request.round());
+    if (!refused.empty()) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused);
+    record_.declined.push_back(site);
+    if (request.has_privacy()) NotePrivacyLocked(site, request.privacy(), /*declined=*/true);
+    log_->warn("round {}: {} declined: {} - {}/{} answered", rsm_.round(), site, request.reason(),
+               rsm_.contributed().size() + rsm_.declined().size(), rsm_.selected().size());
+    asio::post(io_, [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      MaybeEndTrainingLocked();
     });
     WriteStatusLocked();
     return grpc::Status::OK;
@@ -591,6 +614,7 @@ class Coordinator::Impl final : public SiteHandler {
     r.mean_train_loss = loss_weighted_sum_ / static_cast<double>(r.num_samples);
     r.mean_site_train_seconds = site_train_seconds_sum_ / contributors;
     r.model_sha256 = global_->sha256;
+    r.privacy = site_privacy_;
     if (!r.sites.empty()) {
       std::vector<ClassificationMetrics> parts;
       for (const auto& [site, m] : r.sites) parts.push_back(m);
@@ -609,6 +633,15 @@ class Coordinator::Impl final : public SiteHandler {
                r.aggregation_seconds, r.evaluation_seconds,
                r.global ? FormatMetrics(*r.global) : "n/a",
                r.federated ? FormatMetrics(*r.federated) : "n/a");
+    if (!r.privacy.empty()) {
+      std::string spent;
+      for (const auto& [site, p] : r.privacy) {
+        spent += fmt::format("{}{} {:.3f} of {:.3f}{}", spent.empty() ? "" : ", ", site,
+                             p.epsilon_total, p.budget_epsilon, p.declined ? " (declined)" : "");
+      }
+      log_->info("round {}: epsilon spent per site (as reported, at each site's delta): {}",
+                 r.round, spent);
+    }
     last_record_ = r;
     rsm_.FinishRound();
     if (rsm_.phase() == Phase::kFinished) {
@@ -655,6 +688,20 @@ class Coordinator::Impl final : public SiteHandler {
   }
 
   // ---- helpers ----
+
+  int SitesToStart() const {
+    return config_.min_available_sites > 0 ? config_.min_available_sites : config_.min_sites;
+  }
+
+  void NotePrivacyLocked(const std::string& site, const v1::PrivacySpend& p, bool declined) {
+    SitePrivacyReport& r = site_privacy_[site];
+    r.mechanism = p.mechanism();
+    r.epsilon_total = p.epsilon_total();
+    r.epsilon_round = p.epsilon_round();
+    r.delta = p.delta();
+    r.budget_epsilon = p.budget_epsilon();
+    r.declined = declined;
+  }
 
   grpc::Status Refuse(grpc::StatusCode code, const std::string& why) {
     log_->warn("registration refused: {}", why);
@@ -766,6 +813,7 @@ class Coordinator::Impl final : public SiteHandler {
   std::shared_ptr<const EncodedModel> global_;
   std::unique_ptr<FedAvgAggregator> aggregator_;
   RoundRecord record_;
+  std::map<std::string, SitePrivacyReport> site_privacy_;  // latest report per site
   std::optional<RoundRecord> last_record_;
   std::map<std::string, double> transfer_seconds_;
   double loss_weighted_sum_ = 0;

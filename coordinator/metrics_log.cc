@@ -62,7 +62,7 @@ std::string MetricsLog::CsvHeader() {
   for (const char* prefix : {"global_", "federated_"}) {
     for (const char* name : kMetricNames) h += std::string(",") + prefix + name;
   }
-  return h;
+  return h + ",declined,site_epsilon";
 }
 
 std::string MetricsLog::ToCsv(const RoundRecord& r) {
@@ -79,6 +79,12 @@ std::string MetricsLog::ToCsv(const RoundRecord& r) {
       out << ',' << (m->has_value() ? CsvNumber(MetricValues(**m)[i]) : "");
     }
   }
+  std::string declined, epsilon;
+  for (const std::string& s : r.declined) declined += (declined.empty() ? "" : ";") + s;
+  for (const auto& [site, p] : r.privacy) {
+    epsilon += (epsilon.empty() ? "" : ";") + site + "=" + CsvNumber(p.epsilon_total);
+  }
+  out << ',' << declined << ',' << epsilon;
   return out.str();
 }
 
@@ -105,6 +111,14 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   nlohmann::json sites = nlohmann::json::object();
   for (const auto& [name, m] : r.sites) sites[name] = MetricsJson(m);
   j["sites"] = sites;
+  j["declined"] = r.declined;
+  nlohmann::json privacy = nlohmann::json::object();
+  for (const auto& [name, p] : r.privacy) {
+    privacy[name] = {{"mechanism", p.mechanism},       {"epsilon_total", Number(p.epsilon_total)},
+                     {"epsilon_round", Number(p.epsilon_round)}, {"delta", p.delta},
+                     {"budget_epsilon", Number(p.budget_epsilon)}, {"declined", p.declined}};
+  }
+  j["privacy"] = privacy;
   return j.dump();
 }
 

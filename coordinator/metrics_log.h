@@ -16,6 +16,16 @@
 
 namespace fedmed {
 
+// A site's privacy spend as it reported it (with its update, or when it declined a round).
+struct SitePrivacyReport {
+  std::string mechanism;       // "none" | "dp-sgd" | "update"
+  double epsilon_total = 0;    // spent so far at `delta` (the site's own accountant)
+  double epsilon_round = 0;    // this round's cost (the cost it refused, when it declined)
+  double delta = 0;
+  double budget_epsilon = 0;
+  bool declined = false;       // it declined the round: its budget would have been exceeded
+};
+
 struct RoundRecord {
   int round = 0;
   int attempt = 1;                     // > 1 when earlier attempts missed the quorum
@@ -37,6 +47,9 @@ struct RoundRecord {
   double mean_site_train_seconds = 0;  // local training time reported by the sites
   std::string model_sha256;            // of the new global model's encoding
   std::map<std::string, std::string> update_sha256;  // site -> digest of the update received
+  std::vector<std::string> declined;                 // selected sites that declined the round
+  // The latest report of every site that ever reported one (not only this round's contributors).
+  std::map<std::string, SitePrivacyReport> privacy;
   std::optional<ClassificationMetrics> global;       // central evaluation on the held-out set
   std::optional<ClassificationMetrics> federated;    // sites' local test splits, combined
   std::map<std::string, ClassificationMetrics> sites;

@@ -111,6 +111,16 @@ class FederationService final : public v1::Federation::Service {
     return s;
   }
 
+  grpc::Status DeclineTask(grpc::ServerContext* context, const v1::DeclineRequest* request,
+                           v1::DeclineReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "DeclineTask", &site); !s.ok()) return s;
+    grpc::Status s = handler_->DeclineTask(site, *request);
+    if (!s.ok()) log_->warn("refused decline from {}: {}", site, s.error_message());
+    reply->set_accepted(s.ok());
+    return s;
+  }
+
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
                             std::string* site) {

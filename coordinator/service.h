@@ -29,6 +29,7 @@ class Task;
 class DownloadRequest;
 class UpdateHeader;
 class EvaluationReport;
+class DeclineRequest;
 }  // namespace v1
 
 // A global model ready to be streamed: its version, encoding and SHA-256 (hex).
@@ -57,6 +58,8 @@ class SiteHandler {
                                     std::string bytes, double transfer_seconds) = 0;
   virtual grpc::Status AcceptEvaluation(const std::string& site,
                                         const v1::EvaluationReport& report) = 0;
+  // A site declines its training task for a round (its privacy budget would be exceeded).
+  virtual grpc::Status DeclineTask(const std::string& site, const v1::DeclineRequest& request) = 0;
   // Server-side seconds spent streaming a model download to `site`.
   virtual void RecordDownload(const std::string& site, double seconds) = 0;
 };

@@ -109,6 +109,22 @@ void PrintTable(const std::vector<nlohmann::json>& rows, std::ostream& out) {
   }
 }
 
+// Each site's privacy spend as the coordinator last heard it (the sites' own ledgers and logs
+// are authoritative).
+void PrintPrivacy(const std::vector<nlohmann::json>& rows, std::ostream& out) {
+  if (rows.empty()) return;
+  const nlohmann::json privacy = rows.back().value("privacy", nlohmann::json::object());
+  if (!privacy.is_object() || privacy.empty()) return;
+  out << "\nprivacy spent (epsilon at delta, each site's own accountant):";
+  for (const auto& [site, p] : privacy.items()) {
+    out << "\n  " << site << ": " << p.value("mechanism", std::string()) << ", epsilon "
+        << Fixed(p.value("epsilon_total", nlohmann::json())) << " of budget "
+        << Fixed(p.value("budget_epsilon", nlohmann::json()), 2) << " at delta "
+        << p.value("delta", 0.0) << (p.value("declined", false) ? " (declined its last round)" : "");
+  }
+  out << std::endl;
+}
+
 }  // namespace
 
 SimulationConfig LoadSimulationConfig(const std::string& path) {
@@ -125,7 +141,22 @@ SimulationConfig LoadSimulationConfig(const std::string& path) {
   file.Read("data", "seed", &c.data_seed);
   c.coordinator.config_path = path;
   ReadFederationSections(file, &c.coordinator);
+  ReadSitePrivacySection(file, &c.privacy);
+  file.Read("privacy", "budget_epsilon_per_site", &c.budget_epsilon_per_site);
   file.Finish();
+  ValidateSitePrivacyConfig(path, c.privacy);
+  if (!c.budget_epsilon_per_site.empty()) {
+    if (static_cast<int>(c.budget_epsilon_per_site.size()) != c.sites) {
+      ThrowBadSetting(path, "privacy", "budget_epsilon_per_site",
+                      "one budget per site (" + std::to_string(c.sites) + " numbers)",
+                      std::to_string(c.budget_epsilon_per_site.size()) + " numbers");
+    }
+    for (int k = 0; k < c.sites; ++k) {
+      SitePrivacyConfig site = c.privacy;
+      site.budget_epsilon = c.budget_epsilon_per_site[static_cast<size_t>(k)];
+      ValidateSitePrivacyConfig(path, site);
+    }
+  }
   if (c.sites < 1) ThrowBadSetting(path, "simulation", "sites", "an integer >= 1", std::to_string(c.sites));
   if (c.site_threads < 1) {
     ThrowBadSetting(path, "simulation", "site_threads", "an integer >= 1",
@@ -166,7 +197,8 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
   provision.coordinator_template.listen_address = "127.0.0.1:0";
   provision.coordinator_template.output_dir = (run_dir / "coordinator").string();
   provision.coordinator_template.eval_data = eval_path;
-  provision.coordinator_template.min_sites = config.sites;
+  // Every simulated site takes part from round 1; the quorum stays the config's min_sites.
+  provision.coordinator_template.min_available_sites = config.sites;
   provision.coordinator_template.registration_timeout_seconds = 120;
   provision.site_template.data.path = data_path;
   provision.site_template.data.partition = config.partition;
@@ -175,6 +207,7 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
   provision.site_template.data.seed = config.data_seed;
   provision.site_template.threads = config.site_threads;
   provision.site_template.give_up_after_seconds = 120;
+  provision.site_template.privacy = config.privacy;
   const ProvisionResult provisioned = ProvisionFederation(provision);
 
   std::signal(SIGINT, OnSignal);
@@ -210,6 +243,9 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
     site.coordinator_address = "127.0.0.1:" + std::to_string(port);
     site.data.shard = k;
     site.output_dir = (run_dir / name).string();
+    if (!config.budget_epsilon_per_site.empty()) {
+      site.privacy.budget_epsilon = config.budget_epsilon_per_site[static_cast<size_t>(k - 1)];
+    }
     std::ofstream(site_config_path) << RenderSiteConfig(site);
     sites.push_back(std::make_unique<ChildProcess>(
         std::vector<std::string>{bin_dir + "/fedmed-site", "--config", site_config_path},
@@ -267,7 +303,9 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
     progress << "the coordinator exited with status " << *coord_status << "; the end of its log:\n"
              << Tail(coord_log, 15);
   }
-  PrintTable(ReadJsonLines(coord_dir / "metrics.jsonl"), progress);
+  const std::vector<nlohmann::json> rows = ReadJsonLines(coord_dir / "metrics.jsonl");
+  PrintTable(rows, progress);
+  PrintPrivacy(rows, progress);
   result.wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
   progress << "\npeak RSS (MiB): coordinator " << coordinator->max_rss_kib() / 1024;
   for (std::size_t k = 0; k < sites.size(); ++k) {

@@ -12,8 +12,10 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
 
 namespace fedmed {
 
@@ -30,10 +32,16 @@ struct SimulationConfig {
   uint64_t data_seed = 0;
   // [federation], [model], [training] and [evaluation] exactly as in coordinator.toml.
   CoordinatorConfig coordinator;
+  // [privacy] exactly as in a site's site.toml, applied to every site; plus
+  // budget_epsilon_per_site: one budget per site (site-1 first) replacing budget_epsilon, to
+  // simulate hospitals with different budgets.
+  SitePrivacyConfig privacy;
+  std::vector<double> budget_epsilon_per_site;
 };
 
 // Reads a simulation config: [simulation] name, sites, output_dir, site_threads; [data] path,
-// partition, alpha, seed; plus the coordinator's [federation], [model], [training], [evaluation].
+// partition, alpha, seed; plus the coordinator's [federation], [model], [training], [evaluation]
+// and the sites' [privacy].
 // Throws ConfigError naming the file, section and key.
 SimulationConfig LoadSimulationConfig(const std::string& path);
 

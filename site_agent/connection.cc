@@ -43,6 +43,18 @@ RpcError ToRpcError(const grpc::Status& status, const std::string& target, bool 
   return RpcError(kind, status.error_code(), DescribeClientError(status, target));
 }
 
+void FillPrivacy(const PrivacyReport& p, v1::PrivacySpend* out) {
+  out->set_mechanism(p.mechanism);
+  out->set_noise_multiplier(p.noise_multiplier);
+  out->set_clipping_norm(p.clipping_norm);
+  out->set_sampling_rate(p.sampling_rate);
+  out->set_steps(p.steps);
+  out->set_delta(p.delta);
+  out->set_epsilon_round(p.epsilon_round);
+  out->set_epsilon_total(p.epsilon_total);
+  out->set_budget_epsilon(p.budget_epsilon);
+}
+
 }  // namespace
 
 class CoordinatorConnection::Stub {
@@ -227,6 +239,7 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   header->set_local_steps(info.local_steps);
   header->set_train_loss(info.train_loss);
   header->set_train_seconds(info.train_seconds);
+  FillPrivacy(info.privacy, header->mutable_privacy());
   if (writer->Write(chunk)) {
     ForEachChunk(update_bytes, [&](std::string_view piece) {
       chunk.set_data(piece.data(), piece.size());
@@ -235,6 +248,21 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   }
   writer->WritesDone();
   const grpc::Status status = writer->Finish();
+  if (!status.ok()) throw ToRpcError(status, target_, false);
+}
+
+void CoordinatorConnection::DeclineTask(const std::string& session_id, int round,
+                                        const std::string& reason, const PrivacyReport& privacy) {
+  grpc::ClientContext context;
+  SetDeadline(&context, kShortCall);
+  CallScope scope(stub_.get(), &context);
+  v1::DeclineRequest request;
+  request.set_session_id(session_id);
+  request.set_round(round);
+  request.set_reason(reason);
+  FillPrivacy(privacy, request.mutable_privacy());
+  v1::DeclineReply reply;
+  const grpc::Status status = stub_->stub->DeclineTask(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, false);
 }
 

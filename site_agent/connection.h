@@ -63,6 +63,19 @@ struct SiteTask {
   std::string finish_reason;  // kFinish
 };
 
+// What a round cost the site's privacy budget (see PrivacySpend in proto/fedmed.proto).
+struct PrivacyReport {
+  std::string mechanism = "none";  // "none" | "dp-sgd" | "update"
+  double noise_multiplier = 0;
+  double clipping_norm = 0;
+  double sampling_rate = 0;
+  int64_t steps = 0;
+  double delta = 0;
+  double epsilon_round = 0;
+  double epsilon_total = 0;
+  double budget_epsilon = 0;
+};
+
 struct UpdateInfo {
   int round = 0;
   int base_version = 0;
@@ -70,6 +83,7 @@ struct UpdateInfo {
   int64_t local_steps = 0;
   double train_loss = 0;
   double train_seconds = 0;
+  PrivacyReport privacy;
 };
 
 class CoordinatorConnection {
@@ -94,6 +108,10 @@ class CoordinatorConnection {
   void ReportEvaluation(const std::string& session_id, int round, int model_version,
                         const ClassificationMetrics& metrics, double eval_seconds);
 
+  // Tells the coordinator that this site declines training round `round` (`reason` is logged
+  // there); `privacy` carries the spend so far and what the round would have cost.
+  void DeclineTask(const std::string& session_id, int round, const std::string& reason,
+                   const PrivacyReport& privacy);
   // Thread-safe: cancels the call in flight, if any (it then throws RpcError), and every later
   // call. Used to stop a site promptly while it waits in a poll.
   void Cancel();

@@ -19,14 +19,18 @@
 #include <thread>
 
 #include "common/crypto/pki.h"
+#include "common/crypto/secure_random.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/model/model_state.h"
+#include "common/privacy/dp_sgd.h"
+#include "common/privacy/update_privacy.h"
 #include "common/util/data_path.h"
 #include "common/util/logging.h"
 #include "site_agent/connection.h"
+#include "site_agent/round_privacy.h"
 
 namespace fedmed {
 
@@ -70,6 +74,17 @@ class SiteAgent::Impl {
     CheckCertificate();
     SetComputeThreads(config_.threads);
     LoadData();
+    if (config_.privacy.enabled()) {
+      privacy_ = std::make_unique<RoundPrivacy>(config_.privacy, config_.output_dir, train_.size());
+      log_->info("privacy: {}", privacy_->Describe());
+      if (config_.privacy.delta * static_cast<double>(train_.size()) >= 1) {
+        log_->warn("privacy: delta {} is not below 1 / {} (the number of training images): an "
+                   "epsilon at this delta allows one image to be revealed outright",
+                   config_.privacy.delta, train_.size());
+      }
+    } else {
+      log_->info("privacy: none (updates are sent without differential-privacy noise)");
+    }
   }
 
   int Run(bool handle_signals) {
@@ -159,6 +174,7 @@ class SiteAgent::Impl {
           const Registration r = connection.Register(config_.name, train_.size(), test_.size(),
                                                      train_.channels, num_classes_);
           session = r.session_id;
+          total_rounds_ = r.total_rounds;
           log_->info("registered with federation '{}' at {} ({} rounds)", r.federation,
                      connection.target(), r.total_rounds);
         }
@@ -249,18 +265,60 @@ class SiteAgent::Impl {
   }
 
   void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
+    TrainSettings settings = task.settings;
+    std::optional<RoundPrivacy::Plan> plan;
+    if (privacy_) {
+      plan = privacy_->PlanRound(task.round, total_rounds_, settings);
+      if (!plan->train) {
+        log_->warn("round {}: declining: {}", task.round, plan->decline_reason);
+        connection.DeclineTask(session, task.round, plan->decline_reason, plan->report);
+        return;
+      }
+      // The coordinator chose task.settings.seed; a seed it knows would let it regenerate the
+      // sampling and the noise. Private training draws its randomness from a secret seed.
+      settings.seed = SecureRandomUint64();
+    }
     const ModelState& global = GlobalModel(connection, session, task.model);
-    log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {})", task.round,
-               task.spec.name, train_.size(), task.settings.local_epochs, task.settings.optimizer,
-               task.settings.learning_rate);
-    const TrainResult result = TrainLocal(task.spec, global, train_, task.settings);
-    const std::string bytes = EncodeModelState(result.delta);
+    log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {}){}",
+               task.round, task.spec.name, train_.size(), settings.local_epochs,
+               settings.optimizer, settings.learning_rate,
+               plan ? fmt::format(" with {} (clipping norm {}, noise multiplier {:.4f})",
+                                  plan->mechanism.name, plan->mechanism.clipping_norm,
+                                  plan->mechanism.noise_multiplier)
+                    : std::string());
+    TrainResult result;
+    if (plan && plan->mechanism.name == "dp-sgd") {
+      DpSgdSettings dp;
+      dp.noise_multiplier = plan->mechanism.noise_multiplier;
+      dp.clipping_norm = plan->mechanism.clipping_norm;
+      result = TrainLocalDpSgd(task.spec, global, train_, settings, dp);
+    } else {
+      result = TrainLocal(task.spec, global, train_, settings);
+    }
     UpdateInfo info;
+    if (plan) {
+      if (plan->mechanism.name == "update") {
+        const UpdatePrivacyResult clip =
+            PrivatizeUpdate(&result.delta, plan->mechanism.clipping_norm,
+                            plan->mechanism.noise_multiplier, SecureRandomUint64());
+        log_->info("round {}: update norm {:.4f} clipped by {:.4f}, noise added", task.round,
+                   clip.norm, clip.scale);
+      }
+      // On disk before the update leaves: a crash may lose the upload, never the spend.
+      info.privacy = privacy_->Commit(*plan);
+      log_->info("round {}: privacy spent: epsilon {:.4f} this round, {:.4f} in total of {:.4f} "
+                 "(delta {})",
+                 task.round, info.privacy.epsilon_round, info.privacy.epsilon_total,
+                 info.privacy.budget_epsilon, info.privacy.delta);
+    }
+    const std::string bytes = EncodeModelState(result.delta);
     info.round = task.round;
     info.base_version = task.model.version;
     info.num_samples = result.num_samples;
     info.local_steps = result.steps;
-    info.train_loss = result.mean_loss;
+    // The training loss is a statistic of the private images that no noise protects: a private
+    // site keeps it to itself.
+    info.train_loss = plan ? std::nan("") : result.mean_loss;
     info.train_seconds = result.seconds;
     const auto start = Clock::now();
     connection.UploadUpdate(session, info, bytes);
@@ -284,6 +342,8 @@ class SiteAgent::Impl {
   std::shared_ptr<spdlog::logger> log_;
   ImageSet train_, test_;
   int64_t num_classes_ = 0;
+  int total_rounds_ = 1;                 // announced at registration
+  std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
   std::optional<ModelState> cached_;
   int cached_version_ = -1;
   std::string cached_sha256_;

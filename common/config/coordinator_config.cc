@@ -1,5 +1,6 @@
 #include "common/config/coordinator_config.h"
 
+#include <cmath>
 #include <limits>
 #include <set>
 #include <tuple>
@@ -16,6 +17,112 @@ using Presence = TomlFile::Presence;
 
 constexpr uint64_t kMaxSeed = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
+// [strategy]: the accepted names, and for each numeric key the strategies it applies to with
+// their defaults (see the table at StrategyConfig in the header).
+const std::vector<std::string> kStrategyNames = {"fedavg",     "fedprox", "fedadam",
+                                                 "fedyogi",    "fedadagrad", "median",
+                                                 "trimmed_mean"};
+
+struct StrategyKeyRule {
+  const char* key;
+  std::optional<double> StrategyConfig::*field;
+  const char* doc;       // the comment RenderCoordinatorConfig writes above the key
+  const char* expected;  // the range, as ValidateStrategyConfig reports it
+  bool (*in_range)(double);
+  // The strategies the key applies to, with their default (nullopt: required, no default).
+  std::vector<std::pair<std::string, std::optional<double>>> defaults;
+};
+
+bool Positive(double v) { return std::isfinite(v) && v > 0; }
+bool UnitInterval(double v) { return v >= 0 && v < 1; }  // false for NaN
+bool BelowHalf(double v) { return v >= 0 && v < 0.5; }
+
+const std::vector<StrategyKeyRule>& StrategyKeyRules() {
+  static const std::vector<StrategyKeyRule> rules = {
+      {"proximal_mu", &StrategyConfig::proximal_mu,
+       "FedProx proximal term mu (required): each site adds (mu/2) * ||w - w_global||^2 to its\n"
+       "# local loss (Li et al. 2020 tried 0.001, 0.01, 0.1 and 1).",
+       "a number > 0", Positive, {{"fedprox", std::nullopt}}},
+      {"server_learning_rate", &StrategyConfig::server_learning_rate,
+       "Server learning rate eta of the update x += eta * m / (sqrt(v) + tau).", "a number > 0",
+       Positive, {{"fedadam", 0.1}, {"fedyogi", 0.01}, {"fedadagrad", 0.1}}},
+      {"beta1", &StrategyConfig::beta1,
+       "Decay of the first moment: m = beta1 * m + (1 - beta1) * delta.", "a number in [0, 1)",
+       UnitInterval, {{"fedadam", 0.9}, {"fedyogi", 0.9}, {"fedadagrad", 0.0}}},
+      {"beta2", &StrategyConfig::beta2, "Decay of the second moment v.", "a number in [0, 1)",
+       UnitInterval, {{"fedadam", 0.99}, {"fedyogi", 0.99}}},
+      {"tau", &StrategyConfig::tau,
+       "Adaptivity tau: the smaller, the more adaptive the step; v starts at tau^2.",
+       "a number > 0", Positive, {{"fedadam", 1e-9}, {"fedyogi", 1e-3}, {"fedadagrad", 1e-9}}},
+      {"trim_fraction", &StrategyConfig::trim_fraction,
+       "Per coordinate, the floor(trim_fraction * n) largest and as many smallest of the n\n"
+       "# updates are dropped before averaging.",
+       "a number in [0, 0.5)", BelowHalf, {{"trimmed_mean", 0.2}}},
+  };
+  return rules;
+}
+
+// The rule's entry for `name`, or nullptr when the key does not apply to that strategy.
+const std::pair<std::string, std::optional<double>>* RuleFor(const StrategyKeyRule& rule,
+                                                             const std::string& name) {
+  for (const auto& entry : rule.defaults) {
+    if (entry.first == name) return &entry;
+  }
+  return nullptr;
+}
+
+// "fedprox", "fedadam and fedyogi", "fedadam, fedyogi and fedadagrad".
+std::string AppliesTo(const StrategyKeyRule& rule) {
+  std::string text;
+  for (std::size_t i = 0; i < rule.defaults.size(); ++i) {
+    if (i > 0) text += i + 1 == rule.defaults.size() ? " and " : ", ";
+    text += rule.defaults[i].first;
+  }
+  return text;
+}
+
+std::string RenderStrategy(const StrategyConfig& s) {
+  std::string text =
+      "# How the round's updates become the next global model:\n"
+      "#   \"fedavg\"        mean of the updates weighted by sample count (McMahan et al. 2017)\n"
+      "#   \"fedprox\"       FedAvg, and the sites train with a proximal term (Li et al. 2020)\n"
+      "#   \"fedadam\", \"fedyogi\", \"fedadagrad\"\n"
+      "#                   adaptive server optimiser on the weighted mean update\n"
+      "#                   (Reddi et al., \"Adaptive Federated Optimization\", ICLR 2021)\n"
+      "#   \"median\", \"trimmed_mean\"\n"
+      "#                   coordinate-wise, unweighted, robust to a few faulty sites (Yin et al.\n"
+      "#                   2018); they keep every update and cannot run under secure aggregation\n"
+      "# A key for another strategy than `name` is an error; commented keys show the default.\n"
+      "name = " + TomlString(s.name) + "\n";
+  for (const StrategyKeyRule& rule : StrategyKeyRules()) {
+    const std::optional<double>& value = s.*rule.field;
+    const auto* applies = RuleFor(rule, s.name);
+    if (!value && applies == nullptr) continue;
+    text += std::string("# ") + rule.doc + "\n";
+    if (value) {
+      text += std::string(rule.key) + " = " + TomlDouble(*value) + "\n";
+    } else if (applies->second) {
+      text += std::string("# ") + rule.key + " = " + TomlDouble(*applies->second) +
+              "  (the default for " + s.name + ")\n";
+    } else {
+      text += std::string("# ") + rule.key + " = (required)\n";
+    }
+  }
+  return text;
+}
+
+// Reads an optional number; leaves *out unset when the key is absent. TomlFile does not say
+// whether a key was present, so the key is read into two different defaults: an absent key
+// leaves both as they were, a present one sets both to its value (NaN included).
+void ReadOptional(TomlFile& file, const std::string& section, const std::string& key,
+                  std::optional<double>* out) {
+  double a = std::numeric_limits<double>::quiet_NaN();
+  double b = 0.0;
+  file.Read(section, key, &a);
+  file.Read(section, key, &b);
+  if (!(std::isnan(a) && b == 0.0)) *out = a;
+}
+
 }  // namespace
 
 bool operator==(const TlsFiles& a, const TlsFiles& b) {
@@ -28,12 +135,19 @@ bool operator==(const TrainingConfig& a, const TrainingConfig& b) {
                                               b.learning_rate, b.momentum, b.weight_decay);
 }
 
+bool operator==(const StrategyConfig& a, const StrategyConfig& b) {
+  return std::tie(a.name, a.proximal_mu, a.server_learning_rate, a.beta1, a.beta2, a.tau,
+                  a.trim_fraction) == std::tie(b.name, b.proximal_mu, b.server_learning_rate,
+                                               b.beta1, b.beta2, b.tau, b.trim_fraction);
+}
+
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
   const auto settings = [](const CoordinatorConfig& c) {
     return std::tie(c.federation, c.listen_address, c.output_dir, c.threads, c.tls,
-                    c.allowed_sites, c.rounds, c.min_sites, c.sites_per_round,
+                    c.allowed_sites, c.rounds, c.min_sites, c.sites_per_round, c.min_available_sites,
                     c.round_deadline_seconds, c.registration_timeout_seconds, c.seed, c.model,
-                    c.in_channels, c.num_classes, c.image_size, c.training, c.eval_data,
+                    c.in_channels, c.num_classes, c.image_size, c.training, c.strategy,
+                    c.eval_data,
                     c.eval_split, c.federated_evaluation, c.eval_batch_size, c.checkpoint_every);
   };
   return settings(a) == settings(b);
@@ -44,6 +158,7 @@ void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   file.Read("federation", "rounds", &c.rounds);
   file.Read("federation", "min_sites", &c.min_sites);
   file.Read("federation", "sites_per_round", &c.sites_per_round);
+  file.Read("federation", "min_available_sites", &c.min_available_sites);
   file.Read("federation", "round_deadline_seconds", &c.round_deadline_seconds);
   file.Read("federation", "registration_timeout_seconds", &c.registration_timeout_seconds);
   file.Read("federation", "seed", &c.seed);
@@ -57,6 +172,10 @@ void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   file.Read("training", "learning_rate", &c.training.learning_rate);
   file.Read("training", "momentum", &c.training.momentum);
   file.Read("training", "weight_decay", &c.training.weight_decay);
+  file.Read("strategy", "name", &c.strategy.name);
+  for (const StrategyKeyRule& rule : StrategyKeyRules()) {
+    ReadOptional(file, "strategy", rule.key, &(c.strategy.*rule.field));
+  }
   file.Read("evaluation", "data", &c.eval_data);
   file.Read("evaluation", "split", &c.eval_split);
   file.Read("evaluation", "federated", &c.federated_evaluation);
@@ -132,6 +251,12 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
           "0 (all registered sites) or an integer between min_sites (" + num(c.min_sites) +
               ") and the number of [tls] allowed_sites (" + num(num_sites) + ")",
           num(c.sites_per_round));
+  require(c.min_available_sites == 0 ||
+              (c.min_available_sites >= c.min_sites && c.min_available_sites <= num_sites),
+          "federation", "min_available_sites",
+          "0 (= min_sites) or an integer between min_sites (" + num(c.min_sites) +
+              ") and the number of [tls] allowed_sites (" + num(num_sites) + ")",
+          num(c.min_available_sites));
   require(c.round_deadline_seconds > 0, "federation", "round_deadline_seconds",
           "a number of seconds > 0", TomlDouble(c.round_deadline_seconds));
   require(c.registration_timeout_seconds >= 0, "federation", "registration_timeout_seconds",
@@ -164,12 +289,56 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
   require(t.weight_decay >= 0, "training", "weight_decay", "a number >= 0",
           TomlDouble(t.weight_decay));
 
+  ValidateStrategyConfig(c.strategy, f);
+
   require(c.eval_split == "train" || c.eval_split == "val" || c.eval_split == "test",
           "evaluation", "split", "\"train\", \"val\" or \"test\"", str(c.eval_split));
   require(c.eval_batch_size >= 1, "evaluation", "batch_size", "an integer >= 1",
           num(c.eval_batch_size));
   require(c.checkpoint_every >= 1, "evaluation", "checkpoint_every", "an integer >= 1",
           num(c.checkpoint_every));
+}
+
+void ValidateStrategyConfig(const StrategyConfig& s, const std::string& config_path) {
+  bool known = false;
+  std::string names;
+  for (std::size_t i = 0; i < kStrategyNames.size(); ++i) {
+    known = known || s.name == kStrategyNames[i];
+    if (i > 0) names += i + 1 == kStrategyNames.size() ? " or " : ", ";
+    names += TomlString(kStrategyNames[i]);
+  }
+  if (!known) ThrowBadSetting(config_path, "strategy", "name", names, TomlString(s.name));
+  for (const StrategyKeyRule& rule : StrategyKeyRules()) {
+    const std::optional<double>& value = s.*rule.field;
+    const auto* applies = RuleFor(rule, s.name);
+    if (applies == nullptr) {
+      if (value) {
+        throw ConfigError(SettingName(config_path, "strategy", rule.key) + ": applies only to " +
+                          AppliesTo(rule) + ", not to name = " + TomlString(s.name) +
+                          " (remove the key or choose another strategy)");
+      }
+      continue;
+    }
+    if (!value && !applies->second) {
+      ThrowBadSetting(config_path, "strategy", rule.key,
+                      std::string(rule.expected) + " (required with name = " +
+                          TomlString(s.name) + ")",
+                      "nothing");
+    }
+    if (value && !rule.in_range(*value)) {
+      ThrowBadSetting(config_path, "strategy", rule.key, rule.expected, TomlDouble(*value));
+    }
+  }
+}
+
+StrategyConfig WithStrategyDefaults(const StrategyConfig& config) {
+  StrategyConfig out = config;
+  for (const StrategyKeyRule& rule : StrategyKeyRules()) {
+    std::optional<double>& value = out.*rule.field;
+    const auto* applies = RuleFor(rule, out.name);
+    if (!value && applies != nullptr) value = applies->second;
+  }
+  return out;
 }
 
 std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
@@ -207,6 +376,8 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "min_sites = " + num(c.min_sites) + "\n"
          "# Sites selected per round (0 = every registered site).\n"
          "sites_per_round = " + num(c.sites_per_round) + "\n"
+         "# Registered sites needed before the first round starts (0 = min_sites).\n"
+         "min_available_sites = " + num(c.min_available_sites) + "\n"
          "# Seconds a round waits for updates; later updates are left out.\n"
          "round_deadline_seconds = " + TomlDouble(c.round_deadline_seconds) + "\n"
          "# Seconds to wait for min_sites sites to register (0 = wait forever).\n"
@@ -233,6 +404,9 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "# SGD momentum (not used by adam).\n"
          "momentum = " + TomlDouble(t.momentum) + "\n"
          "weight_decay = " + TomlDouble(t.weight_decay) + "\n"
+         "\n"
+         "[strategy]\n" +
+         RenderStrategy(c.strategy) +
          "\n"
          "[evaluation]\n"
          "# Held-out images the coordinator evaluates the global model on (\"\" = none).\n"

@@ -2,10 +2,11 @@
 //
 //   [coordinator] federation, listen, output_dir, threads
 //   [tls]         ca_cert, cert, key, allowed_sites
-//   [federation]  rounds, min_sites, sites_per_round, round_deadline_seconds,
+//   [federation]  rounds, min_sites, sites_per_round, min_available_sites, round_deadline_seconds,
 //                 registration_timeout_seconds, seed
 //   [model]       name, in_channels, num_classes, image_size
 //   [training]    local_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay
+//   [strategy]    name, proximal_mu, server_learning_rate, beta1, beta2, tau, trim_fraction
 //   [evaluation]  data, split, federated, batch_size, checkpoint_every
 //
 // RenderCoordinatorConfig writes the full, commented file. [tls] ca_cert, cert, key and
@@ -17,6 +18,7 @@
 #define FEDMED_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,43 @@ struct TrainingConfig {
   double weight_decay = 0.0;    // L2 penalty, >= 0
 };
 
+// [strategy]: how the coordinator turns a round's updates into the next global model
+// (coordinator/strategy/strategy.h implements the strategies). `name` is one of
+//   "fedavg"       weighted mean of the updates by sample count (McMahan et al., AISTATS 2017)
+//   "fedprox"      FedAvg aggregation; the sites add (mu/2)||w - w_global||^2 to their local
+//                  loss (Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020)
+//   "fedadam", "fedyogi", "fedadagrad"
+//                  adaptive server optimisers applied to the weighted mean update (Reddi et al.,
+//                  "Adaptive Federated Optimization", ICLR 2021, Algorithm 2)
+//   "median", "trimmed_mean"
+//                  coordinate-wise median / trimmed mean of the updates, unweighted (Yin et al.,
+//                  "Byzantine-Robust Distributed Learning", ICML 2018)
+//
+// Each numeric key is optional and applies only to some strategies; a key that is set but does
+// not apply to `name` is an error (ValidateStrategyConfig). An applicable key left unset takes
+// the default below (WithStrategyDefaults), which is Flower's default (flwr.server.strategy,
+// Flower 1.x: FedAdam, FedYogi, FedAdagrad, FedTrimmedAvg):
+//
+//   key                   applies to                       default                  range
+//   proximal_mu           fedprox                          none: required           > 0
+//   server_learning_rate  fedadam, fedyogi, fedadagrad     0.1, 0.01, 0.1           > 0
+//   beta1                 fedadam, fedyogi, fedadagrad     0.9, 0.9, 0.0            [0, 1)
+//   beta2                 fedadam, fedyogi                 0.99, 0.99               [0, 1)
+//   tau                   fedadam, fedyogi, fedadagrad     1e-9, 1e-3, 1e-9         > 0
+//   trim_fraction         trimmed_mean                     0.2                      [0, 0.5)
+//
+// Every number must also be finite. The optionals record whether the file set the key, so that
+// rendering and loading give back exactly the same configuration.
+struct StrategyConfig {
+  std::string name = "fedavg";
+  std::optional<double> proximal_mu;           // mu of the FedProx proximal term
+  std::optional<double> server_learning_rate;  // eta of the FedOpt update
+  std::optional<double> beta1;                 // first-moment (momentum) decay
+  std::optional<double> beta2;                 // second-moment decay
+  std::optional<double> tau;                   // adaptivity / numerical floor of the FedOpt step
+  std::optional<double> trim_fraction;         // beta of the trimmed mean: share cut per side
+};
+
 struct CoordinatorConfig {
   std::string config_path;  // the file this was loaded from ("" when built in code)
   // [coordinator]
@@ -55,6 +94,9 @@ struct CoordinatorConfig {
   int rounds = 5;                              // >= 1
   int min_sites = 2;                           // quorum per round, 1..allowed_sites.size()
   int sites_per_round = 0;                     // 0 = all registered; else min_sites..#allowed
+  // Registered sites needed before the first round starts; 0 = min_sites; else
+  // min_sites..#allowed (Flower's min_available_clients).
+  int min_available_sites = 0;
   double round_deadline_seconds = 600;         // > 0
   double registration_timeout_seconds = 0;     // 0 = wait forever; >= 0
   uint64_t seed = 0;                           // <= 2^63 - 1 (TOML integers are signed)
@@ -65,6 +107,8 @@ struct CoordinatorConfig {
   int64_t image_size = 28;    // pixels per side, >= 1
   // [training]
   TrainingConfig training;
+  // [strategy]
+  StrategyConfig strategy;
   // [evaluation]
   std::string eval_data;              // key `data`; "" = no central evaluation
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
@@ -79,6 +123,7 @@ bool operator==(const TlsFiles& a, const TlsFiles& b);
 // Makes the three paths absolute, relative to the directory of `config_path`.
 void ResolveTlsPaths(const std::string& config_path, TlsFiles* tls);
 bool operator==(const TrainingConfig& a, const TrainingConfig& b);
+bool operator==(const StrategyConfig& a, const StrategyConfig& b);
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }
 
@@ -88,16 +133,31 @@ inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) {
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 
-// Reads the [federation], [model], [training] and [evaluation] sections of `file` into `config`
-// exactly as LoadCoordinatorConfig does, declaring their keys as accepted (see TomlFile), for
-// files that embed a coordinator's settings, such as fedmed-simulate's experiment configs.
+// Reads the [federation], [model], [training], [strategy] and [evaluation] sections of `file`
+// into `config` exactly as LoadCoordinatorConfig does, declaring their keys as accepted (see
+// TomlFile), for files that embed a coordinator's settings, such as fedmed-simulate's experiment
+// configs.
 // Throws ConfigError for a value of the wrong type; the caller calls file.Finish() and validates.
 void ReadFederationSections(TomlFile& file, CoordinatorConfig* config);
 
 // Checks ranges and consistency (see the field comments; in addition, either eval_data is set or
-// both in_channels and num_classes are > 0). Throws ConfigError naming config_path, section and
-// key of the first violation. Called by LoadCoordinatorConfig.
+// both in_channels and num_classes are > 0; [strategy] as ValidateStrategyConfig). Throws
+// ConfigError naming config_path, section and key of the first violation. Called by
+// LoadCoordinatorConfig.
 void ValidateCoordinatorConfig(const CoordinatorConfig& config);
+
+// Checks a [strategy] section (see StrategyConfig). Throws ConfigError
+//   "<config_path>: [strategy] <key>: expected <what>, got <value>"
+// for an unknown name, a value out of range or not finite, or fedprox without proximal_mu; and
+//   "<config_path>: [strategy] <key>: applies only to <strategies>, not to name = \"<name>\" ..."
+// for a key that is set but does not apply to the chosen strategy. An empty config_path is shown
+// as "(configuration built in code)".
+void ValidateStrategyConfig(const StrategyConfig& config, const std::string& config_path);
+
+// `config` with every key that applies to config.name and is unset given its default (the table
+// at StrategyConfig). Keys that do not apply stay as they are. proximal_mu has no default and
+// stays unset. Does not validate.
+StrategyConfig WithStrategyDefaults(const StrategyConfig& config);
 
 // The complete TOML file for `config`, every key with a comment, paths as they are in `config`.
 // LoadCoordinatorConfig of the rendered file gives back `config` (with relative paths resolved).

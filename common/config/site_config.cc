@@ -1,6 +1,8 @@
 #include "common/config/site_config.h"
 
 #include <cctype>
+#include <cmath>
+#include <utility>
 #include <limits>
 #include <tuple>
 
@@ -16,6 +18,64 @@ using Presence = TomlFile::Presence;
 constexpr uint64_t kMaxSeed = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
 }  // namespace
+
+void ValidateSitePrivacyConfig(const std::string& f, const SitePrivacyConfig& p) {
+  const auto require = [&f](bool ok, const char* key, const std::string& expected,
+                            const std::string& got) {
+    if (!ok) ThrowBadSetting(f, "privacy", key, expected, got);
+  };
+  const auto finite = [](double v) { return std::isfinite(v); };
+  require(p.mode == "none" || p.mode == "dp-sgd" || p.mode == "update", "mode",
+          "\"none\", \"dp-sgd\" (per-image DP-SGD) or \"update\" (site-level DP)",
+          TomlString(p.mode));
+  require(p.conversion == "balle2020" || p.conversion == "classic", "conversion",
+          "\"balle2020\" or \"classic\"", TomlString(p.conversion));
+  const std::pair<const char*, double> values[] = {
+      {"clipping_norm", p.clipping_norm}, {"noise_multiplier", p.noise_multiplier},
+      {"target_epsilon", p.target_epsilon}, {"delta", p.delta},
+      {"budget_epsilon", p.budget_epsilon}};
+  if (!p.enabled()) {
+    for (const auto& [key, v] : values) {
+      require(v == 0, key, "no value: mode is \"none\" (no differential privacy); set mode to "
+                           "\"dp-sgd\" or \"update\" to use it",
+              TomlDouble(v));
+    }
+    return;
+  }
+  for (const auto& [key, v] : values) {
+    require(finite(v) && v >= 0, key, "a finite number > 0", TomlDouble(v));
+  }
+  const std::string what = p.mode == "dp-sgd" ? "per-sample" : "whole-update";
+  require(p.clipping_norm > 0, "clipping_norm",
+          "the " + what + " L2 clipping norm, a number > 0 (required with mode \"" + p.mode +
+              "\")",
+          "nothing");
+  require(p.delta > 0 && p.delta < 1, "delta",
+          "a probability in (0, 1), e.g. 1e-5 (required with mode \"" + p.mode + "\")",
+          p.delta == 0 ? std::string("nothing") : TomlDouble(p.delta));
+  require(p.budget_epsilon > 0, "budget_epsilon",
+          "the most epsilon this site may ever spend, a number > 0 (required with mode \"" +
+              p.mode + "\")",
+          "nothing");
+  require((p.noise_multiplier > 0) != (p.target_epsilon > 0),
+          p.noise_multiplier > 0 ? "target_epsilon" : "noise_multiplier",
+          "exactly one of noise_multiplier (> 0) and target_epsilon (> 0)",
+          p.noise_multiplier > 0 ? "both" : "neither");
+  require(p.target_epsilon <= p.budget_epsilon, "target_epsilon",
+          "at most budget_epsilon (" + TomlDouble(p.budget_epsilon) + ")",
+          TomlDouble(p.target_epsilon));
+}
+
+void ReadSitePrivacySection(TomlFile& file, SitePrivacyConfig* out) {
+  SitePrivacyConfig& p = *out;
+  file.Read("privacy", "mode", &p.mode);
+  file.Read("privacy", "clipping_norm", &p.clipping_norm);
+  file.Read("privacy", "noise_multiplier", &p.noise_multiplier);
+  file.Read("privacy", "target_epsilon", &p.target_epsilon);
+  file.Read("privacy", "delta", &p.delta);
+  file.Read("privacy", "budget_epsilon", &p.budget_epsilon);
+  file.Read("privacy", "conversion", &p.conversion);
+}
 
 bool IsValidSiteName(const std::string& name) {
   if (name.empty() || name.size() > 64 || !std::isalnum(static_cast<unsigned char>(name[0]))) {
@@ -34,10 +94,18 @@ bool operator==(const SiteDataConfig& a, const SiteDataConfig& b) {
          std::tie(b.path, b.partition, b.shard, b.num_shards, b.alpha, b.seed);
 }
 
+bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b) {
+  return std::tie(a.mode, a.clipping_norm, a.noise_multiplier, a.target_epsilon, a.delta,
+                  a.budget_epsilon, a.conversion) ==
+         std::tie(b.mode, b.clipping_norm, b.noise_multiplier, b.target_epsilon, b.delta,
+                  b.budget_epsilon, b.conversion);
+}
+
 bool operator==(const SiteConfig& a, const SiteConfig& b) {
   const auto settings = [](const SiteConfig& c) {
     return std::tie(c.name, c.coordinator_address, c.output_dir, c.threads, c.tls, c.data,
-                    c.backoff_initial_seconds, c.backoff_max_seconds, c.give_up_after_seconds);
+                    c.backoff_initial_seconds, c.backoff_max_seconds, c.give_up_after_seconds,
+                    c.privacy);
   };
   return settings(a) == settings(b);
 }
@@ -62,6 +130,7 @@ SiteConfig LoadSiteConfig(const std::string& path) {
   file.Read("connection", "backoff_initial_seconds", &c.backoff_initial_seconds);
   file.Read("connection", "backoff_max_seconds", &c.backoff_max_seconds);
   file.Read("connection", "give_up_after_seconds", &c.give_up_after_seconds);
+  ReadSitePrivacySection(file, &c.privacy);
   file.Finish();
 
   c.output_dir = ResolveRelativeTo(path, c.output_dir);
@@ -117,7 +186,39 @@ void ValidateSiteConfig(const SiteConfig& c) {
           TomlDouble(c.backoff_max_seconds));
   require(c.give_up_after_seconds >= 0, "connection", "give_up_after_seconds",
           "a number of seconds >= 0 (0 = retry forever)", TomlDouble(c.give_up_after_seconds));
+  ValidateSitePrivacyConfig(f, c.privacy);
 }
+
+namespace {
+
+std::string RenderPrivacy(const SitePrivacyConfig& p) {
+  // Unset values (0) are shown commented out, so that the file reads back as it was.
+  const auto value = [](const char* key, double v, const char* example) {
+    return v > 0 ? std::string(key) + " = " + TomlDouble(v) + "\n"
+                 : "# " + std::string(key) + " = " + example + "\n";
+  };
+  return std::string() +
+         "\n"
+         "[privacy]\n"
+         "# Differential privacy of what leaves this site (docs/PRIVACY.md):\n"
+         "# \"none\"; \"dp-sgd\" protects each training image (per-sample clipping + noise);\n"
+         "# \"update\" protects the whole data set (the update is clipped + noised).\n"
+         "mode = " + TomlString(p.mode) + "\n"
+         "# L2 clipping norm: per image (dp-sgd) or of the whole update (update).\n" +
+         value("clipping_norm", p.clipping_norm, "1.0") +
+         "# Either the noise (std / clipping norm) or the epsilon to calibrate it to over the\n"
+         "# federation's rounds; not both.\n" +
+         value("noise_multiplier", p.noise_multiplier, "1.1") +
+         value("target_epsilon", p.target_epsilon, "4.0") +
+         "# epsilon is measured at this delta; choose delta < 1 / (number of training images).\n" +
+         value("delta", p.delta, "1e-5") +
+         "# Hard limit: a round that would take the total epsilon above it is declined.\n" +
+         value("budget_epsilon", p.budget_epsilon, "8.0") +
+         "# RDP to (epsilon, delta): \"balle2020\" (Balle et al. 2020, tighter) or \"classic\".\n"
+         "conversion = " + TomlString(p.conversion) + "\n";
+}
+
+}  // namespace
 
 std::string RenderSiteConfig(const SiteConfig& c) {
   const auto num = [](auto v) { return std::to_string(v); };
@@ -163,7 +264,8 @@ std::string RenderSiteConfig(const SiteConfig& c) {
          "# backoff_max_seconds; give up after give_up_after_seconds (0 = retry forever).\n"
          "backoff_initial_seconds = " + TomlDouble(c.backoff_initial_seconds) + "\n"
          "backoff_max_seconds = " + TomlDouble(c.backoff_max_seconds) + "\n"
-         "give_up_after_seconds = " + TomlDouble(c.give_up_after_seconds) + "\n";
+         "give_up_after_seconds = " + TomlDouble(c.give_up_after_seconds) + "\n" +
+         RenderPrivacy(c.privacy);
 }
 
 }  // namespace fedmed

@@ -5,6 +5,8 @@
 //   [tls]        ca_cert, cert, key
 //   [data]       path, partition, shard, num_shards, alpha, seed
 //   [connection] backoff_initial_seconds, backoff_max_seconds, give_up_after_seconds
+//   [privacy]    mode, clipping_norm, noise_multiplier | target_epsilon, delta, budget_epsilon,
+//                conversion
 //
 // [site] name and coordinator, [tls] ca_cert, cert, key and [data] path are required; every
 // other key has the default shown below. Unknown sections and keys are errors. Relative [tls]
@@ -32,6 +34,34 @@ struct SiteDataConfig {
   uint64_t seed = 0;                // seed of the split, the same at every site; <= 2^63 - 1
 };
 
+// Differential privacy of what the site sends (docs/PRIVACY.md explains the modes to a privacy
+// officer; common/privacy/ implements them). A value of 0 means "not set".
+//
+//   mode "none":    no noise; every other key must be left unset.
+//   mode "dp-sgd":  DP-SGD (Abadi et al., CCS 2016): each training image's influence on a step is
+//                   clipped to clipping_norm (C) and Gaussian noise of std noise_multiplier * C is
+//                   added; protects each training image.
+//   mode "update":  site-level DP (McMahan et al., ICLR 2018): the whole update is clipped to
+//                   clipping_norm (S) and noise of std noise_multiplier * S is added before it
+//                   leaves; protects the site's whole data set.
+//
+// With a mode other than "none": clipping_norm, delta and budget_epsilon are required, and
+// exactly one of noise_multiplier (the noise itself) or target_epsilon (the noise is calibrated
+// so that the federation's announced rounds spend at most target_epsilon in total, which must be
+// <= budget_epsilon). budget_epsilon is a hard limit: a round whose spend would take the site's
+// total epsilon (at delta) above it is declined, whatever else is configured.
+struct SitePrivacyConfig {
+  std::string mode = "none";         // "none" | "dp-sgd" | "update"
+  double clipping_norm = 0;          // C or S (L2 norm), > 0
+  double noise_multiplier = 0;       // sigma or z (noise std / clipping norm), > 0
+  double target_epsilon = 0;         // > 0, <= budget_epsilon
+  double delta = 0;                  // in (0, 1); choose < 1 / (number of training images)
+  double budget_epsilon = 0;         // > 0: the most epsilon (at delta) this site ever spends
+  std::string conversion = "balle2020";  // RDP -> (epsilon, delta): "balle2020" | "classic"
+
+  bool enabled() const { return mode != "none"; }
+};
+
 struct SiteConfig {
   std::string config_path;  // the file this was loaded from ("" when built in code)
   // [site]
@@ -49,6 +79,8 @@ struct SiteConfig {
   double backoff_initial_seconds = 0.5;  // first wait, > 0
   double backoff_max_seconds = 30;       // longest wait, >= backoff_initial_seconds
   double give_up_after_seconds = 0;      // 0 = retry forever; >= 0
+  // [privacy]
+  SitePrivacyConfig privacy;
 };
 
 // Site names become certificate CNs and directory names: 1 to 64 characters from letters,
@@ -59,6 +91,7 @@ inline constexpr const char* kSiteNameRule =
 
 // Settings are equal; config_path is not compared.
 bool operator==(const SiteDataConfig& a, const SiteDataConfig& b);
+bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b);
 bool operator==(const SiteConfig& a, const SiteConfig& b);
 inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a == b); }
 
@@ -71,6 +104,15 @@ SiteConfig LoadSiteConfig(const std::string& path);
 // Checks ranges and consistency (see the field comments). Throws ConfigError naming
 // config_path, section and key of the first violation. Called by LoadSiteConfig.
 void ValidateSiteConfig(const SiteConfig& config);
+
+// Checks the [privacy] rules above. Throws ConfigError "<config_path>: [privacy] key: ..." for
+// the first violation.
+void ValidateSitePrivacyConfig(const std::string& config_path, const SitePrivacyConfig& privacy);
+
+class TomlFile;
+// Reads the [privacy] section of `file` into `privacy` (keys absent keep their values); for
+// files that embed it (fedmed-simulate's config). Validate with ValidateSitePrivacyConfig.
+void ReadSitePrivacySection(TomlFile& file, SitePrivacyConfig* privacy);
 
 // The complete TOML file for `config`, every key with a comment, paths as they are in `config`.
 // LoadSiteConfig of the rendered file gives back `config` (with relative paths resolved).

@@ -191,6 +191,23 @@ void TomlFile::Read(const std::string& section, const std::string& key,
   for (const toml::node& item : *array) out->push_back(*item.value<std::string>());
 }
 
+void TomlFile::Read(const std::string& section, const std::string& key, std::vector<double>* out,
+                    Presence presence) {
+  const toml::node* node = impl_->Lookup(section, key, presence);
+  if (node == nullptr) return;
+  const toml::array* array = node->as_array();
+  bool numbers = array != nullptr;
+  if (numbers) {
+    for (const toml::node& item : *array) numbers = numbers && (item.is_floating_point() || item.is_integer());
+  }
+  if (!numbers) impl_->TypeError(section, key, *node, "an array of numbers");
+  out->clear();
+  for (const toml::node& item : *array) {
+    out->push_back(item.is_integer() ? static_cast<double>(*item.value<int64_t>())
+                                     : *item.value<double>());
+  }
+}
+
 void TomlFile::Finish() {
   const Impl& impl = *impl_;
   std::vector<std::string> sections;

@@ -52,6 +52,9 @@ class TomlFile {
             Presence presence = Presence::kOptional);
   void Read(const std::string& section, const std::string& key, std::vector<std::string>* out,
             Presence presence = Presence::kOptional);
+  // An array of numbers (integers accepted).
+  void Read(const std::string& section, const std::string& key, std::vector<double>* out,
+            Presence presence = Presence::kOptional);
 
   // Throws ConfigError for the first unknown section, unknown key, or missing required key.
   void Finish();

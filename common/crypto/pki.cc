@@ -492,6 +492,14 @@ void WriteFileAtomically(const std::string& path, std::string_view content, bool
   if (::fsync(fd) != 0) fail("syncing to disk");
   if (closer.Close() != 0) fail("closing");
   if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming '" + tmp + "' over it");
+  // The rename itself is durable once the directory entry is on disk.
+  const std::string::size_type slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
 }
 
 std::string FormatUtc(std::time_t t) {

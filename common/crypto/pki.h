@@ -116,7 +116,8 @@ void CheckKeyMatchesCertificate(const std::string& key_pem, const std::string& c
 std::string ReadFileOrThrow(const std::string& path, const std::string& what);
 
 // Replaces the file at `path` with `content` so that readers see either the old or the new file,
-// never a partial one: writes a temporary file beside it, fsyncs it, and renames it over `path`.
+// never a partial one: writes a temporary file beside it, fsyncs it, renames it over `path` and
+// fsyncs the directory, so the new content survives a crash once this returns.
 // A private key gets mode 0600 (owner read/write only); other files 0644 less the umask. The
 // parent directory must exist. Throws Error naming the path if any step fails.
 void WriteFileAtomically(const std::string& path, std::string_view content, bool private_key);

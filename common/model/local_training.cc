@@ -13,10 +13,8 @@
 
 namespace fedmed {
 
-namespace {
-
-std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(torch::nn::Module& model,
-                                                       const TrainSettings& s) {
+std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
+                                                            const TrainSettings& s) {
   if (s.optimizer == "sgd") {
     return std::make_unique<torch::optim::SGD>(
         model.parameters(), torch::optim::SGDOptions(s.learning_rate)
@@ -27,8 +25,6 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(torch::nn::Module& model,
       model.parameters(),
       torch::optim::AdamOptions(s.learning_rate).weight_decay(s.weight_decay));
 }
-
-}  // namespace
 
 void ValidateTrainSettings(const TrainSettings& s) {
   if (s.local_epochs < 1) {
@@ -73,7 +69,7 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(settings.seed);
   model->set_dropout_generator(generator);
   model->train();
-  std::unique_ptr<torch::optim::Optimizer> optimizer = MakeOptimizer(*model, settings);
+  std::unique_ptr<torch::optim::Optimizer> optimizer = MakeTrainOptimizer(*model, settings);
 
   TrainResult result;
   double loss_sum = 0;

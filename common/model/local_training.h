@@ -8,11 +8,21 @@
 #define FEDMED_COMMON_MODEL_LOCAL_TRAINING_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/data/image_set.h"
 #include "common/model/model_spec.h"
 #include "common/model/model_state.h"
+
+namespace torch {
+namespace nn {
+class Module;
+}  // namespace nn
+namespace optim {
+class Optimizer;
+}  // namespace optim
+}  // namespace torch
 
 namespace fedmed {
 
@@ -56,6 +66,13 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // (training diverged: lower the learning rate).
 TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
                        const TrainSettings& settings);
+
+// The optimizer TrainLocal (and the DP-SGD trainer, common/privacy/dp_sgd.h) steps with, new,
+// over model.parameters(): "sgd" with settings.momentum or "adam" (betas 0.9, 0.999), with
+// settings.learning_rate and settings.weight_decay. Include <torch/torch.h> to use the result.
+// `settings` must be valid (ValidateTrainSettings): anything but "sgd" gives Adam.
+std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
+                                                            const TrainSettings& settings);
 
 // Sets the number of threads LibTorch uses inside one operation (a convolution, a matrix product)
 // to n >= 1, for every thread of the process that trains or evaluates afterwards, and, on the

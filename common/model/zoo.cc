@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/model/layer_tape.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -28,19 +29,21 @@ nn::GroupNorm GroupNorm(int64_t groups, int64_t channels) {
 // fc1 (x @ W^T + b, 97% of the parameters): LibTorch sends Linear's matrix products to the BLAS
 // it was built against; Debian's build uses the system libblas.so.3, by default the unoptimised
 // reference BLAS, on which fc1's forward and backward take 60% of the training time. oneDNN's
-// inner product is ~6x faster there.
+// inner product is ~6x faster there. oneDNN's CPU kernels here are float32 only: other dtypes
+// (a model converted to float64 for exact gradient checks) take LibTorch's own path.
 torch::Tensor LinearOneDnn(nn::Linear& layer, const torch::Tensor& x) {
-  if (!at::hasMKLDNN()) return layer(x);
+  if (!at::hasMKLDNN() || x.scalar_type() != torch::kFloat) return layer(x);
   return at::mkldnn_linear(x.to_mkldnn(), layer->weight, layer->bias).to_dense();
 }
 
 // 2x2 max-pool, stride 2; oneDNN's is ~2x faster than LibTorch 1.13's own here.
 torch::Tensor MaxPool2x2(const torch::Tensor& x) {
-  if (!at::hasMKLDNN()) return torch::max_pool2d(x, 2);
+  if (!at::hasMKLDNN() || x.scalar_type() != torch::kFloat) return torch::max_pool2d(x, 2);
   return at::mkldnn_max_pool2d(x.to_mkldnn(), {2, 2}, {2, 2}).to_dense();
 }
 
-// See zoo.h for the architecture and its PyTorch equivalent.
+// See zoo.h for the architecture and its PyTorch equivalent. Every layer with parameters is
+// called through Taped() (layer_tape.h), so that DP-SGD sees its input and output.
 class Cnn : public Classifier {
  public:
   explicit Cnn(const ModelSpec& spec) {
@@ -54,11 +57,12 @@ class Cnn : public Classifier {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = torch::relu(gn1_(conv1_(x)));
-    x = torch::relu(gn2_(conv2_(x)));
+    x = torch::relu(Taped(gn1_, Taped(conv1_, x)));
+    x = torch::relu(Taped(gn2_, Taped(conv2_, x)));
     x = Dropout(MaxPool2x2(x), 0.25).flatten(1);
-    x = Dropout(torch::relu(LinearOneDnn(fc1_, x)), 0.5);
-    return fc2_(x);
+    x = Taped(*fc1_, x, [this](const torch::Tensor& in) { return LinearOneDnn(fc1_, in); });
+    x = Dropout(torch::relu(x), 0.5);
+    return Taped(fc2_, x);
   }
 
  private:
@@ -77,20 +81,27 @@ class BasicBlock : public nn::Module {
     conv2_ = register_module("conv2", Conv(out, out, 3, 1, 1, false));
     gn2_ = register_module("gn2", GroupNorm(32, out));
     if (stride != 1 || in != out) {
-      downsample_ = register_module(
-          "downsample", nn::Sequential(Conv(in, out, 1, stride, 0, false), GroupNorm(32, out)));
+      // Registered as a Sequential for PyTorch's names ("downsample.0.weight"), called element
+      // by element so that the tape sees both layers.
+      downsample_conv_ = Conv(in, out, 1, stride, 0, false);
+      downsample_gn_ = GroupNorm(32, out);
+      register_module("downsample", nn::Sequential(downsample_conv_, downsample_gn_));
     }
   }
 
   torch::Tensor forward(torch::Tensor x) {
-    torch::Tensor y = gn2_(conv2_(torch::relu(gn1_(conv1_(x)))));
-    return torch::relu(y + (downsample_ ? downsample_->forward(x) : x));
+    torch::Tensor y = torch::relu(Taped(gn1_, Taped(conv1_, x)));
+    y = Taped(gn2_, Taped(conv2_, y));
+    const torch::Tensor shortcut =
+        downsample_conv_ ? Taped(downsample_gn_, Taped(downsample_conv_, x)) : x;
+    return torch::relu(y + shortcut);
   }
 
  private:
   nn::Conv2d conv1_{nullptr}, conv2_{nullptr};
   nn::GroupNorm gn1_{nullptr}, gn2_{nullptr};
-  nn::Sequential downsample_{nullptr};
+  nn::Conv2d downsample_conv_{nullptr};  // both null when the shortcut is the identity
+  nn::GroupNorm downsample_gn_{nullptr};
 };
 
 class ResNet18 : public Classifier {
@@ -110,9 +121,9 @@ class ResNet18 : public Classifier {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
-    x = torch::relu(gn1_(conv1_(x)));
+    x = torch::relu(Taped(gn1_, Taped(conv1_, x)));
     for (nn::Sequential& layer : layers_) x = layer->forward(x);
-    return fc_(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+    return Taped(fc_, torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
   }
 
  private:

@@ -90,6 +90,11 @@ namespace fedmed {
 class Classifier : public torch::nn::Module {
  public:
   // images: (B, in_channels, image_size, image_size) float32 -> logits (B, num_classes) float32.
+  // (A model converted with to(torch::kFloat64) maps float64 images to float64 logits, slower;
+  // gradient checks use that.) Every layer with parameters is called through Taped()
+  // (common/model/layer_tape.h): when a LayerTape is active on the calling thread, the forward
+  // records each layer's input and output on it, which is what DP-SGD's per-sample gradients
+  // are computed from.
   virtual torch::Tensor forward(torch::Tensor images) = 0;
 
   // The random source of dropout in training mode. Until one is set, dropout draws from

@@ -18,9 +18,10 @@ const char* PhaseName(Phase phase) {
 }
 
 RoundStateMachine::RoundStateMachine(int total_rounds, int min_sites, int sites_per_round,
-                                     uint64_t seed)
+                                     uint64_t seed, int min_available_sites)
     : total_rounds_(total_rounds),
       min_sites_(min_sites),
+      min_available_sites_(min_available_sites > 0 ? min_available_sites : min_sites),
       sites_per_round_(sites_per_round),
       seed_(seed) {
   if (total_rounds < 1 || min_sites < 1 || sites_per_round < 0) {
@@ -43,7 +44,7 @@ void RoundStateMachine::ResumeAfter(int completed_rounds) {
 }
 
 bool RoundStateMachine::ReadyToStart() const {
-  return phase_ == Phase::kWaitingForSites && static_cast<int>(sites_.size()) >= min_sites_;
+  return phase_ == Phase::kWaitingForSites && static_cast<int>(sites_.size()) >= min_available_sites_;
 }
 
 void RoundStateMachine::StartRound(bool retry) {
@@ -64,6 +65,7 @@ void RoundStateMachine::StartRound(bool retry) {
     std::sort(selected_.begin(), selected_.end());
   }
   contributed_.clear();
+  declined_.clear();
   eval_asked_.clear();
   evaluated_.clear();
   phase_ = Phase::kTraining;
@@ -75,7 +77,7 @@ SiteAction RoundStateMachine::ActionFor(const std::string& site) const {
       return SiteAction::kFinish;
     case Phase::kTraining:
       if (std::find(selected_.begin(), selected_.end(), site) != selected_.end() &&
-          contributed_.count(site) == 0) {
+          contributed_.count(site) == 0 && declined_.count(site) == 0) {
         return SiteAction::kTrain;
       }
       return SiteAction::kWait;
@@ -88,26 +90,43 @@ SiteAction RoundStateMachine::ActionFor(const std::string& site) const {
   return SiteAction::kWait;
 }
 
-std::string RoundStateMachine::AcceptUpdate(const std::string& site, int round) {
+std::string RoundStateMachine::CheckTrainingAnswer(const std::string& site, int round,
+                                                   const char* what) const {
   if (phase_ != Phase::kTraining) {
     return std::string("the coordinator is not collecting updates (phase ") + PhaseName(phase_) +
            ")";
   }
   if (round != round_) {
-    return "update is for round " + std::to_string(round) + " but the current round is " +
-           std::to_string(round_);
+    return std::string(what) + " is for round " + std::to_string(round) +
+           " but the current round is " + std::to_string(round_);
   }
   if (std::find(selected_.begin(), selected_.end(), site) == selected_.end()) {
     return "site " + site + " was not selected for round " + std::to_string(round_);
   }
-  if (!contributed_.insert(site).second) {
+  if (contributed_.count(site) != 0) {
     return "site " + site + " already sent its update for round " + std::to_string(round_);
+  }
+  if (declined_.count(site) != 0) {
+    return "site " + site + " already declined round " + std::to_string(round_);
   }
   return "";
 }
 
+std::string RoundStateMachine::AcceptUpdate(const std::string& site, int round) {
+  std::string refused = CheckTrainingAnswer(site, round, "update");
+  if (refused.empty()) contributed_.insert(site);
+  return refused;
+}
+
+std::string RoundStateMachine::DeclineTask(const std::string& site, int round) {
+  std::string refused = CheckTrainingAnswer(site, round, "decline");
+  if (refused.empty()) declined_.insert(site);
+  return refused;
+}
+
 bool RoundStateMachine::TrainingComplete() const {
-  return phase_ == Phase::kTraining && contributed_.size() == selected_.size();
+  return phase_ == Phase::kTraining &&
+         contributed_.size() + declined_.size() == selected_.size();
 }
 
 bool RoundStateMachine::HasQuorum() const {

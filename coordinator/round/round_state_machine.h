@@ -1,7 +1,7 @@
 // The round state machine of the coordinator (pure logic: no gRPC, no LibTorch, no clock).
 //
 //   kWaitingForSites --(min_sites registered)--> kTraining(round 1)
-//   kTraining --(every selected site answered, or the deadline passed)--> quorum?
+//   kTraining --(every selected site sent its update or declined, or the deadline passed)--> quorum?
 //        yes: aggregate, then kEvaluating(round r)     no: kTraining(round r, next attempt)
 //   kEvaluating --(every asked site reported, or the deadline passed)--> kTraining(round r+1)
 //        or, after the last round, kFinished
@@ -35,10 +35,12 @@ struct RegisteredSite {
 
 class RoundStateMachine {
  public:
-  // total_rounds >= 1; min_sites >= 1 is both the number of registered sites needed to start and
-  // the quorum of updates a round needs; sites_per_round = 0 selects every registered site,
-  // otherwise that many, drawn with `seed` and the round number.
-  RoundStateMachine(int total_rounds, int min_sites, int sites_per_round, uint64_t seed);
+  // total_rounds >= 1; min_sites >= 1 is the quorum of updates a round needs and, unless
+  // min_available_sites > 0 says otherwise, the number of registered sites needed to start;
+  // sites_per_round = 0 selects every registered site, otherwise that many, drawn with `seed`
+  // and the round number.
+  RoundStateMachine(int total_rounds, int min_sites, int sites_per_round, uint64_t seed,
+                    int min_available_sites = 0);
 
   // Adds or re-registers a site.
   void Register(const RegisteredSite& site);
@@ -55,7 +57,7 @@ class RoundStateMachine {
   // before the first round starts; kFinished when no round is left.
   void ResumeAfter(int completed_rounds);
 
-  // True in kWaitingForSites once min_sites sites have registered.
+  // True in kWaitingForSites once min_available_sites (or min_sites) sites have registered.
   bool ReadyToStart() const;
 
   // Starts the next round (or a new attempt of the current one after a failed quorum): selects
@@ -67,7 +69,10 @@ class RoundStateMachine {
   // Records that `site` delivered its update for `round`. Returns an empty string when accepted,
   // else why it is refused (not in training, stale round, not selected, already delivered).
   std::string AcceptUpdate(const std::string& site, int round);
-  // Every selected site answered.
+  // Records that `site` declined round `round` (its privacy budget would be exceeded): the round
+  // no longer waits for it. Returns an empty string when accepted, else why it is refused.
+  std::string DeclineTask(const std::string& site, int round);
+  // Every selected site answered (sent its update or declined).
   bool TrainingComplete() const;
   // At least min_sites updates arrived.
   bool HasQuorum() const;
@@ -83,11 +88,16 @@ class RoundStateMachine {
 
   const std::vector<std::string>& selected() const { return selected_; }
   const std::set<std::string>& contributed() const { return contributed_; }
+  const std::set<std::string>& declined() const { return declined_; }
   const std::set<std::string>& evaluated() const { return evaluated_; }
 
  private:
+  // Why `site` may not answer training round `round` now ("" if it may).
+  std::string CheckTrainingAnswer(const std::string& site, int round, const char* what) const;
+
   int total_rounds_;
   int min_sites_;
+  int min_available_sites_;
   int sites_per_round_;
   uint64_t seed_;
   Phase phase_ = Phase::kWaitingForSites;
@@ -96,6 +106,7 @@ class RoundStateMachine {
   std::map<std::string, RegisteredSite> sites_;
   std::vector<std::string> selected_;
   std::set<std::string> contributed_;
+  std::set<std::string> declined_;
   std::set<std::string> eval_asked_;
   std::set<std::string> evaluated_;
 };

@@ -64,6 +64,9 @@ CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
   c.num_classes = 7;
   c.image_size = 64;
   c.training = TrainingConfig{3, 16, "adam", 0.1 + 0.2, 0.0, 1e-5};
+  c.strategy.name = "fedadam";  // beta1 and tau left to their defaults
+  c.strategy.server_learning_rate = 0.1 + 0.2;
+  c.strategy.beta2 = 0.999;
   c.eval_data = "medmnist/pneumoniamnist.npz";
   c.eval_split = "val";
   c.federated_evaluation = false;
@@ -286,10 +289,136 @@ TEST_F(ConfigTest, BadCoordinatorValuesNameFileSectionAndKey) {
        {"[coordinator] listen: expected host:port"}},
       {"negative seed", "min_sites = 2", "min_sites = 2\nseed = -1",
        {"[federation] seed: expected a non-negative integer"}},
+      {"unknown strategy", "[evaluation]", "[strategy]\nname = \"fedsgd\"\n[evaluation]",
+       {"[strategy] name: expected \"fedavg\", \"fedprox\", \"fedadam\", \"fedyogi\", "
+        "\"fedadagrad\", \"median\" or \"trimmed_mean\", got \"fedsgd\""}},
+      {"proximal_mu with fedavg", "[evaluation]", "[strategy]\nproximal_mu = 0.1\n[evaluation]",
+       {"[strategy] proximal_mu: applies only to fedprox, not to name = \"fedavg\""}},
+      {"fedprox without proximal_mu", "[evaluation]",
+       "[strategy]\nname = \"fedprox\"\n[evaluation]",
+       {"[strategy] proximal_mu: expected a number > 0 (required with name = \"fedprox\"), got "
+        "nothing"}},
+      {"zero proximal_mu", "[evaluation]",
+       "[strategy]\nname = \"fedprox\"\nproximal_mu = 0\n[evaluation]",
+       {"[strategy] proximal_mu: expected a number > 0, got 0.0"}},
+      {"beta2 with fedadagrad", "[evaluation]",
+       "[strategy]\nname = \"fedadagrad\"\nbeta2 = 0.99\n[evaluation]",
+       {"[strategy] beta2: applies only to fedadam and fedyogi, not to name = \"fedadagrad\""}},
+      {"tau with median", "[evaluation]", "[strategy]\nname = \"median\"\ntau = 1e-3\n[evaluation]",
+       {"[strategy] tau: applies only to fedadam, fedyogi and fedadagrad"}},
+      {"trim_fraction with fedavg", "[evaluation]", "[strategy]\ntrim_fraction = 0.1\n[evaluation]",
+       {"[strategy] trim_fraction: applies only to trimmed_mean"}},
+      {"beta1 of 1", "[evaluation]", "[strategy]\nname = \"fedadam\"\nbeta1 = 1\n[evaluation]",
+       {"[strategy] beta1: expected a number in [0, 1), got 1.0"}},
+      {"zero tau", "[evaluation]", "[strategy]\nname = \"fedyogi\"\ntau = 0\n[evaluation]",
+       {"[strategy] tau: expected a number > 0, got 0.0"}},
+      {"infinite server learning rate", "[evaluation]",
+       "[strategy]\nname = \"fedadam\"\nserver_learning_rate = inf\n[evaluation]",
+       {"[strategy] server_learning_rate: expected a number > 0, got inf"}},
+      {"nan beta2", "[evaluation]", "[strategy]\nname = \"fedyogi\"\nbeta2 = nan\n[evaluation]",
+       {"[strategy] beta2: expected a number in [0, 1), got nan"}},
+      {"trim_fraction of a half", "[evaluation]",
+       "[strategy]\nname = \"trimmed_mean\"\ntrim_fraction = 0.5\n[evaluation]",
+       {"[strategy] trim_fraction: expected a number in [0, 0.5), got 0.5"}},
+      {"server learning rate as a string", "[evaluation]",
+       "[strategy]\nname = \"fedadam\"\nserver_learning_rate = \"fast\"\n[evaluation]",
+       {"[strategy] server_learning_rate: expected a number", "got the string \"fast\""}},
+      {"unknown strategy key", "[evaluation]", "[strategy]\nmu = 0.1\n[evaluation]",
+       {"[strategy] mu: unknown key", "proximal_mu", "trim_fraction"}},
   };
   const std::string path = (dir_ / "coordinator.toml").string();
   ExpectBadCases(path, kCoordinatorBase, cases,
                  [](const std::string& p) { LoadCoordinatorConfig(p); });
+}
+
+TEST_F(ConfigTest, EveryStrategyRoundTripsWithItsDefaults) {
+  const CoordinatorConfig base = FullCoordinatorConfig(dir_);
+  std::vector<StrategyConfig> strategies(9);
+  strategies[0].name = "fedavg";
+  strategies[1].name = "fedprox";
+  strategies[1].proximal_mu = 0.01;
+  strategies[2].name = "fedadam";
+  strategies[3].name = "fedyogi";
+  strategies[3].server_learning_rate = 0.0316;
+  strategies[3].beta1 = 0.0;
+  strategies[3].beta2 = 0.5;
+  strategies[3].tau = 1e-6;
+  strategies[4].name = "fedadagrad";
+  strategies[4].beta1 = 0.9;
+  strategies[5].name = "median";
+  strategies[6].name = "trimmed_mean";
+  strategies[7].name = "trimmed_mean";
+  strategies[7].trim_fraction = 0.0;
+  strategies[8].name = "fedadam";
+  strategies[8].tau = 0.1 + 0.2;
+  for (const StrategyConfig& strategy : strategies) {
+    SCOPED_TRACE(strategy.name);
+    CoordinatorConfig c = base;
+    c.strategy = strategy;
+    const std::string text = RenderCoordinatorConfig(c);
+    const CoordinatorConfig loaded = LoadCoordinatorConfig(Write("c.toml", text));
+    EXPECT_TRUE(loaded.strategy == strategy) << text;
+    EXPECT_TRUE(loaded == c) << text;
+  }
+  // Unset keys that apply are rendered as comments showing the default; others not at all.
+  CoordinatorConfig c = base;
+  c.strategy = strategies[2];
+  const std::string text = RenderCoordinatorConfig(c);
+  EXPECT_TRUE(Contains(text, "[strategy]\n"));
+  EXPECT_TRUE(Contains(text, "name = \"fedadam\"\n"));
+  EXPECT_TRUE(Contains(text, "# server_learning_rate = 0.1  (the default for fedadam)\n"));
+  EXPECT_TRUE(Contains(text, "# beta2 = 0.99  (the default for fedadam)\n"));
+  EXPECT_TRUE(Contains(text, "# tau = 1e-09  (the default for fedadam)\n"));
+  EXPECT_FALSE(Contains(text, "proximal_mu"));
+  EXPECT_FALSE(Contains(text, "trim_fraction"));
+  // The default configuration renders fedavg with no numeric key.
+  const std::string plain = RenderCoordinatorConfig(CoordinatorConfig());
+  EXPECT_TRUE(Contains(plain, "name = \"fedavg\"\n"));
+  EXPECT_FALSE(Contains(plain, "tau ="));
+}
+
+TEST_F(ConfigTest, StrategyDefaultsAreFlowers) {
+  StrategyConfig s;
+  EXPECT_TRUE(WithStrategyDefaults(s) == s) << "fedavg has no numeric key";
+  s.name = "fedadam";
+  StrategyConfig d = WithStrategyDefaults(s);
+  EXPECT_EQ(d.server_learning_rate, 0.1);
+  EXPECT_EQ(d.beta1, 0.9);
+  EXPECT_EQ(d.beta2, 0.99);
+  EXPECT_EQ(d.tau, 1e-9);
+  EXPECT_FALSE(d.proximal_mu);
+  EXPECT_FALSE(d.trim_fraction);
+  s.name = "fedyogi";
+  s.beta1 = 0.5;
+  d = WithStrategyDefaults(s);
+  EXPECT_EQ(d.server_learning_rate, 0.01);
+  EXPECT_EQ(d.beta1, 0.5) << "a set value is kept";
+  EXPECT_EQ(d.beta2, 0.99);
+  EXPECT_EQ(d.tau, 1e-3);
+  s = StrategyConfig();
+  s.name = "fedadagrad";
+  d = WithStrategyDefaults(s);
+  EXPECT_EQ(d.server_learning_rate, 0.1);
+  EXPECT_EQ(d.beta1, 0.0);
+  EXPECT_FALSE(d.beta2) << "FedAdagrad has no beta2";
+  EXPECT_EQ(d.tau, 1e-9);
+  s.name = "trimmed_mean";
+  EXPECT_EQ(WithStrategyDefaults(s).trim_fraction, 0.2);
+  s.name = "fedprox";
+  EXPECT_FALSE(WithStrategyDefaults(s).proximal_mu) << "no default: required";
+
+  s = StrategyConfig();
+  s.name = "median";
+  s.beta1 = 0.9;
+  try {
+    ValidateStrategyConfig(s, "");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "(configuration built in code): [strategy] beta1: applies only to fedadam, "
+                 "fedyogi and fedadagrad, not to name = \"median\" (remove the key or choose "
+                 "another strategy)");
+  }
 }
 
 TEST_F(ConfigTest, BadSiteValuesNameFileSectionAndKey) {
@@ -375,6 +504,9 @@ name = "iid-3"
 rounds = 9
 [training]
 optimizer = "adam"
+[strategy]
+name = "fedprox"
+proximal_mu = 0.1
 )");
   TomlFile file(path);
   std::string name;
@@ -385,6 +517,9 @@ optimizer = "adam"
   EXPECT_EQ(name, "iid-3");
   EXPECT_EQ(c.rounds, 9);
   EXPECT_EQ(c.training.optimizer, "adam");
+  EXPECT_EQ(c.strategy.name, "fedprox");
+  EXPECT_EQ(c.strategy.proximal_mu, 0.1);
+  EXPECT_FALSE(c.strategy.tau);
   EXPECT_EQ(c.min_sites, 2);
 
   TomlFile typo(Write("typo.toml", "[training]\nbatch = 8\n"));

@@ -57,6 +57,56 @@ TEST(RoundStateMachineTest, RefusesStaleDuplicateAndUnselectedUpdates) {
   EXPECT_NE(rsm.AcceptUpdate(chosen, 1).find("already sent"), std::string::npos);
 }
 
+TEST(RoundStateMachineTest, ADeclinedSiteNoLongerHoldsTheRoundUp) {
+  RoundStateMachine rsm(/*total_rounds=*/2, /*min_sites=*/1, /*sites_per_round=*/0, /*seed=*/0);
+  rsm.Register(Site("a"));
+  rsm.Register(Site("b"));
+  rsm.StartRound(false);
+  EXPECT_EQ(rsm.DeclineTask("b", 1), "");
+  EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kWait);  // not asked to train again this round
+  EXPECT_NE(rsm.DeclineTask("b", 1).find("already declined"), std::string::npos);
+  EXPECT_NE(rsm.AcceptUpdate("b", 1).find("already declined"), std::string::npos);
+  EXPECT_FALSE(rsm.TrainingComplete());  // a has not answered yet
+  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_TRUE(rsm.TrainingComplete());
+  EXPECT_TRUE(rsm.HasQuorum());  // the quorum counts updates: 1 >= min_sites 1
+  EXPECT_EQ(rsm.contributed(), std::set<std::string>{"a"});
+  EXPECT_EQ(rsm.declined(), std::set<std::string>{"b"});
+  rsm.StartEvaluation(/*ask_sites=*/true);
+  EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kEvaluate);  // a declining site still evaluates
+  EXPECT_NE(rsm.DeclineTask("a", 1).find("not collecting"), std::string::npos);
+  rsm.AcceptEvaluation("a", 1);
+  rsm.AcceptEvaluation("b", 1);
+  rsm.FinishRound();
+  rsm.StartRound(false);
+  EXPECT_TRUE(rsm.declined().empty());  // each round asks again
+  EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kTrain);
+}
+
+TEST(RoundStateMachineTest, MinAvailableSitesDelaysTheStartNotTheQuorum) {
+  RoundStateMachine rsm(1, /*min_sites=*/1, 0, 0, /*min_available_sites=*/3);
+  rsm.Register(Site("a"));
+  rsm.Register(Site("b"));
+  EXPECT_FALSE(rsm.ReadyToStart());
+  rsm.Register(Site("c"));
+  ASSERT_TRUE(rsm.ReadyToStart());
+  rsm.StartRound(false);
+  EXPECT_EQ(rsm.selected().size(), 3u);
+  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_TRUE(rsm.HasQuorum());  // one update is the quorum
+}
+
+TEST(RoundStateMachineTest, DeclinesDoNotCountTowardsTheQuorum) {
+  RoundStateMachine rsm(1, /*min_sites=*/2, 0, 0);
+  rsm.Register(Site("a"));
+  rsm.Register(Site("b"));
+  rsm.StartRound(false);
+  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_EQ(rsm.DeclineTask("b", 1), "");
+  EXPECT_TRUE(rsm.TrainingComplete());
+  EXPECT_FALSE(rsm.HasQuorum());
+}
+
 TEST(RoundStateMachineTest, RetryKeepsTheRoundNumberAndClearsUpdates) {
   RoundStateMachine rsm(2, 2, 0, 0);
   rsm.Register(Site("a"));

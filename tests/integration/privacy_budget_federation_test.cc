@@ -1,0 +1,125 @@
+// End to end: three DP-SGD sites, one of which has a budget that admits one round but not two.
+// In round 2 that site declines (it says so in its log and to the coordinator), the other two
+// carry the round, and the federation finishes; the coordinator's metrics show each site's
+// reported epsilon, and no site's ledger exceeds its budget.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/privacy/dp_sgd_schedule.h"
+#include "common/privacy/rdp_accountant.h"
+#include "common/util/data_path.h"
+#include "common/util/process.h"
+#include "tests/test_util.h"
+
+namespace fedmed {
+namespace {
+
+using testing::TempDir;
+
+std::vector<nlohmann::json> ReadJsonLines(const std::filesystem::path& file) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+TEST(PrivacyBudgetFederationTest, ASiteOutOfBudgetDeclinesAndTheFederationFinishesWithoutIt) {
+  // The IID shards of the 4708 training images hold 1569 or 1570 images: one round of one local
+  // epoch at batch 32 is 49 steps at q = 32 / n. Site 3's budget lies between what one and two
+  // such rounds cost.
+  const double sigma = 1.0, delta = 1e-5;
+  double one = 0, two = 1e9;
+  for (const int64_t n : {1569, 1570}) {
+    const DpSgdSchedule s = PlanDpSgd(n, 32, 1);
+    one = std::max(one, ComputeEpsilon(s.sampling_rate, sigma, s.steps, delta));
+    two = std::min(two, ComputeEpsilon(s.sampling_rate, sigma, 2 * s.steps, delta));
+  }
+  ASSERT_LT(one, two);
+  const double small_budget = (one + two) / 2;
+
+  TempDir dir("fedmed-privacy-federation");
+  const std::string data = ResolveDataPath("medmnist/pneumoniamnist.npz");
+  const std::string config = dir / "federation.toml";
+  std::ostringstream budgets;
+  budgets.precision(17);
+  budgets << "[50, 50, " << small_budget << "]";
+  std::ofstream(config) << R"(
+[simulation]
+name = "dp"
+sites = 3
+
+[data]
+path = ")" << data << R"("
+partition = "iid"
+seed = 0
+
+[federation]
+rounds = 2
+min_sites = 2
+seed = 0
+round_deadline_seconds = 300
+
+[model]
+name = "cnn"
+
+[training]
+local_epochs = 1
+batch_size = 32
+optimizer = "adam"
+learning_rate = 0.001
+
+[evaluation]
+split = "test"
+federated = false
+
+[privacy]
+mode = "dp-sgd"
+clipping_norm = 1.0
+noise_multiplier = 1.0
+delta = 1e-5
+budget_epsilon = 50
+budget_epsilon_per_site = )" << budgets.str() << "\n";
+  ChildProcess simulate({testing::BinDir() + "/fedmed-simulate", "--config", config, "--output",
+                         dir / "runs"},
+                        dir / "simulate.out");
+  const std::optional<int> status = simulate.Wait(600);
+  ASSERT_TRUE(status.has_value()) << "fedmed-simulate did not finish in 10 minutes";
+  ASSERT_EQ(*status, 0) << testing::ReadFile(dir / "simulate.out");
+
+  std::filesystem::path run;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "runs")) run = entry.path();
+  const std::vector<nlohmann::json> rows = ReadJsonLines(run / "coordinator" / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
+  EXPECT_EQ(rows[0]["contributors"].size(), 3u);
+  EXPECT_TRUE(rows[0]["declined"].empty());
+  EXPECT_EQ(rows[1]["contributors"], nlohmann::json({"site-1", "site-2"}));
+  EXPECT_EQ(rows[1]["declined"], nlohmann::json({"site-3"}));
+
+  // The coordinator shows what each site reported having spent.
+  const nlohmann::json& privacy = rows[1]["privacy"];
+  ASSERT_EQ(privacy.size(), 3u) << rows[1].dump();
+  EXPECT_TRUE(privacy["site-3"]["declined"].get<bool>());
+  EXPECT_LE(privacy["site-3"]["epsilon_total"].get<double>(), small_budget);
+  EXPECT_NEAR(privacy["site-3"]["epsilon_total"].get<double>(), one, 0.05 * one);
+  EXPECT_GT(privacy["site-1"]["epsilon_total"].get<double>(), small_budget);
+  EXPECT_EQ(privacy["site-1"]["mechanism"], "dp-sgd");
+  EXPECT_EQ(privacy["site-1"]["delta"].get<double>(), 1e-5);
+
+  // The site said why, in its own log; its ledger holds one round.
+  const std::string site_log = testing::ReadFile((run / "site-3" / "site.log").string());
+  EXPECT_NE(site_log.find("round 2: declining: privacy budget"), std::string::npos) << site_log;
+  const nlohmann::json ledger =
+      nlohmann::json::parse(testing::ReadFile((run / "site-3" / "privacy_ledger.json").string()));
+  EXPECT_EQ(ledger["rounds"].size(), 1u);
+  const std::string coordinator_log =
+      testing::ReadFile((run / "coordinator" / "coordinator.log").string());
+  EXPECT_NE(coordinator_log.find("site-3 declined"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fedmed
