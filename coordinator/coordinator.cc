@@ -34,10 +34,10 @@
 #include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "common/util/logging.h"
-#include "coordinator/aggregation/fedavg.h"
 #include "coordinator/metrics_log.h"
 #include "coordinator/round/round_state_machine.h"
 #include "coordinator/service.h"
+#include "coordinator/strategy/strategy.h"
 #include "proto/fedmed.pb.h"
 
 namespace fedmed {
@@ -72,11 +72,28 @@ std::string RandomSessionId() {
 void WriteFileReplacing(const fs::path& path, const std::string& content) {
   const fs::path tmp = path.string() + ".tmp";
   {
-    std::ofstream out(tmp, std::ios::trunc);
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << content;
     if (!out) throw Error("cannot write '" + tmp.string() + "'");
   }
   fs::rename(tmp, path);
+}
+
+// "fedadam (server_learning_rate 0.1, beta1 0.9, beta2 0.99, tau 1e-09)": the strategy's name
+// and every parameter that applies to it, defaults filled in.
+std::string DescribeStrategy(const StrategyConfig& config) {
+  const StrategyConfig c = WithStrategyDefaults(config);
+  std::string params;
+  auto add = [&params](const char* key, const std::optional<double>& value) {
+    if (value) params += fmt::format("{}{} {:g}", params.empty() ? "" : ", ", key, *value);
+  };
+  add("proximal_mu", c.proximal_mu);
+  add("server_learning_rate", c.server_learning_rate);
+  add("beta1", c.beta1);
+  add("beta2", c.beta2);
+  add("tau", c.tau);
+  add("trim_fraction", c.trim_fraction);
+  return params.empty() ? c.name : c.name + " (" + params + ")";
 }
 
 void FillMetrics(const v1::Metrics& in, ClassificationMetrics* out) {
@@ -108,9 +125,11 @@ class Coordinator::Impl final : public SiteHandler {
     LoadModelAndData();
     metrics_ = std::make_unique<MetricsLog>(config_.output_dir);
     fs::create_directories(config_.output_dir + "/checkpoints");
+    strategy_ = MakeStrategy(config_.strategy);
+    log_->info("strategy: {}{}", DescribeStrategy(config_.strategy),
+               strategy_->NeedsIndividualUpdates() ? "; needs each site's update on its own" : "");
     MaybeResume();
     if (!global_) InstallGlobal(std::move(initial_state_), 0);
-    aggregator_ = std::make_unique<FedAvgAggregator>(global_state_);
   }
 
   ~Impl() override {
@@ -277,6 +296,7 @@ class Coordinator::Impl final : public SiteHandler {
         s->set_weight_decay(config_.training.weight_decay);
         s->set_seed(config_.seed * 1000003ULL + static_cast<uint64_t>(rsm_.round()) * 7919ULL +
                     Fnv1a(site) % 100000ULL);
+        s->set_proximal_mu(fit_.proximal_mu);
         train->set_deadline_unix_ms(UnixMillisIn(SecondsLeftLocked()));
         break;
       }
@@ -353,11 +373,24 @@ class Coordinator::Impl final : public SiteHandler {
                rsm_.round(), site, header.num_samples(), header.train_loss(),
                static_cast<double>(header.size_bytes()) / 1e6, rsm_.contributed().size(),
                rsm_.selected().size());
-    asio::post(pool_, [this, delta = std::move(delta), n = header.num_samples(), what]() {
-      aggregator_->Add(delta, n, what);
-      asio::post(io_, [this] {
+    // The layout was checked above, and the round state machine refuses a second update from
+    // the same site, so AddUpdate does not throw here; if it did, the update would already count
+    // toward the quorum without being in the aggregate: stop rather than publish that model.
+    asio::post(pool_, [this, site, delta = std::move(delta), n = header.num_samples(), what]() {
+      std::string error;
+      try {
+        strategy_->AddUpdate(site, delta, n);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(io_, [this, what, error = std::move(error)] {
         std::lock_guard<std::mutex> l(mu_);
         --pending_adds_;
+        if (!error.empty()) {
+          FailLocked("the " + strategy_->name() + " strategy refused the " + what +
+                     " after it was accepted: " + error);
+          return;
+        }
         MaybeEndTrainingLocked();
       });
     });
@@ -466,10 +499,44 @@ class Coordinator::Impl final : public SiteHandler {
       if (global_->sha256 != j.at("model_sha256").get<std::string>()) {
         throw Error("checkpoint " + checkpoint + " does not match the digest in resume.json");
       }
+      ResumeStrategy(j, round);
       log_->info("resuming after round {} from {}", round, checkpoint);
     } catch (const nlohmann::json::exception& e) {
       throw Error(resume.string() + " is malformed: " + e.what());
     }
+  }
+
+  // Restores the strategy's server state named in resume.json `j` (written after `round`), so
+  // that the next rounds are what they would have been without the restart.
+  void ResumeStrategy(const nlohmann::json& j, int round) {
+    if (!j.contains("strategy_state")) {  // written before strategies were checkpointed
+      log_->warn("resume.json holds no strategy state; {} starts from its initial state",
+                 strategy_->name());
+      return;
+    }
+    const std::string saved = j.at("strategy").get<std::string>();
+    if (saved != strategy_->name()) {
+      throw ConfigError((config_.config_path.empty() ? "(configuration built in code)"
+                                                     : config_.config_path) +
+                        ": [strategy] name: \"" + strategy_->name() + "\", but the federation in " +
+                        config_.output_dir + " ran \"" + saved + "\" up to round " +
+                        std::to_string(round) + " (resume.json); resume with the same strategy, " +
+                        "or start afresh in another output_dir");
+    }
+    const std::string relative = j.at("strategy_state").get<std::string>();
+    const std::string path = (fs::path(config_.output_dir) / relative).string();
+    const std::string bytes = ReadFileOrThrow(path, "strategy state named in resume.json");
+    if (Sha256Hex(bytes) != j.at("strategy_state_sha256").get<std::string>()) {
+      throw Error("strategy state " + path + " does not match the digest in resume.json");
+    }
+    try {
+      strategy_->LoadState(bytes);
+      strategy_->BeginRound(global_state_);  // checks the state's layout against the model now
+    } catch (const FormatError& e) {
+      throw FormatError(path + ": " + e.what());
+    }
+    log_->info("{} server state restored from {} ({} bytes)", strategy_->name(), relative,
+               bytes.size());
   }
 
   void InstallGlobal(ModelState state, int version) {
@@ -492,10 +559,18 @@ class Coordinator::Impl final : public SiteHandler {
 
   void StartRoundLocked(bool retry) {
     rsm_.StartRound(retry);
-    aggregator_->Reset();
+    fit_ = strategy_->ConfigureFit(rsm_.round(), rsm_.selected());
+    try {
+      strategy_->BeginRound(global_state_);  // forgets the updates of an earlier attempt
+    } catch (const std::exception& e) {
+      FailLocked("round " + std::to_string(rsm_.round()) + ": the " + strategy_->name() +
+                 " strategy cannot start it: " + e.what());
+      return;
+    }
     record_ = RoundRecord{};
     record_.round = rsm_.round();
     record_.attempt = rsm_.attempt();
+    record_.strategy = strategy_->name();
     transfer_seconds_.clear();
     loss_weighted_sum_ = 0;
     site_train_seconds_sum_ = 0;
@@ -556,10 +631,21 @@ class Coordinator::Impl final : public SiteHandler {
     aggregating_ = true;
     const int round = rsm_.round();
     asio::post(pool_, [this, round] {
-      ModelState next = aggregator_->Apply(global_state_);
-      asio::post(io_, [this, round, next = std::move(next)]() mutable {
+      // global_state_ changes only on the io_context thread, and not while aggregating_.
+      ModelState next;
+      std::string error;
+      try {
+        next = strategy_->AggregateFit(global_state_);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(io_, [this, round, next = std::move(next), error = std::move(error)]() mutable {
         std::lock_guard<std::mutex> lock(mu_);
         aggregating_ = false;
+        if (!error.empty()) {
+          FailLocked("round " + std::to_string(round) + ": aggregation failed: " + error);
+          return;
+        }
         InstallGlobal(std::move(next), round);
         record_.aggregation_seconds = Seconds(Clock::now() - training_end_);
         StartEvaluationLocked();
@@ -610,7 +696,7 @@ class Coordinator::Impl final : public SiteHandler {
     r.training_wait_seconds = std::max(0.0, r.training_seconds - r.transfer_seconds);
     r.evaluation_seconds = Seconds(eval_end - eval_start_);
     r.contributors.assign(rsm_.contributed().begin(), rsm_.contributed().end());
-    r.num_samples = aggregator_->total_samples();
+    r.num_samples = strategy_->total_samples();
     r.mean_train_loss = loss_weighted_sum_ / static_cast<double>(r.num_samples);
     r.mean_site_train_seconds = site_train_seconds_sum_ / contributors;
     r.model_sha256 = global_->sha256;
@@ -661,18 +747,35 @@ class Coordinator::Impl final : public SiteHandler {
     StartRoundLocked(/*retry=*/false);
   }
 
+  // checkpoints/round-NNNN.pt (the global model), checkpoints/round-NNNN.strategy (the
+  // strategy's server state, SaveState; empty for strategies that keep none) and global_model.pt,
+  // then resume.json naming both with their digests. resume.json is replaced last and atomically
+  // (rename), so a crash at any point leaves it naming a complete, consistent pair.
   void WriteCheckpointLocked() {
     char name[32];
-    std::snprintf(name, sizeof(name), "round-%04d.pt", record_.round);
-    const std::string relative = std::string("checkpoints/") + name;
+    std::snprintf(name, sizeof(name), "round-%04d", record_.round);
+    const std::string relative = std::string("checkpoints/") + name + ".pt";
+    const std::string state_relative = std::string("checkpoints/") + name + ".strategy";
     const fs::path dir(config_.output_dir);
     SaveCheckpoint(global_state_, (dir / relative).string());
     SaveCheckpoint(global_state_, (dir / "global_model.pt").string());
+    const std::string state = strategy_->SaveState();
+    WriteFileReplacing(dir / state_relative, state);
     nlohmann::json j;
     j["completed_round"] = record_.round;
     j["checkpoint"] = relative;
     j["model_sha256"] = global_->sha256;
+    j["strategy"] = strategy_->name();
+    j["strategy_state"] = state_relative;
+    j["strategy_state_sha256"] = Sha256Hex(state);
     WriteFileReplacing(dir / "resume.json", j.dump(2) + "\n");
+  }
+
+  // A fatal error of the round (logged): Run() returns 2.
+  void FailLocked(const std::string& why) {
+    log_->error("{}; stopping the federation", why);
+    exit_code_ = 2;
+    ShutdownLocked();
   }
 
   void ShutdownLocked() {
@@ -811,7 +914,10 @@ class Coordinator::Impl final : public SiteHandler {
   RoundStateMachine rsm_;
   ModelState global_state_;
   std::shared_ptr<const EncodedModel> global_;
-  std::unique_ptr<FedAvgAggregator> aggregator_;
+  // AddUpdate runs on the pool (thread-safe); AggregateFit on the pool while aggregating_ (no
+  // AddUpdate pending then); ConfigureFit, BeginRound, SaveState on the io_context thread.
+  std::unique_ptr<Strategy> strategy_;
+  FitInstructions fit_;                 // this round's ConfigureFit: proximal_mu for the sites
   RoundRecord record_;
   std::map<std::string, SitePrivacyReport> site_privacy_;  // latest report per site
   std::optional<RoundRecord> last_record_;

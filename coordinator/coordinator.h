@@ -1,7 +1,9 @@
 // The coordinator: runs the rounds of one federation.
 //
 // It owns the gRPC server (FederationService, service.h), the round state machine
-// (round/round_state_machine.h), the FedAvg running sum (aggregation/fedavg.h), the global model,
+// (round/round_state_machine.h), the aggregation strategy of [strategy] (strategy/strategy.h:
+// ConfigureFit and BeginRound when a round or a retry starts, AddUpdate per accepted update,
+// AggregateFit once the round has its quorum), the global model,
 // the held-out evaluation set and the per-round records (metrics_log.h). Boost.Asio carries what
 // is not an RPC: the io_context of Run() handles SIGINT/SIGTERM (signal_set) and the round,
 // evaluation and registration deadlines (steady_timer); a thread_pool runs aggregation and central
@@ -9,8 +11,11 @@
 //
 // Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json (current phase,
 // for progress displays), checkpoints/round-NNNN.pt and global_model.pt (PyTorch state dicts,
-// see docs/PROTOCOL.md for the parameter names), and resume.json (the last completed round: a
-// coordinator restarted with the same output_dir goes on from there).
+// see docs/PROTOCOL.md for the parameter names), checkpoints/round-NNNN.strategy (the strategy's
+// server state after round NNNN, Strategy::SaveState: the FedOpt moments; empty for strategies
+// that keep none), and resume.json (the last completed round, its checkpoint and strategy state
+// with their SHA-256 digests: a coordinator restarted with the same output_dir and the same
+// [strategy] name goes on from there, with the same later global models as without the restart).
 #ifndef FEDMED_COORDINATOR_COORDINATOR_H_
 #define FEDMED_COORDINATOR_COORDINATOR_H_
 
@@ -37,8 +42,11 @@ class Coordinator {
     std::string data_root;
   };
 
-  // Loads the held-out set and the initial model, opens output files. Throws ConfigError /
-  // DataError / Error with a message naming what is wrong.
+  // Loads the held-out set and the initial model, opens output files, builds the strategy and,
+  // when output_dir holds a resume.json, restores the global model and the strategy state.
+  // Throws ConfigError / DataError / Error with a message naming what is wrong (ConfigError for
+  // an invalid [strategy], or one whose name differs from the one that wrote resume.json;
+  // FormatError for a strategy state file that does not load or fit the model).
   Coordinator(CoordinatorConfig config, Options options);
   ~Coordinator();
 

@@ -92,6 +92,7 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   nlohmann::json j;
   j["round"] = r.round;
   j["attempt"] = r.attempt;
+  j["strategy"] = r.strategy;
   j["unix_time"] = r.unix_time;
   j["seconds"] = {{"round", r.round_seconds},
                   {"training", r.training_seconds},

@@ -29,6 +29,7 @@ struct SitePrivacyReport {
 struct RoundRecord {
   int round = 0;
   int attempt = 1;                     // > 1 when earlier attempts missed the quorum
+  std::string strategy;                // [strategy] name ("fedavg", "fedadam", ...); JSON only
   double unix_time = 0;                // when the round ended, seconds since the epoch
   // Wall-clock seconds. round = training + aggregation + evaluation + checkpoint; training is the
   // time from the round's start to the last accepted update, of which transfer_seconds (mean per

@@ -162,6 +162,7 @@ SiteTask CoordinatorConnection::Poll(const std::string& session_id, int wait_ms)
       task.settings.momentum = s.momentum();
       task.settings.weight_decay = s.weight_decay();
       task.settings.seed = s.seed();
+      task.settings.proximal_mu = s.proximal_mu();
       break;
     }
     case v1::Task::kEvaluate: {

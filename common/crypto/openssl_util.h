@@ -41,6 +41,8 @@ struct OpenSslFree {
   void operator()(STACK_OF(X509) * p) const { sk_X509_pop_free(p, X509_free); }
   void operator()(GENERAL_NAME* p) const { GENERAL_NAME_free(p); }
   void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
+  void operator()(EXTENDED_KEY_USAGE* p) const { sk_ASN1_OBJECT_pop_free(p, ASN1_OBJECT_free); }
+  void operator()(ASN1_OBJECT* p) const { ASN1_OBJECT_free(p); }
   // ASN1_INTEGER, ASN1_OCTET_STRING, ASN1_TIME, ... are all ASN1_STRING.
   void operator()(ASN1_STRING* p) const { ASN1_STRING_free(p); }
   void operator()(BIGNUM* p) const { BN_free(p); }
@@ -62,6 +64,8 @@ using X509StoreCtxPtr = OpenSslPtr<X509_STORE_CTX>;
 using X509StackPtr = OpenSslPtr<STACK_OF(X509)>;
 using GeneralNamePtr = OpenSslPtr<GENERAL_NAME>;
 using GeneralNamesPtr = OpenSslPtr<GENERAL_NAMES>;
+using ExtendedKeyUsagePtr = OpenSslPtr<EXTENDED_KEY_USAGE>;
+using Asn1ObjectPtr = OpenSslPtr<ASN1_OBJECT>;
 using Asn1StringPtr = OpenSslPtr<ASN1_STRING>;  // also ASN1_INTEGER, ASN1_OCTET_STRING, ASN1_TIME
 using BignumPtr = OpenSslPtr<BIGNUM>;
 using BioPtr = OpenSslPtr<BIO>;

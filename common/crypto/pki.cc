@@ -33,6 +33,13 @@ EvpPkeyPtr GenerateP256Key() {
   return key;
 }
 
+EvpPkeyPtr GenerateKey(CertificateKeyType type) {
+  if (type == CertificateKeyType::kEcdsaP256) return GenerateP256Key();
+  EvpPkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!key) ThrowOpenSslError("generating an Ed25519 key");
+  return key;
+}
+
 std::string KeyToPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio ||
@@ -103,9 +110,10 @@ std::time_t ToTimeT(const ASN1_TIME* t) {
 }
 
 // notBefore = now + not_before, notAfter = now + not_after (seconds), 128-bit random serial,
-// subject CN, public key.
+// subject [OU=organizational_unit,] CN=common_name, public key.
 X509Ptr NewCertificate(const std::string& common_name, EVP_PKEY* key, std::time_t now,
-                       int64_t not_before, int64_t not_after) {
+                       int64_t not_before, int64_t not_after,
+                       const std::string& organizational_unit = "") {
   X509Ptr cert(X509_new());
   if (!cert || X509_set_version(cert.get(), X509_VERSION_3) != 1) {
     ThrowOpenSslError("creating a certificate");
@@ -114,6 +122,12 @@ X509Ptr NewCertificate(const std::string& common_name, EVP_PKEY* key, std::time_
   if (!serial || BN_rand(serial.get(), 128, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) != 1 ||
       BN_to_ASN1_INTEGER(serial.get(), X509_get_serialNumber(cert.get())) == nullptr) {
     ThrowOpenSslError("drawing a random serial number");
+  }
+  if (!organizational_unit.empty() &&
+      X509_NAME_add_entry_by_NID(
+          X509_get_subject_name(cert.get()), NID_organizationalUnitName, MBSTRING_UTF8,
+          reinterpret_cast<const unsigned char*>(organizational_unit.c_str()), -1, -1, 0) != 1) {
+    ThrowOpenSslError("setting the organizational unit OU=" + organizational_unit);
   }
   if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert.get()), NID_commonName, MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>(common_name.c_str()), -1,
@@ -214,6 +228,29 @@ std::string Fingerprint(const X509* cert) {
   return text;
 }
 
+// Why `cert` is not an audit-log certificate (an Ed25519 key and the ExtendedKeyUsage
+// id-kp-documentSigning), or "" when it is one.
+std::string AuditCertificateProblem(X509* cert) {
+  const std::string subject = "certificate CN=" + SubjectCn(cert);
+  const EVP_PKEY* key = X509_get0_pubkey(cert);
+  if (key == nullptr || EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+    ERR_clear_error();
+    return subject + " is not an audit-log certificate (its key is " +
+           (key != nullptr ? std::string(OBJ_nid2sn(EVP_PKEY_get_id(key))) : "unreadable") +
+           ", not Ed25519)";
+  }
+  ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(
+      X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+  Asn1ObjectPtr document_signing(OBJ_txt2obj(kDocumentSigningOid, 1));
+  if (!document_signing) ThrowOpenSslError("encoding the id-kp-documentSigning OID");
+  for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+    if (OBJ_cmp(sk_ASN1_OBJECT_value(eku.get(), i), document_signing.get()) == 0) return "";
+  }
+  ERR_clear_error();
+  return subject + " is not an audit-log certificate (no extended key usage "
+                   "id-kp-documentSigning)";
+}
+
 std::string DescribeCa(const std::vector<X509Ptr>& cas) {
   std::string text;
   for (const X509Ptr& ca : cas) text += (text.empty() ? "CN=" : ", CN=") + SubjectCn(ca.get());
@@ -304,8 +341,12 @@ KeyAndCert CreateCa(const std::string& common_name, int validity_days) {
 KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& request) {
   const std::string what = "certificate request for CN=" + request.common_name;
   if (request.common_name.empty()) throw Error("certificate request: the common name is empty");
-  if (!request.server_auth && !request.client_auth) {
-    throw Error(what + ": neither server_auth nor client_auth is set");
+  if (!request.server_auth && !request.client_auth && !request.document_signing) {
+    throw Error(what + ": none of server_auth, client_auth and document_signing is set");
+  }
+  if (request.document_signing && (request.server_auth || request.client_auth)) {
+    throw Error(what + ": a document-signing (audit-log) certificate must not also be valid for "
+                "TLS (server_auth or client_auth)");
   }
   int64_t not_after = 0;
   if (request.not_after_offset_seconds.has_value()) {
@@ -329,9 +370,10 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
                       SubjectCn(ca_cert.get()));
   }
 
-  EvpPkeyPtr key = GenerateP256Key();
+  EvpPkeyPtr key = GenerateKey(request.key_type);
   X509Ptr cert = NewCertificate(request.common_name, key.get(), std::time(nullptr),
-                                request.not_before_offset_seconds, not_after);
+                                request.not_before_offset_seconds, not_after,
+                                request.organizational_unit);
   const std::time_t ca_not_after = ToTimeT(X509_get0_notAfter(ca_cert.get()));
   if (ToTimeT(X509_get0_notAfter(cert.get())) > ca_not_after) {
     throw Error(what + ": it would outlive the federation CA CN=" + SubjectCn(ca_cert.get()) +
@@ -345,11 +387,17 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, ca_cert.get(), cert.get(), nullptr, nullptr, 0);
   AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
-  AddExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
-  const char* eku = request.server_auth && request.client_auth ? "serverAuth,clientAuth"
-                    : request.server_auth                      ? "serverAuth"
-                                                               : "clientAuth";
-  AddExtension(cert.get(), &ctx, NID_ext_key_usage, eku);
+  if (request.document_signing) {
+    // RFC 9336: id-kp-documentSigning with digitalSignature and/or nonRepudiation.
+    AddExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature,nonRepudiation");
+    AddExtension(cert.get(), &ctx, NID_ext_key_usage, kDocumentSigningOid);
+  } else {
+    AddExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
+    const char* eku = request.server_auth && request.client_auth ? "serverAuth,clientAuth"
+                      : request.server_auth                      ? "serverAuth"
+                                                                 : "clientAuth";
+    AddExtension(cert.get(), &ctx, NID_ext_key_usage, eku);
+  }
   AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
   AddSubjectAltNames(cert.get(), request);
@@ -411,12 +459,20 @@ PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::str
     ThrowOpenSslError("initialising certificate verification");
   }
   X509_STORE_CTX_set_time(ctx.get(), 0, now);
-  if (X509_STORE_CTX_set_purpose(ctx.get(), purpose == CertificatePurpose::kClientAuth
+  // An audit-log certificate has no TLS purpose: its chain is checked without one, its
+  // ExtendedKeyUsage and key type below.
+  if (purpose != CertificatePurpose::kAuditLog &&
+      X509_STORE_CTX_set_purpose(ctx.get(), purpose == CertificatePurpose::kClientAuth
                                                 ? X509_PURPOSE_SSL_CLIENT
                                                 : X509_PURPOSE_SSL_SERVER) != 1) {
     ThrowOpenSslError("setting the verification purpose");
   }
   if (X509_verify_cert(ctx.get()) == 1) {
+    if (purpose == CertificatePurpose::kAuditLog) {
+      check.reason = AuditCertificateProblem(leaf);
+      check.ok = check.reason.empty();
+      return check;
+    }
     check.ok = true;
     return check;
   }

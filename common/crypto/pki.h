@@ -15,6 +15,12 @@
 // coordinator, clientAuth for sites. Names the coordinator is reached by go in the
 // SubjectAltName extension (DNS names and IPv4/IPv6 addresses), which is what TLS clients check.
 //
+// Audit-log certificates (fedmed-pki writes one per party, beside its TLS files) are the one
+// exception to P-256: they certify an Ed25519 key (RFC 8032) that signs the party's privacy log
+// (common/audit/privacy_log.h), carry the subject OU "fedmed audit log", a critical KeyUsage
+// digitalSignature + nonRepudiation and the ExtendedKeyUsage id-kp-documentSigning
+// (1.3.6.1.5.5.7.3.36, RFC 9336) and nothing else, so they can never pass as TLS certificates.
+//
 // Keys and certificates travel as PEM text (unencrypted PKCS#8 private keys; protect them with
 // file permissions, see WriteFileAtomically). Everything goes through the OpenSSL 3 library API.
 #ifndef FEDMED_COMMON_CRYPTO_PKI_H_
@@ -41,6 +47,15 @@ struct KeyAndCert {
 // (e.g. a CN longer than 64 characters).
 KeyAndCert CreateCa(const std::string& common_name, int validity_days);
 
+// The key a certificate is issued for.
+enum class CertificateKeyType {
+  kEcdsaP256,  // ECDSA over P-256: every TLS certificate
+  kEd25519,    // Ed25519 (RFC 8032): audit-log signing keys only
+};
+
+// The ExtendedKeyUsage of audit-log certificates: id-kp-documentSigning (RFC 9336).
+inline constexpr const char* kDocumentSigningOid = "1.3.6.1.5.5.7.3.36";
+
 // What IssueCertificate puts into a certificate.
 struct CertificateRequest {
   std::string common_name;                // the party's identity; a site's name
@@ -48,6 +63,12 @@ struct CertificateRequest {
   std::vector<std::string> ip_addresses;  // SubjectAltName IP entries, IPv4 or IPv6 text
   bool server_auth = false;               // ExtendedKeyUsage serverAuth (the coordinator)
   bool client_auth = true;                // ExtendedKeyUsage clientAuth (sites)
+  // ExtendedKeyUsage id-kp-documentSigning and KeyUsage digitalSignature + nonRepudiation: an
+  // audit-log certificate. Excludes server_auth and client_auth (set both to false).
+  bool document_signing = false;
+  CertificateKeyType key_type = CertificateKeyType::kEcdsaP256;
+  // Subject organizationalUnitName (placed before the CN), e.g. "fedmed audit log"; "" for none.
+  std::string organizational_unit;
   int validity_days = 365;
   // notBefore = now + not_before_offset_seconds (default: 5 minutes ago, for clock skew).
   int64_t not_before_offset_seconds = -300;
@@ -56,9 +77,11 @@ struct CertificateRequest {
   std::optional<int64_t> not_after_offset_seconds;
 };
 
-// Issues a certificate for `request` with a fresh P-256 key, signed by `ca`.
+// Issues a certificate for `request` with a fresh key of request.key_type (P-256 by default),
+// signed by `ca` (ECDSA-with-SHA256).
 // Throws Error if the request is malformed (empty CN, empty DNS name, IP text that is not an
-// IPv4/IPv6 address, neither server_auth nor client_auth, validity_days < 1, notAfter not after
+// IPv4/IPv6 address, none of server_auth, client_auth and document_signing, document_signing
+// together with server_auth or client_auth, validity_days < 1, notAfter not after
 // notBefore, notAfter later than the CA's own notAfter); CryptoError if the CA key or
 // certificate cannot be parsed or do not match each other, or OpenSSL fails.
 KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& request);
@@ -83,6 +106,9 @@ CertificateInfo InspectCertificate(const std::string& cert_pem);
 enum class CertificatePurpose {
   kClientAuth,  // the peer is a site (checked by the coordinator)
   kServerAuth,  // the peer is the coordinator (checked by a site)
+  // an audit-log certificate (checked by fedmed-audit): an Ed25519 key and the ExtendedKeyUsage
+  // id-kp-documentSigning; the chain is checked without a TLS purpose.
+  kAuditLog,
 };
 
 // Outcome of VerifyPeerCertificate.
@@ -101,6 +127,8 @@ struct PeerCheck {
 //   certificate CN=site-1 expired on 2026-01-01 00:00:00 UTC
 //   certificate CN=site-1 is not valid before 2026-01-01 00:00:00 UTC (check both machines' clocks)
 //   certificate CN=coordinator is not valid for client authentication (extended key usage)
+//   certificate CN=site-1 is not an audit-log certificate (no extended key usage
+//     id-kp-documentSigning)
 // Throws CryptoError if `ca_pem` holds no certificate (that is fedmed's own configuration).
 PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::string& ca_pem,
                                 std::time_t now,

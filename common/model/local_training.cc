@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "common/model/torch_state.h"
 #include "common/model/zoo.h"
@@ -47,6 +48,10 @@ void ValidateTrainSettings(const TrainSettings& s) {
     throw ConfigError("weight_decay: " + std::to_string(s.weight_decay) +
                       ", expected a finite value >= 0");
   }
+  if (!std::isfinite(s.proximal_mu) || s.proximal_mu < 0) {
+    throw ConfigError("proximal_mu: " + std::to_string(s.proximal_mu) +
+                      ", expected a finite value >= 0 (0 = no FedProx proximal term)");
+  }
 }
 
 ModelState InitialModelState(const ModelSpec& spec, uint64_t seed) {
@@ -70,6 +75,13 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
   model->set_dropout_generator(generator);
   model->train();
   std::unique_ptr<torch::optim::Optimizer> optimizer = MakeTrainOptimizer(*model, settings);
+  // FedProx: the starting (global) parameters, detached, for the proximal term.
+  const double mu = settings.proximal_mu;
+  const std::vector<torch::Tensor> params = model->parameters();
+  std::vector<torch::Tensor> global_params;
+  if (mu > 0) {
+    for (const torch::Tensor& p : params) global_params.push_back(p.detach().clone());
+  }
 
   TrainResult result;
   double loss_sum = 0;
@@ -81,15 +93,25 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
     for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
       const int64_t count = std::min<int64_t>(settings.batch_size, n - begin);
       optimizer->zero_grad();
-      const torch::Tensor loss = torch::cross_entropy_loss(
+      const torch::Tensor cross_entropy = torch::cross_entropy_loss(
           model->forward(epoch_images.narrow(0, begin, count)),
           epoch_labels.narrow(0, begin, count));
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) {
-        throw Error("local training diverged: the loss is " + std::to_string(value) +
+      const double value = cross_entropy.item<double>();
+      torch::Tensor loss = cross_entropy;
+      if (mu > 0) {
+        torch::Tensor squared_distance = torch::zeros({}, cross_entropy.options());
+        for (size_t i = 0; i < params.size(); ++i) {
+          squared_distance = squared_distance + (params[i] - global_params[i]).pow(2).sum();
+        }
+        loss = loss + (0.5 * mu) * squared_distance;
+      }
+      const double total = mu > 0 ? loss.item<double>() : value;
+      if (!std::isfinite(total)) {
+        throw Error("local training diverged: the loss is " + std::to_string(total) +
                     " at step " + std::to_string(result.steps + 1) + " (epoch " +
                     std::to_string(epoch + 1) + "); lower the learning rate (" +
-                    std::to_string(settings.learning_rate) + ")");
+                    std::to_string(settings.learning_rate) + ")" +
+                    (mu > 0 ? " or proximal_mu (" + std::to_string(mu) + ")" : std::string()));
       }
       loss.backward();
       optimizer->step();

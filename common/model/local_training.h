@@ -34,6 +34,12 @@ struct TrainSettings {
   double momentum = 0.9;        // SGD momentum in [0, 1); unused by "adam" (betas 0.9, 0.999)
   double weight_decay = 0.0;    // L2 penalty added to the gradient, >= 0
   uint64_t seed = 0;            // seeds the shuffling and dropout of this call
+  // FedProx (Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020): mu of
+  // the proximal term (mu/2) ||w - w_global||^2 added to the local loss, where w are the model's
+  // parameters and w_global the global model training started from; it keeps the local model
+  // near the global one when sites' data differ. Finite, >= 0; dimensionless (it multiplies a
+  // squared distance in weight space, the loss being in nats); 0 = plain FedAvg local training.
+  double proximal_mu = 0.0;
 };
 
 // Throws ConfigError naming the field and the accepted range when a field of `settings` is out
@@ -44,7 +50,9 @@ struct TrainResult {
   ModelState delta;         // trained - global, the update a site sends; global's layout
   int64_t num_samples = 0;  // images trained on (data.size(), n_k in FedAvg), not x epochs
   int64_t steps = 0;        // optimizer steps: local_epochs * ceil(num_samples / batch_size)
-  double mean_loss = 0;     // mean training cross-entropy (nats) over every image of every epoch
+  // Mean training cross-entropy (nats) over every image of every epoch; without FedProx's
+  // proximal term, so that it compares across strategies.
+  double mean_loss = 0;
   double seconds = 0;       // wall-clock time of the call
 };
 
@@ -55,7 +63,10 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // Trains the model `spec`, starting from `global`, on `data`: local_epochs passes, each over a
 // fresh permutation of the images (drawn from a generator seeded with settings.seed, which also
 // drives dropout), in mini-batches of batch_size (the last one partial), minimising the mean
-// cross-entropy of the logits with a new optimizer (no state carried between calls). Images are
+// cross-entropy of the logits with a new optimizer (no state carried between calls); with
+// settings.proximal_mu = mu > 0 the minimised loss of every batch is mean cross-entropy +
+// (mu/2) ||w - w_global||^2 over the trainable parameters (FedProx; w_global = `global`, held
+// fixed), and with mu = 0 no term is computed at all (results identical to FedAvg's). Images are
 // normalised as ImageSet::CopyNormalizedChw does. The result is a function of the arguments and
 // the number of compute threads (SetComputeThreads; more threads split floating-point sums
 // differently). Thread-safe: calls may run at once in several threads without affecting each

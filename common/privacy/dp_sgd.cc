@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/crypto/secure_random.h"
 #include "common/model/torch_state.h"
@@ -104,6 +105,18 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
   std::unique_ptr<torch::optim::Optimizer> optimizer = MakeTrainOptimizer(*model, settings);
   DpSgdStep step(*model, dp,
                  schedule.sampling_rate * static_cast<double>(n), noise);
+  // FedProx (Li et al., MLSys 2020): the proximal term (mu/2) ||w - w_global||^2 is not a
+  // per-sample quantity, so it is neither clipped nor noised: its gradient mu (w - w_global) is
+  // added to the private gradient DpSgdStep wrote. It is a function of w_global (public: every
+  // selected site received it) and of the current w (itself a function of earlier private
+  // gradients only), so adding it is post-processing and costs no privacy: the accounting
+  // contract of dp_sgd.h is unchanged.
+  const double mu = settings.proximal_mu;
+  const std::vector<torch::Tensor> params = model->parameters();
+  std::vector<torch::Tensor> global_params;
+  if (mu > 0) {
+    for (const torch::Tensor& p : params) global_params.push_back(p.detach().clone());
+  }
 
   TrainResult result;
   double loss_sum = 0;
@@ -122,6 +135,12 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
                   " is not finite at step " + std::to_string(t + 1) + " (epoch " +
                   std::to_string(t / schedule.steps_per_epoch + 1) +
                   "); lower the learning rate (" + std::to_string(settings.learning_rate) + ")");
+    }
+    if (mu > 0) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) {
+        params[i].mutable_grad().add_(params[i] - global_params[i], mu);
+      }
     }
     optimizer->step();
     loss_sum += stats.mean_loss * static_cast<double>(stats.batch_size);

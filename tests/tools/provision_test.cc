@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -248,6 +249,50 @@ TEST_F(ProvisionTest, AddSiteIssuesFromTheExistingCa) {
   EXPECT_THROW(AddSite(options_.out_dir, "../escape", site_template, 10), ConfigError);
   EXPECT_THROW(AddSite((dir_ / "no-such-federation").string(), "site-5", site_template, 10),
                Error);
+}
+
+TEST_F(ProvisionTest, WritesAuditLogKeysIssuedByTheCa) {
+  const ProvisionResult result = ProvisionFederation(options_);
+  const fs::path out(options_.out_dir);
+  const std::string ca_pem = Read(result.ca_cert);
+  const std::time_t now = std::time(nullptr);
+  std::map<std::string, fs::path> parties = {{"demo-coordinator", out / "coordinator"}};
+  for (const std::string& name : options_.site_names) parties[name] = out / "sites" / name;
+  EXPECT_EQ(result.coordinator_audit_cert, (out / "coordinator/audit.pem").string());
+  for (const auto& [name, dir] : parties) {
+    SCOPED_TRACE(name);
+    const fs::path cert_path = dir / "audit.pem";
+    const fs::path key_path = dir / "audit.key";
+    if (name != "demo-coordinator") {
+      EXPECT_EQ(result.site_audit_certs.at(name), cert_path.string());
+    }
+    EXPECT_EQ(Mode(key_path), 0600u);
+    const std::string cert = Read(cert_path);
+    const std::string key = Read(key_path);
+    EXPECT_TRUE(Contains(key, "-----BEGIN PRIVATE KEY-----")) << "PKCS#8 PEM";
+    EXPECT_NO_THROW(CheckKeyMatchesCertificate(key, cert, "audit key"));
+    EXPECT_EQ(InspectCertificate(cert).common_name, name);
+    const PeerCheck check =
+        VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kAuditLog);
+    EXPECT_TRUE(check.ok) << check.reason;
+    EXPECT_EQ(check.common_name, name);
+    // Never a TLS certificate, and the TLS certificates are not audit certificates.
+    EXPECT_FALSE(VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kClientAuth).ok);
+    EXPECT_FALSE(VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kServerAuth).ok);
+    const std::string tls_cert =
+        Read(dir / (name == "demo-coordinator" ? "coordinator.pem" : name + ".pem"));
+    EXPECT_FALSE(VerifyPeerCertificate(tls_cert, ca_pem, now, CertificatePurpose::kAuditLog).ok);
+  }
+
+  SiteConfig site_template;
+  site_template.data.path = "/hospital/images.npz";
+  const ProvisionResult added = AddSite(options_.out_dir, "site-4", site_template, 10);
+  const std::string cert = Read(added.site_audit_certs.at("site-4"));
+  EXPECT_EQ(added.site_audit_certs.at("site-4"), (out / "sites/site-4/audit.pem").string());
+  EXPECT_TRUE(VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kAuditLog).ok);
+  EXPECT_NO_THROW(
+      CheckKeyMatchesCertificate(Read(out / "sites/site-4/audit.key"), cert, "audit key"));
+  EXPECT_EQ(Mode(out / "sites/site-4/audit.key"), 0600u);
 }
 
 }  // namespace

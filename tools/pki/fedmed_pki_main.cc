@@ -46,14 +46,15 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << "  CA private key  " << result.ca_key
             << " (mode 0600; keep it offline, it never goes to the coordinator or a site)\n"
             << "  coordinator     " << coordinator_dir.string()
-            << "/: coordinator.toml, coordinator.pem, coordinator.key, ca.pem\n"
+            << "/: coordinator.toml, coordinator.pem, coordinator.key, ca.pem,\n"
+            << "                  audit.pem, audit.key (signs the coordinator's audit log)\n"
             << "                  CN=" << coordinator.common_name << " for " << Join(names)
             << ", valid until " << FormatUtc(coordinator.not_after) << "\n"
             << "                  SHA-256 " << coordinator.sha256_fingerprint << "\n";
   for (const auto& [name, config] : result.site_configs) {
     std::cout << "  site " << name << std::string(name.size() < 10 ? 10 - name.size() : 0, ' ')
               << " " << fs::path(config).parent_path().string() << "/: site.toml, " << name
-              << ".pem, " << name << ".key, ca.pem\n";
+              << ".pem, " << name << ".key, ca.pem, audit.pem, audit.key\n";
   }
   std::cout << "\nNext steps:\n"
             << "  1. Copy " << coordinator_dir.string()
@@ -74,7 +75,7 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
 void PrintAddSite(const std::string& name, const ProvisionResult& result) {
   const fs::path site_dir = fs::path(result.site_configs.at(name)).parent_path();
   std::cout << "Issued site " << name << " in " << site_dir.string() << "/: site.toml, " << name
-            << ".pem, " << name << ".key, ca.pem\n"
+            << ".pem, " << name << ".key, ca.pem, audit.pem, audit.key\n"
             << "\nNext steps:\n";
   if (result.allowed_sites_line.empty()) {
     std::cout << "  1. Add \"" << name

@@ -7,6 +7,7 @@
 #include <set>
 #include <system_error>
 
+#include "common/audit/privacy_log.h"
 #include "common/config/toml_util.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
@@ -32,15 +33,32 @@ void CreateDirectory(const fs::path& dir) {
   if (ec) throw Error("cannot create directory '" + dir.string() + "': " + ec.message());
 }
 
-// Writes one party's directory: the CA certificate, its certificate and key, and its config.
-void WriteParty(const fs::path& dir, const std::string& stem, const KeyAndCert& party,
-                const std::string& ca_cert_pem, const std::string& config_name,
-                const std::string& config_text) {
+// Writes one party's directory: the CA certificate, its TLS certificate and key, its audit-log
+// certificate and key, and its config. Returns the path of the audit certificate.
+std::string WriteParty(const fs::path& dir, const std::string& stem, const KeyAndCert& party,
+                       const KeyAndCert& audit, const std::string& ca_cert_pem,
+                       const std::string& config_name, const std::string& config_text) {
   CreateDirectory(dir);
   WriteFileAtomically((dir / "ca.pem").string(), ca_cert_pem, false);
   WriteFileAtomically((dir / (stem + ".pem")).string(), party.cert_pem, false);
   WriteFileAtomically((dir / (stem + ".key")).string(), party.key_pem, true);
+  WriteFileAtomically((dir / kAuditCertFile).string(), audit.cert_pem, false);
+  WriteFileAtomically((dir / kAuditKeyFile).string(), audit.key_pem, true);
   WriteFileAtomically((dir / config_name).string(), config_text, false);
+  return (dir / kAuditCertFile).string();
+}
+
+// An Ed25519 audit-log key and its certificate for the party named `common_name`.
+KeyAndCert IssueAudit(const KeyAndCert& ca, const std::string& common_name, int validity_days) {
+  CertificateRequest request;
+  request.common_name = common_name;
+  request.client_auth = false;
+  request.server_auth = false;
+  request.document_signing = true;
+  request.key_type = CertificateKeyType::kEd25519;
+  request.organizational_unit = kAuditCertOrganizationalUnit;
+  request.validity_days = validity_days;
+  return IssueCertificate(ca, request);
 }
 
 // The config of site `name` from the template; its files are relative to its directory.
@@ -184,13 +202,17 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
   result.ca_key = (ca_dir / "ca.key").string();
   WriteFileAtomically(result.ca_cert, ca.cert_pem, false);
   WriteFileAtomically(result.ca_key, ca.key_pem, true);
-  WriteParty(coordinator_dir, "coordinator", coordinator_cert, ca.cert_pem, "coordinator.toml",
-             RenderCoordinatorConfig(coordinator));
+  result.coordinator_audit_cert = WriteParty(
+      coordinator_dir, "coordinator", coordinator_cert,
+      IssueAudit(ca, coordinator_request.common_name, options.validity_days), ca.cert_pem,
+      "coordinator.toml", RenderCoordinatorConfig(coordinator));
   result.coordinator_config = coordinator.config_path;
   for (const SiteConfig& site : sites) {
-    WriteParty(fs::path(site.config_path).parent_path(), site.name,
-               IssueSite(ca, site.name, options.validity_days), ca.cert_pem, "site.toml",
-               RenderSiteConfig(site));
+    result.site_audit_certs[site.name] = WriteParty(
+        fs::path(site.config_path).parent_path(), site.name,
+        IssueSite(ca, site.name, options.validity_days),
+        IssueAudit(ca, site.name, options.validity_days), ca.cert_pem, "site.toml",
+        RenderSiteConfig(site));
     result.site_configs[site.name] = site.config_path;
   }
   return result;
@@ -230,8 +252,10 @@ ProvisionResult AddSite(const std::string& out_dir, const std::string& name,
     result.allowed_sites_line = "allowed_sites = " + TomlStringArray(allowed);
   }
 
-  WriteParty(site_dir, name, IssueSite(ca, name, validity_days), ca.cert_pem, "site.toml",
-             RenderSiteConfig(site));
+  result.site_audit_certs[name] =
+      WriteParty(site_dir, name, IssueSite(ca, name, validity_days),
+                 IssueAudit(ca, name, validity_days), ca.cert_pem, "site.toml",
+                 RenderSiteConfig(site));
   result.site_configs[name] = site.config_path;
   return result;
 }

@@ -2,8 +2,9 @@
 // and ready-to-run configuration files, laid out so that each party gets one directory:
 //
 //   OUT/ca/ca.pem, ca.key            the federation CA; ca.key (0600) never leaves this machine
-//   OUT/coordinator/ca.pem, coordinator.pem, coordinator.key, coordinator.toml
-//   OUT/sites/<name>/ca.pem, <name>.pem, <name>.key, site.toml
+//   OUT/coordinator/ca.pem, coordinator.pem, coordinator.key, coordinator.toml,
+//                   audit.pem, audit.key
+//   OUT/sites/<name>/ca.pem, <name>.pem, <name>.key, site.toml, audit.pem, audit.key
 //
 // Copy OUT/coordinator/ to the coordinator and OUT/sites/<name>/ to hospital <name>; the configs
 // name their files relative to their own directory, so the directories can be moved as they are.
@@ -11,6 +12,12 @@
 // dial (DNS and IP subjectAltNames, always including the host of coordinator_address: a name
 // mismatch is the most common failed TLS setup). Site certificates are valid for client
 // authentication with the site name as CN, which is the site's identity in the federation.
+//
+// audit.key (Ed25519, PKCS#8 PEM, mode 0600) signs the party's privacy log and audit.pem is its
+// certificate from the federation CA: CN = the site's name (the coordinator's: its TLS CN,
+// "<federation>-coordinator"), OU "fedmed audit log", ExtendedKeyUsage id-kp-documentSigning
+// only, so it is not valid for TLS (see common/crypto/pki.h and common/audit/privacy_log.h).
+// They sit at these fixed names beside the party's config; the configs do not name them.
 #ifndef FEDMED_TOOLS_PKI_PROVISION_H_
 #define FEDMED_TOOLS_PKI_PROVISION_H_
 
@@ -58,6 +65,10 @@ struct ProvisionResult {
   // AddSite only: the [tls] allowed_sites line coordinator.toml needs for the new site to join
   // (its current allow-list plus the new name); "" when out_dir has no coordinator.toml.
   std::string allowed_sites_line;
+  // Audit-log certificates (audit.pem; audit.key lies beside each): the coordinator's ("" if
+  // AddSite) and each site's (name -> path).
+  std::string coordinator_audit_cert;
+  std::map<std::string, std::string> site_audit_certs;
 };
 
 // Creates the CA and every party's key, certificate and config under options.out_dir.
@@ -68,9 +79,10 @@ struct ProvisionResult {
 ProvisionResult ProvisionFederation(const ProvisionOptions& options);
 
 // Issues one more site, `name`, from the CA in out_dir (as written by ProvisionFederation):
-// OUT/sites/<name>/{ca.pem, <name>.pem, <name>.key, site.toml}. The site's coordinator address
-// is site_template.coordinator_address, or when that is empty, the one in the existing sites'
-// configs. Does not edit coordinator.toml; returns the allow-list line to put there.
+// OUT/sites/<name>/{ca.pem, <name>.pem, <name>.key, site.toml, audit.pem, audit.key}. The site's
+// coordinator address is site_template.coordinator_address, or when that is empty, the one in
+// the existing sites' configs. Does not edit coordinator.toml; returns the allow-list line to put
+// there.
 // Throws ConfigError for an invalid name or template, or when no coordinator address is known;
 // Error if OUT/sites/<name> exists or the CA files cannot be read; CryptoError if the CA key does
 // not match the CA certificate or the certificate would outlive the CA.

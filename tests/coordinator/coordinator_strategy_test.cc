@@ -1,0 +1,271 @@
+// The coordinator with the strategies of coordinator/strategy/, in this process over mutual-TLS
+// gRPC on loopback, with a tiny custom model and hand-made updates (no training): train tasks
+// carry FedProx's mu; a malformed update does not count toward the quorum; metrics.jsonl names
+// the strategy; a FedAdam federation stopped after round 1 and restarted from its output_dir
+// produces bit for bit the global model of an uninterrupted one.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
+#include "common/crypto/sha256.h"
+#include "common/model/model_state.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/strategy/strategy.h"
+#include "site_agent/connection.h"
+#include "tests/test_util.h"
+#include "tools/pki/provision.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A 3x2 weight and a 2-vector bias.
+ModelState Model(float w0, float b0) {
+  ModelState s;
+  s.tensors.push_back(NamedTensor{"fc.weight", {3, 2}, {}});
+  s.tensors.push_back(NamedTensor{"fc.bias", {2}, {}});
+  for (std::size_t i = 0; i < 6; ++i) s.tensors[0].values.push_back(w0 + 0.125f * i);
+  for (std::size_t i = 0; i < 2; ++i) s.tensors[1].values.push_back(b0 - 0.5f * i);
+  return s;
+}
+
+// One provisioned federation with one allowed site, "site-1"; coordinators are started on it
+// one after another (a restart keeps output_dir).
+class StrategyFederationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ProvisionOptions provision;
+    provision.out_dir = dir_ / "pki";
+    provision.site_names = {"site-1"};
+    provision.coordinator_address = "127.0.0.1:0";
+    pki_ = ProvisionFederation(provision);
+  }
+
+  CoordinatorConfig Config(const std::string& output, const std::string& strategy, int rounds) {
+    CoordinatorConfig config = LoadCoordinatorConfig(pki_.coordinator_config);
+    config.listen_address = "127.0.0.1:0";
+    config.output_dir = dir_ / output;
+    config.rounds = rounds;
+    config.min_sites = 1;
+    config.eval_data.clear();
+    config.federated_evaluation = false;
+    config.strategy.name = strategy;
+    return config;
+  }
+
+  testing::TempDir dir_{"fedmed-coordinator-strategy"};
+  ProvisionResult pki_;
+};
+
+// A coordinator running in a thread, and site-1's connection to it, registered.
+class Running {
+ public:
+  Running(const CoordinatorConfig& config, const ModelState& initial,
+          const ProvisionResult& pki) {
+    Coordinator::Options options;
+    options.initial_model = initial;
+    options.custom_model = true;
+    options.handle_signals = false;
+    coordinator_ = std::make_unique<Coordinator>(config, options);
+    const int port = coordinator_->Start();
+    runner_ = std::thread([this] { exit_code_ = coordinator_->Run(); });
+    connection_ = std::make_unique<CoordinatorConnection>(
+        "127.0.0.1:" + std::to_string(port), LoadSiteConfig(pki.site_configs.at("site-1")).tls);
+    session_ = connection_->Register("site-1", 10, 0, 1, 2).session_id;
+  }
+  ~Running() { Stop(); }
+
+  // The next task that is not "wait".
+  SiteTask NextTask() {
+    for (int i = 0; i < 10; ++i) {
+      SiteTask task = connection_->Poll(session_, 10000);
+      if (task.kind != SiteTask::Kind::kWait) return task;
+    }
+    ADD_FAILURE() << "no task within 100 s";
+    return SiteTask{};
+  }
+
+  void Upload(const SiteTask& task, const ModelState& delta) {
+    UpdateInfo info;
+    info.round = task.round;
+    info.base_version = task.model.version;
+    info.num_samples = 10;
+    connection_->UploadUpdate(session_, info, EncodeModelState(delta));
+  }
+
+  // Stops the coordinator (if Run has not returned yet) and returns Run's exit status.
+  int Stop() {
+    if (runner_.joinable()) {
+      coordinator_->Stop();
+      runner_.join();
+    }
+    return exit_code_;
+  }
+
+  Coordinator& coordinator() { return *coordinator_; }
+
+ private:
+  std::unique_ptr<Coordinator> coordinator_;
+  std::thread runner_;
+  int exit_code_ = -1;
+  std::unique_ptr<CoordinatorConnection> connection_;
+  std::string session_;
+};
+
+std::vector<nlohmann::json> ReadJsonLines(const fs::path& file) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
+  return rows;
+}
+
+TEST_F(StrategyFederationTest, TrainTasksCarryFedProxMu) {
+  CoordinatorConfig config = Config("fedprox", "fedprox", 1);
+  config.strategy.proximal_mu = 0.25;
+  Running federation(config, Model(1, 2), pki_);
+  const SiteTask task = federation.NextTask();
+  ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(task.settings.proximal_mu, 0.25);
+
+  Running fedavg(Config("fedavg", "fedavg", 1), Model(1, 2), pki_);
+  const SiteTask plain = fedavg.NextTask();
+  ASSERT_EQ(plain.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(plain.settings.proximal_mu, 0.0);
+}
+
+TEST_F(StrategyFederationTest, MalformedUpdateDoesNotCountAndMedianAggregates) {
+  const CoordinatorConfig config = Config("median", "median", 1);
+  const ModelState initial = Model(1, 2);
+  Running federation(config, initial, pki_);
+  const SiteTask task = federation.NextTask();
+  ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
+  // Same size, other layout: refused, and the round still waits for this site's update.
+  ModelState transposed = Model(0, 0);
+  transposed.tensors[0].shape = {2, 3};
+  EXPECT_THROW(federation.Upload(task, transposed), RpcError);
+  const ModelState delta = Model(0.5f, -1);
+  federation.Upload(task, delta);  // accepted: the refused one did not count
+  EXPECT_EQ(federation.NextTask().kind, SiteTask::Kind::kFinish);
+  EXPECT_EQ(federation.Stop(), 0);
+
+  ModelState expected = initial;  // the median of one update is that update
+  for (std::size_t t = 0; t < expected.tensors.size(); ++t) {
+    for (std::size_t i = 0; i < expected.tensors[t].values.size(); ++i) {
+      expected.tensors[t].values[i] += delta.tensors[t].values[i];
+    }
+  }
+  EXPECT_TRUE(federation.coordinator().GlobalModelBytes() == EncodeModelState(expected));
+  const std::vector<nlohmann::json> rows =
+      ReadJsonLines(fs::path(config.output_dir) / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["strategy"], "median");
+  EXPECT_EQ(rows[0]["contributors"].size(), 1u);
+}
+
+TEST_F(StrategyFederationTest, FedAdamResumedAfterARestartContinuesExactly) {
+  const ModelState initial = Model(1, 2);
+  const ModelState d1 = Model(0.25f, -0.5f);
+  const ModelState d2 = Model(-0.75f, 0.125f);
+
+  // Uninterrupted: two rounds.
+  const CoordinatorConfig straight = Config("straight", "fedadam", 2);
+  std::string uninterrupted;
+  {
+    Running federation(straight, initial, pki_);
+    SiteTask task = federation.NextTask();
+    ASSERT_EQ(task.round, 1);
+    federation.Upload(task, d1);
+    task = federation.NextTask();
+    ASSERT_EQ(task.round, 2);
+    federation.Upload(task, d2);
+    EXPECT_EQ(federation.NextTask().kind, SiteTask::Kind::kFinish);
+    EXPECT_EQ(federation.Stop(), 0);
+    uninterrupted = federation.coordinator().GlobalModelBytes();
+  }
+
+  // Interrupted: stopped once round 1 is checkpointed, then restarted with the same output_dir.
+  const CoordinatorConfig config = Config("resumed", "fedadam", 2);
+  std::string after_round_1;
+  {
+    Running federation(config, initial, pki_);
+    SiteTask task = federation.NextTask();
+    ASSERT_EQ(task.round, 1);
+    federation.Upload(task, d1);
+    task = federation.NextTask();  // round 2 starts after round 1's checkpoint is written
+    ASSERT_EQ(task.round, 2);
+    after_round_1 = task.model.sha256;
+    EXPECT_EQ(federation.Stop(), 1);  // stopped early
+  }
+  const fs::path out(config.output_dir);
+  const nlohmann::json resume = nlohmann::json::parse(testing::ReadFile(out / "resume.json"));
+  EXPECT_EQ(resume["completed_round"], 1);
+  EXPECT_EQ(resume["strategy"], "fedadam");
+  ASSERT_EQ(resume["strategy_state"], "checkpoints/round-0001.strategy");
+  const std::string state = testing::ReadFile(out / "checkpoints/round-0001.strategy");
+  EXPECT_FALSE(state.empty());
+  EXPECT_EQ(resume["strategy_state_sha256"], Sha256Hex(state));
+  std::unique_ptr<Strategy> loaded = MakeStrategy(config.strategy);
+  ASSERT_NO_THROW(loaded->LoadState(state));
+  EXPECT_EQ(loaded->SaveState(), state);
+  {
+    Running federation(config, initial, pki_);
+    SiteTask task = federation.NextTask();
+    ASSERT_EQ(task.round, 2);
+    EXPECT_EQ(task.model.sha256, after_round_1);
+    federation.Upload(task, d2);
+    EXPECT_EQ(federation.NextTask().kind, SiteTask::Kind::kFinish);
+    EXPECT_EQ(federation.Stop(), 0);
+    EXPECT_TRUE(federation.coordinator().GlobalModelBytes() == uninterrupted)
+        << "the resumed federation's round-2 model differs from the uninterrupted one";
+  }
+  const std::vector<nlohmann::json> rows = ReadJsonLines(out / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const nlohmann::json& row : rows) EXPECT_EQ(row["strategy"], "fedadam");
+
+  // Both are FedAdam as the strategy library computes it, and restoring the moments mattered:
+  // a FedAdam started afresh at round 2 gives another model.
+  std::unique_ptr<Strategy> adam = MakeStrategy(config.strategy);
+  adam->BeginRound(initial);
+  adam->AddUpdate("site-1", d1, 10);
+  const ModelState g1 = adam->AggregateFit(initial);
+  EXPECT_EQ(Sha256Hex(EncodeModelState(g1)), after_round_1);
+  adam->BeginRound(g1);
+  adam->AddUpdate("site-1", d2, 10);
+  EXPECT_TRUE(EncodeModelState(adam->AggregateFit(g1)) == uninterrupted);
+  std::unique_ptr<Strategy> fresh = MakeStrategy(config.strategy);
+  fresh->BeginRound(g1);
+  fresh->AddUpdate("site-1", d2, 10);
+  EXPECT_FALSE(EncodeModelState(fresh->AggregateFit(g1)) == uninterrupted);
+}
+
+TEST_F(StrategyFederationTest, ResumingWithAnotherStrategyIsRefused) {
+  const ModelState initial = Model(1, 2);
+  {
+    Running federation(Config("switch", "fedadam", 2), initial, pki_);
+    SiteTask task = federation.NextTask();
+    federation.Upload(task, Model(0.25f, -0.5f));
+    ASSERT_EQ(federation.NextTask().round, 2);
+  }
+  Coordinator::Options options;
+  options.initial_model = initial;
+  options.custom_model = true;
+  options.handle_signals = false;
+  try {
+    Coordinator coordinator(Config("switch", "fedyogi", 2), options);
+    FAIL() << "a fedadam federation resumed as fedyogi";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"fedadam\""), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace fedmed
