@@ -22,6 +22,7 @@
 #include <random>
 #include <set>
 
+#include "common/audit/privacy_log.h"
 #include "common/crypto/pki.h"
 #include "common/crypto/sha256.h"
 #include "common/data/medmnist.h"
@@ -124,6 +125,7 @@ class Coordinator::Impl final : public SiteHandler {
     SetComputeThreads(config_.threads);
     LoadModelAndData();
     metrics_ = std::make_unique<MetricsLog>(config_.output_dir);
+    OpenAuditLog();
     fs::create_directories(config_.output_dir + "/checkpoints");
     strategy_ = MakeStrategy(config_.strategy);
     log_->info("strategy: {}{}", DescribeStrategy(config_.strategy),
@@ -365,6 +367,9 @@ class Coordinator::Impl final : public SiteHandler {
     if (!refused.empty()) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused);
     record_.update_sha256[site] = header.sha256();
     if (header.has_privacy()) NotePrivacyLocked(site, header.privacy(), /*declined=*/false);
+    if (!header.log_entry_sha256().empty()) {
+      log_heads_[site] = LogAnchor{header.log_seq(), header.log_entry_sha256()};
+    }
     transfer_seconds_[site] += transfer_seconds;
     loss_weighted_sum_ += header.train_loss() * static_cast<double>(header.num_samples());
     site_train_seconds_sum_ += header.train_seconds();
@@ -568,6 +573,7 @@ class Coordinator::Impl final : public SiteHandler {
       return;
     }
     record_ = RoundRecord{};
+    log_heads_.clear();
     record_.round = rsm_.round();
     record_.attempt = rsm_.attempt();
     record_.strategy = strategy_->name();
@@ -713,6 +719,7 @@ class Coordinator::Impl final : public SiteHandler {
     r.unix_time = std::chrono::duration<double>(
                       std::chrono::system_clock::now().time_since_epoch()).count();
     metrics_->Append(r);
+    AppendAuditRoundLocked(r);
     log_->info("round {}/{} done in {:.2f} s (training {:.2f}, transfer {:.3f}, aggregation "
                "{:.3f}, evaluation {:.2f}): global {} | federated {}",
                r.round, config_.rounds, r.round_seconds, r.training_seconds, r.transfer_seconds,
@@ -781,6 +788,16 @@ class Coordinator::Impl final : public SiteHandler {
   void ShutdownLocked() {
     if (shutting_down_) return;
     shutting_down_ = true;
+    if (audit_) {
+      try {
+        audit_->Append(kEventStop, {{"reason", rsm_.phase() == Phase::kFinished
+                                                  ? "the federation completed"
+                                                  : "stopped before the last round"},
+                                    {"completed_rounds", last_record_ ? last_record_->round : 0}});
+      } catch (const std::exception& e) {
+        log_->error("audit log: {}", e.what());
+      }
+    }
     stopping_ = true;
     cv_.notify_all();
     deadline_.cancel();
@@ -788,6 +805,54 @@ class Coordinator::Impl final : public SiteHandler {
     if (signals_) signals_->cancel();
     WriteStatusLocked();
     io_.stop();
+  }
+
+  // ---- the signed audit log (common/audit/privacy_log.h) ----
+
+  // The coordinator's audit key and certificate sit beside its TLS key (fedmed-pki writes them
+  // there). A federation provisioned without them runs without an audit log, and says so.
+  void OpenAuditLog() {
+    const fs::path dir = fs::path(config_.tls.key).parent_path();
+    const fs::path key = dir / kAuditKeyFile, cert = dir / kAuditCertFile;
+    if (!fs::exists(key) || !fs::exists(cert)) {
+      log_->warn("no audit key ({}): the coordinator keeps no signed audit log; provision the "
+                 "federation again with fedmed-pki to get one",
+                 key.string());
+      return;
+    }
+    audit_ = PrivacyLogWriter::OpenWithFiles(
+        (fs::path(config_.output_dir) / kCoordinatorAuditLogFile).string(), key.string(),
+        cert.string());
+    if (audit_->recovery()) {
+      log_->warn("audit log {}: repaired a torn last line ({} bytes dropped)", audit_->path(),
+                 audit_->recovery()->dropped_bytes);
+    }
+    audit_->Append(kEventStart, {{"role", "coordinator"},
+                                 {"federation", config_.federation},
+                                 {"rounds", config_.rounds},
+                                 {"strategy", config_.strategy.name}});
+    log_->info("audit log: {} (signed by {}, {} entries)", audit_->path(), audit_->writer(),
+               audit_->entries());
+  }
+
+  void AppendAuditRoundLocked(const RoundRecord& r) {
+    if (!audit_) return;
+    RoundEvent e;
+    e.round = r.round;
+    e.selected = rsm_.selected();
+    e.contributors = r.contributors;
+    e.received = r.update_sha256;
+    e.aggregate_sha256 = r.model_sha256;
+    if (r.global) {
+      if (std::isfinite(r.global->accuracy)) e.metrics["accuracy"] = r.global->accuracy;
+      if (std::isfinite(r.global->auc)) e.metrics["auc"] = r.global->auc;
+    }
+    for (const std::string& site : r.contributors) {
+      if (const auto it = log_heads_.find(site); it != log_heads_.end()) {
+        e.log_heads[site] = it->second;
+      }
+    }
+    audit_->AppendRound(e);
   }
 
   // ---- helpers ----
@@ -896,6 +961,8 @@ class Coordinator::Impl final : public SiteHandler {
   std::optional<ImageSet> heldout_;
   ModelState initial_state_;
   std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<PrivacyLogWriter> audit_;    // null without an audit key
+  std::map<std::string, LogAnchor> log_heads_;  // site -> its log entry for its last update
 
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
