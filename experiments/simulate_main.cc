@@ -1,29 +1,61 @@
-// fedmed-simulate: runs a whole federation on this machine. See experiments/simulation.h.
+// fedmed-simulate: runs a whole federation (or a grid of them) on this machine. See
+// experiments/simulation.h and experiments/experiment.h.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <string>
 
 #include "common/util/error.h"
 #include "common/util/process.h"
+#include "experiments/experiment.h"
 #include "experiments/simulation.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"fedmed simulator: one coordinator and N site processes over mutual-TLS gRPC"};
+  CLI::App app{"fedmed simulator: one coordinator and N sites over mutual-TLS gRPC, as processes "
+               "or as threads of this process"};
   std::string config_path;
   std::string data_root;
   std::string output_dir;
+  std::string mode;
+  int sites = 0;
+  bool baseline = false;
+  bool no_plots = false;
+  bool list = false;
   app.add_option("--config", config_path, "simulation config, e.g. experiments/demo.toml")
       ->required();
   app.add_option("--data", data_root,
                  "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
   app.add_option("--output", output_dir, "where run directories go (overrides [simulation] output_dir)");
+  app.add_option("--mode", mode, "process | threads (overrides [simulation] mode)")
+      ->check(CLI::IsMember({"process", "threads"}));
+  app.add_option("--sites", sites, "number of sites (overrides [simulation] sites)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--baseline", baseline,
+               "also train the pooled (centralised) baseline ([simulation] baseline = true)");
+  app.add_flag("--no-plots", no_plots, "do not run plot_results.py ([simulation] plots = false)");
+  app.add_flag("--list", list, "check the config, print the runs it describes and exit");
   CLI11_PARSE(app, argc, argv);
+  std::string command_line;
+  for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
   try {
     fedmed::SimulationConfig config = fedmed::LoadSimulationConfig(config_path);
     if (!output_dir.empty()) config.output_root = output_dir;
-    const fedmed::SimulationResult result =
-        fedmed::RunSimulation(config, data_root, fedmed::ExecutableDir(), std::cout);
-    return result.exit_status;
+    if (!mode.empty()) config.mode = mode;
+    if (baseline) config.baseline = true;
+    if (no_plots) config.plots = false;
+    if (sites > 0) config.sites = sites;
+    if (config.sweep.empty()) fedmed::ValidateSimulationConfig(config);  // the overrides too
+    if (list) {
+      for (const fedmed::SweepPoint& point : fedmed::ExpandSweep(config)) {
+        std::cout << (point.label.empty() ? config.name : point.label) << ": " << config.mode
+                  << " mode, " << point.config.sites << " sites, "
+                  << point.config.coordinator.rounds << " rounds, strategy "
+                  << point.config.coordinator.strategy.name << "\n";
+      }
+      return 0;
+    }
+    return fedmed::RunExperiment(config, data_root, fedmed::ExecutableDir(), command_line,
+                                 std::cout);
   } catch (const std::exception& e) {
     std::cerr << "fedmed-simulate: " << e.what() << std::endl;
     return 2;

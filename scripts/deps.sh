@@ -12,7 +12,8 @@ PACKAGES=(
   libspdlog-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch                                  # tests check that Python's torch.load reads our checkpoints
-  python3-matplotlib                             # fedmed-audit report --plot (tools/audit/plot_epsilon.py)
+  python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
+                                                 # fedmed-simulate (experiments/plot_results.py)
 )
 
 missing=()

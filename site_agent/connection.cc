@@ -241,6 +241,8 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   header->set_train_loss(info.train_loss);
   header->set_train_seconds(info.train_seconds);
   FillPrivacy(info.privacy, header->mutable_privacy());
+  header->set_log_seq(info.log_seq);
+  header->set_log_entry_sha256(info.log_entry_sha256);
   if (writer->Write(chunk)) {
     ForEachChunk(update_bytes, [&](std::string_view piece) {
       chunk.set_data(piece.data(), piece.size());

@@ -84,6 +84,10 @@ struct UpdateInfo {
   double train_loss = 0;
   double train_seconds = 0;
   PrivacyReport privacy;
+  // The entry of the site's signed privacy log that records this update (seq, SHA-256 of its
+  // line); empty when the site keeps no log.
+  int64_t log_seq = 0;
+  std::string log_entry_sha256;
 };
 
 class CoordinatorConnection {

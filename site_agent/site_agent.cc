@@ -9,16 +9,20 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
 
+#include "common/audit/privacy_log.h"
 #include "common/crypto/pki.h"
+#include "common/crypto/sha256.h"
 #include "common/crypto/secure_random.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
@@ -29,6 +33,7 @@
 #include "common/privacy/update_privacy.h"
 #include "common/util/data_path.h"
 #include "common/util/logging.h"
+#include "site_agent/compute_slots.h"
 #include "site_agent/connection.h"
 #include "site_agent/round_privacy.h"
 
@@ -68,12 +73,15 @@ std::string Histogram(const ImageSet& set) {
 
 class SiteAgent::Impl {
  public:
-  Impl(SiteConfig config, std::string data_root)
-      : config_(std::move(config)), data_root_(std::move(data_root)) {
+  Impl(SiteConfig config, SiteAgent::Options options)
+      : config_(std::move(config)),
+        data_root_(std::move(options.data_root)),
+        compute_slots_(std::move(options.compute_slots)),
+        keep_global_model_(options.keep_global_model) {
     log_ = MakeLogger(config_.name, config_.output_dir + "/site.log");
     CheckCertificate();
     SetComputeThreads(config_.threads);
-    LoadData();
+    LoadData(std::move(options.data));
     if (config_.privacy.enabled()) {
       privacy_ = std::make_unique<RoundPrivacy>(config_.privacy, config_.output_dir, train_.size());
       log_->info("privacy: {}", privacy_->Describe());
@@ -85,6 +93,7 @@ class SiteAgent::Impl {
     } else {
       log_->info("privacy: none (updates are sent without differential-privacy noise)");
     }
+    OpenPrivacyLog();
   }
 
   int Run(bool handle_signals) {
@@ -108,6 +117,7 @@ class SiteAgent::Impl {
     if (signals) signals->cancel();
     io_.stop();
     io_thread.join();
+    AppendToPrivacyLog(kEventStop, {{"exit_status", status}});
     log_->info("site agent stopped (exit status {})", status);
     return status;
   }
@@ -137,12 +147,14 @@ class SiteAgent::Impl {
     }
   }
 
-  void LoadData() {
+  // `preloaded`: the file's contents when the caller loaded it already (else null).
+  void LoadData(std::shared_ptr<const MedMnist> preloaded) {
     const std::string path = ResolveDataPath(config_.data.path, data_root_);
-    const MedMnist data = LoadMedMnist(path);
-    train_ = SelectShard(data.train, config_.data, /*min_samples=*/10);
-    test_ = SelectShard(data.test, config_.data, /*min_samples=*/1);
-    num_classes_ = data.num_classes;
+    const std::shared_ptr<const MedMnist> data =
+        preloaded ? std::move(preloaded) : std::make_shared<const MedMnist>(LoadMedMnist(path));
+    train_ = SelectShard(data->train, config_.data, /*min_samples=*/10);
+    test_ = SelectShard(data->test, config_.data, /*min_samples=*/1);
+    num_classes_ = data->num_classes;
     std::string shard = config_.data.partition == "none"
                             ? std::string("all of it")
                             : "shard " + std::to_string(config_.data.shard) + "/" +
@@ -150,6 +162,26 @@ class SiteAgent::Impl {
                                   config_.data.partition + ")";
     log_->info("data: {}, {}: {} training images (classes {}), {} test images", path, shard,
                train_.size(), Histogram(train_), test_.size());
+  }
+
+  // A compute slot when the agent shares a limit with others (std::nullopt lease otherwise), or
+  // false when Stop() was called while waiting for one.
+  bool WaitForCompute(std::optional<ComputeSlots::Lease>* lease) {
+    if (!compute_slots_) return true;
+    while (!stopping_) {
+      *lease = compute_slots_->TryAcquireFor(std::chrono::milliseconds(200));
+      if (lease->has_value()) return true;
+    }
+    return false;
+  }
+
+  // Runs `work` on the leased slot's compute thread, or here when there is no shared limit.
+  static void Compute(std::optional<ComputeSlots::Lease>& lease, const std::function<void()>& work) {
+    if (lease.has_value()) {
+      lease->Run(work);
+    } else {
+      work();
+    }
   }
 
   int Loop() {
@@ -175,6 +207,9 @@ class SiteAgent::Impl {
                                                      train_.channels, num_classes_);
           session = r.session_id;
           total_rounds_ = r.total_rounds;
+          AppendToPrivacyLog(kEventRegistered, {{"federation", r.federation},
+                                                {"total_rounds", r.total_rounds},
+                                                {"num_train_samples", train_.size()}});
           log_->info("registered with federation '{}' at {} ({} rounds)", r.federation,
                      connection.target(), r.total_rounds);
         }
@@ -252,6 +287,7 @@ class SiteAgent::Impl {
   const ModelState& GlobalModel(CoordinatorConnection& connection, const std::string& session,
                                 const ModelRef& ref) {
     if (!cached_ || cached_version_ != ref.version || cached_sha256_ != ref.sha256) {
+      cached_.reset();  // never hold two versions at once
       const auto start = Clock::now();
       const std::string bytes = connection.DownloadModel(session, ref);
       cached_ = DecodeModelState(bytes, "global model version " + std::to_string(ref.version));
@@ -271,6 +307,16 @@ class SiteAgent::Impl {
       plan = privacy_->PlanRound(task.round, total_rounds_, settings);
       if (!plan->train) {
         log_->warn("round {}: declining: {}", task.round, plan->decline_reason);
+        if (privacy_log_) {
+          DeclinedEvent e;
+          e.round = task.round;
+          e.reason = plan->decline_reason;
+          e.epsilon_round = plan->report.epsilon_round;
+          e.epsilon_total = plan->report.epsilon_total;
+          e.budget_epsilon = plan->report.budget_epsilon;
+          e.delta = plan->report.delta;
+          privacy_log_->AppendDeclined(e);
+        }
         connection.DeclineTask(session, task.round, plan->decline_reason, plan->report);
         return;
       }
@@ -278,6 +324,10 @@ class SiteAgent::Impl {
       // sampling and the noise. Private training draws its randomness from a secret seed.
       settings.seed = SecureRandomUint64();
     }
+    // With a shared limit, the slot covers the download, training and upload, so that only
+    // slots() agents hold a model, its gradients and an update at any time.
+    std::optional<ComputeSlots::Lease> lease;
+    if (!WaitForCompute(&lease)) return;  // stopping: nothing to send
     const ModelState& global = GlobalModel(connection, session, task.model);
     log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {}){}",
                task.round, task.spec.name, train_.size(), settings.local_epochs,
@@ -287,14 +337,17 @@ class SiteAgent::Impl {
                                   plan->mechanism.noise_multiplier)
                     : std::string());
     TrainResult result;
-    if (plan && plan->mechanism.name == "dp-sgd") {
-      DpSgdSettings dp;
-      dp.noise_multiplier = plan->mechanism.noise_multiplier;
-      dp.clipping_norm = plan->mechanism.clipping_norm;
-      result = TrainLocalDpSgd(task.spec, global, train_, settings, dp);
-    } else {
-      result = TrainLocal(task.spec, global, train_, settings);
-    }
+    Compute(lease, [&] {
+      if (plan && plan->mechanism.name == "dp-sgd") {
+        DpSgdSettings dp;
+        dp.noise_multiplier = plan->mechanism.noise_multiplier;
+        dp.clipping_norm = plan->mechanism.clipping_norm;
+        result = TrainLocalDpSgd(task.spec, global, train_, settings, dp);
+      } else {
+        result = TrainLocal(task.spec, global, train_, settings);
+      }
+    });
+    if (!keep_global_model_) cached_.reset();  // `global` is not used below
     UpdateInfo info;
     if (plan) {
       if (plan->mechanism.name == "update") {
@@ -304,14 +357,21 @@ class SiteAgent::Impl {
         log_->info("round {}: update norm {:.4f} clipped by {:.4f}, noise added", task.round,
                    clip.norm, clip.scale);
       }
-      // On disk before the update leaves: a crash may lose the upload, never the spend.
+    }
+    const std::string bytes = EncodeModelState(result.delta);
+    if (plan) {
+      // On disk before the update leaves (the ledger, then the signed log entry with the digest
+      // of the exact bytes sent): a crash may lose the upload, never the record of the spend.
       info.privacy = privacy_->Commit(*plan);
+      const PrivacyLogEntry entry = privacy_log_->AppendTrained(TrainedEventFor(
+          task.round, info.privacy, Sha256Hex(bytes)));
+      info.log_seq = entry.seq;
+      info.log_entry_sha256 = entry.hash;
       log_->info("round {}: privacy spent: epsilon {:.4f} this round, {:.4f} in total of {:.4f} "
                  "(delta {})",
                  task.round, info.privacy.epsilon_round, info.privacy.epsilon_total,
                  info.privacy.budget_epsilon, info.privacy.delta);
     }
-    const std::string bytes = EncodeModelState(result.delta);
     info.round = task.round;
     info.base_version = task.model.version;
     info.num_samples = result.num_samples;
@@ -327,23 +387,104 @@ class SiteAgent::Impl {
                Seconds(Clock::now() - start));
   }
 
+  // ---- the signed privacy log (common/audit/privacy_log.h; docs/PRIVACY.md) ----
+
+  // The audit key and certificate sit beside the site's TLS key (fedmed-pki writes them there).
+  // A private site must keep the log; a site without privacy keeps one when it has the key.
+  void OpenPrivacyLog() {
+    const std::filesystem::path dir = std::filesystem::path(config_.tls.key).parent_path();
+    const std::filesystem::path key = dir / kAuditKeyFile, cert = dir / kAuditCertFile;
+    if (!std::filesystem::exists(key) || !std::filesystem::exists(cert)) {
+      if (privacy_) {
+        throw ConfigError(config_.config_path + ": [privacy] mode \"" + config_.privacy.mode +
+                          "\" needs the site's signed privacy log, but its audit key " +
+                          key.string() + " or certificate " + cert.string() +
+                          " is missing (provision the site again with fedmed-pki add-site)");
+      }
+      log_->warn("no audit key ({}): this site keeps no signed privacy log", key.string());
+      return;
+    }
+    privacy_log_ = PrivacyLogWriter::OpenWithFiles(
+        config_.output_dir + "/" + kSitePrivacyLogFile, key.string(), cert.string());
+    if (privacy_log_->recovery()) {
+      log_->warn("privacy log {}: repaired a torn last line after a crash ({} bytes dropped)",
+                 privacy_log_->path(), privacy_log_->recovery()->dropped_bytes);
+    }
+    const SitePrivacyConfig& p = config_.privacy;
+    privacy_log_->Append(kEventStart, {{"role", "site"},
+                                       {"privacy_mode", p.mode},
+                                       {"budget_epsilon", p.budget_epsilon},
+                                       {"delta", p.delta},
+                                       {"conversion", p.conversion},
+                                       {"clipping_norm", p.clipping_norm},
+                                       {"noise_multiplier", p.noise_multiplier},
+                                       {"target_epsilon", p.target_epsilon}});
+    if (privacy_ && privacy_->budget().previous_budget_epsilon() > 0 &&
+        privacy_->budget().previous_budget_epsilon() != p.budget_epsilon) {
+      BudgetEvent e;
+      e.budget_epsilon = p.budget_epsilon;
+      e.previous_budget_epsilon = privacy_->budget().previous_budget_epsilon();
+      e.delta = p.delta;
+      e.epsilon_spent = privacy_->budget().spent();
+      privacy_log_->AppendBudget(e);
+      log_->warn("privacy: the budget changed from {} to {} (recorded in the privacy log)",
+                 e.previous_budget_epsilon, e.budget_epsilon);
+    }
+    log_->info("privacy log: {} (signed by {}, {} entries)", privacy_log_->path(),
+               privacy_log_->writer(), privacy_log_->entries());
+  }
+
+  void AppendToPrivacyLog(const char* event, const nlohmann::json& data) {
+    if (!privacy_log_) return;
+    try {
+      privacy_log_->Append(event, data);
+    } catch (const std::exception& e) {
+      log_->error("privacy log: {}", e.what());
+    }
+  }
+
+  TrainedEvent TrainedEventFor(int round, const PrivacyReport& r, std::string update_sha256) {
+    TrainedEvent e;
+    e.round = round;
+    e.mechanism = r.mechanism;
+    e.clipping_norm = r.clipping_norm;
+    e.noise_multiplier = r.noise_multiplier;
+    e.sampling_rate = r.sampling_rate;
+    e.steps = r.steps;
+    e.delta = r.delta;
+    e.conversion = config_.privacy.conversion;
+    e.epsilon_round = r.epsilon_round;
+    e.epsilon_total = r.epsilon_total;
+    e.budget_epsilon = r.budget_epsilon;
+    e.update_sha256 = std::move(update_sha256);
+    return e;
+  }
+
   void Evaluate(CoordinatorConnection& connection, const std::string& session,
                 const SiteTask& task) {
+    std::optional<ComputeSlots::Lease> lease;
+    if (!WaitForCompute(&lease)) return;  // stopping: nothing to report
     const ModelState& global = GlobalModel(connection, session, task.model);
     const auto start = Clock::now();
-    const ClassificationMetrics m = EvaluateModel(task.spec, global, test_, task.eval_batch_size);
+    ClassificationMetrics m;
+    Compute(lease, [&] { m = EvaluateModel(task.spec, global, test_, task.eval_batch_size); });
     const double seconds = Seconds(Clock::now() - start);
+    if (!keep_global_model_) cached_.reset();
+    lease.reset();
     connection.ReportEvaluation(session, task.round, task.model.version, m, seconds);
     log_->info("round {}: local test {}", task.round, FormatMetrics(m));
   }
 
   SiteConfig config_;
   std::string data_root_;
+  std::shared_ptr<ComputeSlots> compute_slots_;  // null = no limit
+  bool keep_global_model_ = true;                // Options::keep_global_model
   std::shared_ptr<spdlog::logger> log_;
   ImageSet train_, test_;
   int64_t num_classes_ = 0;
   int total_rounds_ = 1;                 // announced at registration
   std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
+  std::unique_ptr<PrivacyLogWriter> privacy_log_;  // null without an audit key
   std::optional<ModelState> cached_;
   int cached_version_ = -1;
   std::string cached_sha256_;
@@ -357,7 +498,13 @@ class SiteAgent::Impl {
 };
 
 SiteAgent::SiteAgent(SiteConfig config, std::string data_root)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(data_root))) {}
+    : SiteAgent(std::move(config), [&data_root] {
+        Options options;
+        options.data_root = std::move(data_root);
+        return options;
+      }()) {}
+SiteAgent::SiteAgent(SiteConfig config, Options options)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {}
 SiteAgent::~SiteAgent() = default;
 int SiteAgent::Run(bool handle_signals) { return impl_->Run(handle_signals); }
 void SiteAgent::Stop() { impl_->Stop(); }

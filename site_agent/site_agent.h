@@ -10,6 +10,10 @@
 // after [connection] give_up_after_seconds.
 //
 // Files in output_dir: site.log.
+//
+// In one process (fedmed-simulate's threads mode), several agents may share one loaded data file
+// (Options::data) and a limit on concurrent training and evaluation (Options::compute_slots), and
+// drop the global model between tasks (Options::keep_global_model).
 #ifndef FEDMED_SITE_AGENT_SITE_AGENT_H_
 #define FEDMED_SITE_AGENT_SITE_AGENT_H_
 
@@ -20,11 +24,36 @@
 
 namespace fedmed {
 
+class ComputeSlots;  // site_agent/compute_slots.h
+struct MedMnist;     // common/data/medmnist.h
+
 class SiteAgent {
  public:
+  struct Options {
+    // Data root for a relative [data] path (the --data flag).
+    std::string data_root;
+    // The contents of the file at [data] path, already loaded, shared read-only with other
+    // agents of this process; null = the agent loads the file itself. The agent copies only its
+    // shard out of it and keeps no reference after the constructor.
+    std::shared_ptr<const MedMnist> data;
+    // At most compute_slots->slots() trainings and evaluations at a time among the agents that
+    // share it, each run on the slot's compute thread; null = no limit, and the agent trains on
+    // its own thread. A slot is held from the global model's download to the upload of the
+    // update (or the evaluation's end), so that only that many agents hold a model, gradients
+    // and an update at once.
+    std::shared_ptr<ComputeSlots> compute_slots;
+    // Keep the last global model after a task, so that a later task on the same version (the
+    // next round's training after this round's federated evaluation, a retried round) does not
+    // download it again. false frees it after every task (the model's size, 4.8 MB for the cnn,
+    // per agent between tasks): for many agents in one process.
+    bool keep_global_model = true;
+  };
+
   // Loads the site's data (its shard of the configured file) and checks its certificate.
   // Throws ConfigError / DataError / CryptoError naming what is wrong.
   SiteAgent(SiteConfig config, std::string data_root);
+  // The same, with the options above.
+  SiteAgent(SiteConfig config, Options options);
   ~SiteAgent();
 
   // Runs until the federation finishes (returns 0), Stop() or a signal (1), or the coordinator

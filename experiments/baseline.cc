@@ -1,0 +1,142 @@
+#include "experiments/baseline.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "common/data/medmnist.h"
+#include "common/model/evaluation.h"
+#include "common/model/local_training.h"
+#include "common/model/model_spec.h"
+#include "common/model/model_state.h"
+#include "common/util/data_path.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+void Append(const ImageSet& part, const std::string& path, ImageSet* pooled) {
+  if (pooled->labels.empty() && pooled->pixels.empty()) {
+    pooled->height = part.height;
+    pooled->width = part.width;
+    pooled->channels = part.channels;
+  } else if (part.height != pooled->height || part.width != pooled->width ||
+             part.channels != pooled->channels) {
+    throw DataError(path + ": " + std::to_string(part.channels) + "-channel " +
+                    std::to_string(part.height) + "x" + std::to_string(part.width) +
+                    " training images, unlike the other sites' files (" +
+                    std::to_string(pooled->channels) + "-channel " +
+                    std::to_string(pooled->height) + "x" + std::to_string(pooled->width) +
+                    "): their data cannot be pooled");
+  }
+  pooled->pixels.insert(pooled->pixels.end(), part.pixels.begin(), part.pixels.end());
+  pooled->labels.insert(pooled->labels.end(), part.labels.begin(), part.labels.end());
+  pooled->num_classes = std::max(pooled->num_classes, part.num_classes);
+}
+
+}  // namespace
+
+nlohmann::json MetricsToJson(const ClassificationMetrics& m) {
+  nlohmann::json j;
+  j["num_samples"] = m.num_samples;
+  j["loss"] = Number(m.loss);
+  j["accuracy"] = Number(m.accuracy);
+  j["balanced_accuracy"] = Number(m.balanced_accuracy);
+  j["auc"] = Number(m.auc);
+  j["f1"] = Number(m.f1);
+  j["sensitivity"] = Number(m.sensitivity);
+  j["specificity"] = Number(m.specificity);
+  j["confusion"] = m.confusion;
+  return j;
+}
+
+nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
+  const TrainingConfig& t = config.coordinator.training;
+  nlohmann::json j;
+  j["kind"] = "pooled";
+  j["model"] = config.coordinator.model;
+  j["train_samples"] = train_samples;
+  j["epochs"] = epochs;
+  j["rounds"] = config.coordinator.rounds;
+  j["local_epochs"] = t.local_epochs;
+  j["batch_size"] = t.batch_size;
+  j["optimizer"] = t.optimizer;
+  j["learning_rate"] = t.learning_rate;
+  j["momentum"] = t.momentum;
+  j["weight_decay"] = t.weight_decay;
+  j["seed"] = seed;
+  j["threads"] = threads;
+  j["private"] = false;
+  j["train_seconds"] = train_seconds;
+  j["mean_train_loss"] = Number(mean_loss);
+  j["eval_data"] = eval_path;
+  j["eval_split"] = eval_split;
+  j["global"] = MetricsToJson(metrics);
+  return j;
+}
+
+ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root) {
+  if (config.site_paths.empty()) {
+    return LoadMedMnistSplit(ResolveDataPath(config.data_path, data_root), Split::kTrain);
+  }
+  ImageSet pooled;
+  for (const std::string& p : config.site_paths) {
+    const std::string path = ResolveDataPath(p, data_root);
+    Append(LoadMedMnistSplit(path, Split::kTrain), path, &pooled);
+  }
+  return pooled;
+}
+
+BaselineResult RunBaseline(const SimulationConfig& config, const std::string& data_root,
+                           int threads) {
+  const CoordinatorConfig& c = config.coordinator;
+  if (c.eval_data.empty()) {
+    throw ConfigError(config.config_path +
+                      ": the pooled baseline is evaluated on the coordinator's held-out set; set "
+                      "[evaluation] data (or [data] path)");
+  }
+  BaselineResult result;
+  result.threads = threads;
+  result.seed = c.seed;
+  result.eval_path = ResolveDataPath(c.eval_data, data_root);
+  result.eval_split = c.eval_split;
+  const ImageSet train = PooledTrainingSet(config, data_root);
+  const ImageSet heldout = LoadMedMnistSplit(result.eval_path, ParseSplit(c.eval_split));
+
+  // The model exactly as the coordinator builds it (coordinator.cc LoadModelAndData).
+  ModelSpec spec;
+  spec.name = c.model;
+  spec.image_size = c.image_size;
+  spec.in_channels = c.in_channels != 0 ? c.in_channels : heldout.channels;
+  spec.num_classes = c.num_classes != 0 ? c.num_classes : heldout.num_classes;
+  ValidateModelSpec(spec, config.config_path + ": [model]");
+  const ModelState initial = InitialModelState(spec, c.seed);
+
+  TrainSettings settings;
+  settings.local_epochs = c.rounds * c.training.local_epochs;
+  settings.batch_size = c.training.batch_size;
+  settings.optimizer = c.training.optimizer;
+  settings.learning_rate = c.training.learning_rate;
+  settings.momentum = c.training.momentum;
+  settings.weight_decay = c.training.weight_decay;
+  settings.seed = c.seed;
+  SetComputeThreads(threads);
+  const TrainResult trained = TrainLocal(spec, initial, train, settings);
+
+  ModelState final_model = initial;
+  for (std::size_t t = 0; t < final_model.tensors.size(); ++t) {
+    std::vector<float>& values = final_model.tensors[t].values;
+    const std::vector<float>& delta = trained.delta.tensors[t].values;
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] += delta[i];
+  }
+  result.metrics = EvaluateModel(spec, final_model, heldout, c.eval_batch_size);
+  result.epochs = settings.local_epochs;
+  result.train_samples = trained.num_samples;
+  result.train_seconds = trained.seconds;
+  result.mean_loss = trained.mean_loss;
+  return result;
+}
+
+}  // namespace fedmed

@@ -1,0 +1,59 @@
+// The centralised ("pooled") baseline of a federation: what the same model reaches when the
+// sites' training data are pooled in one place. Every federated result of fedmed-simulate can sit
+// next to it (experiment.h writes it as baseline.json in the run directory).
+//
+// Same model (the [model] spec and the initial weights of [federation] seed), the same local
+// training settings ([training]: optimizer, learning rate, batch size, ...), trained on the union
+// of all sites' training images for rounds x local_epochs epochs (the same number of passes over
+// the data as each site makes in the federation) in one TrainLocal call with one optimizer, and
+// evaluated on the coordinator's held-out set ([evaluation] data and split). Without differential
+// privacy, whatever [privacy] says: it is the reference the private federation is measured
+// against.
+#ifndef FEDMED_EXPERIMENTS_BASELINE_H_
+#define FEDMED_EXPERIMENTS_BASELINE_H_
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/data/image_set.h"
+#include "common/metrics/classification_metrics.h"
+#include "experiments/simulation.h"
+
+namespace fedmed {
+
+struct BaselineResult {
+  ClassificationMetrics metrics;  // on the held-out set
+  int epochs = 0;                 // rounds x local_epochs
+  int64_t train_samples = 0;      // pooled training images
+  double train_seconds = 0;
+  double mean_loss = 0;           // mean training cross-entropy over all epochs
+  int threads = 0;                // LibTorch threads used
+  uint64_t seed = 0;              // [federation] seed: initial weights and data order
+  std::string eval_path;          // resolved [evaluation] data
+  std::string eval_split;
+
+  // The JSON written as baseline.json: the settings above, the [training] settings and "global",
+  // the metrics with the key names of metrics.jsonl.
+  nlohmann::json ToJson(const SimulationConfig& config) const;
+};
+
+// The pooled training split: the training split of [data] path (the sites' shards together are
+// exactly that split), or with [data] site_paths, the sites' training splits one after another.
+// Throws DataError if a file does not load or the files' image geometries differ.
+ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root);
+
+// The metrics in metrics.jsonl's form: num_samples, loss, accuracy, balanced_accuracy, auc, f1,
+// sensitivity, specificity (null when undefined) and confusion.
+nlohmann::json MetricsToJson(const ClassificationMetrics& metrics);
+
+// Trains and evaluates the pooled baseline as described above, with `threads` LibTorch threads
+// (SetComputeThreads). Throws ConfigError when the config has no [evaluation] data, DataError /
+// ConfigError / Error as TrainLocal and EvaluateModel do.
+BaselineResult RunBaseline(const SimulationConfig& config, const std::string& data_root,
+                           int threads);
+
+}  // namespace fedmed
+
+#endif  // FEDMED_EXPERIMENTS_BASELINE_H_
