@@ -1,7 +1,8 @@
 // End to end: three DP-SGD sites, one of which has a budget that admits one round but not two.
 // In round 2 that site declines (it says so in its log and to the coordinator), the other two
 // carry the round, and the federation finishes; the coordinator's metrics show each site's
-// reported epsilon, and no site's ledger exceeds its budget.
+// reported epsilon, no site's ledger exceeds its budget, and the signed privacy logs they all
+// left pass fedmed-audit verify, report and cross-check.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -119,6 +120,41 @@ budget_epsilon_per_site = )" << budgets.str() << "\n";
   const std::string coordinator_log =
       testing::ReadFile((run / "coordinator" / "coordinator.log").string());
   EXPECT_NE(coordinator_log.find("site-3 declined"), std::string::npos);
+
+  // The signed logs the federation left pass fedmed-audit: each verifies against its writer's
+  // audit certificate, the recomputed spends match and stay within budget, and the sites'
+  // digests match what the coordinator received.
+  const std::string audit = testing::BinDir() + "/fedmed-audit";
+  const std::string ca = (run / "pki" / "ca" / "ca.pem").string();
+  const auto run_audit = [&](const std::vector<std::string>& args, const std::string& name) {
+    std::vector<std::string> argv = {audit};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ChildProcess process(argv, dir / name);
+    const std::optional<int> rc = process.Wait(120);
+    EXPECT_TRUE(rc.has_value() && *rc == 0) << name << ":\n" << testing::ReadFile(dir / name);
+    return testing::ReadFile(dir / name);
+  };
+  std::vector<std::string> site_logs;
+  for (const char* site : {"site-1", "site-2", "site-3"}) {
+    const std::string log = (run / site / "privacy_log.jsonl").string();
+    site_logs.push_back(log);
+    const std::string out =
+        run_audit({"verify", log, "--cert", (run / "pki" / "sites" / site / "audit.pem").string(),
+                   "--ca", ca},
+                  std::string("verify-") + site + ".out");
+    EXPECT_NE(out.find("ok, "), std::string::npos) << out;
+  }
+  const std::string coordinator_audit = (run / "coordinator" / "audit_log.jsonl").string();
+  run_audit({"verify", coordinator_audit, "--cert",
+             (run / "pki" / "coordinator" / "audit.pem").string(), "--ca", ca},
+            "verify-coordinator.out");
+  std::vector<std::string> report = {"report"};
+  report.insert(report.end(), site_logs.begin(), site_logs.end());
+  EXPECT_NE(run_audit(report, "report.out").find("ok: nothing flagged"), std::string::npos);
+  std::vector<std::string> cross = {"cross-check", "--coordinator", coordinator_audit};
+  cross.insert(cross.end(), site_logs.begin(), site_logs.end());
+  EXPECT_NE(run_audit(cross, "cross-check.out").find("ok: 5 update digests match"),
+            std::string::npos);
 }
 
 }  // namespace
