@@ -7,65 +7,22 @@
 #include <filesystem>
 #include <fstream>
 
-#include "common/util/data_path.h"
-#include "common/util/process.h"
-#include "tests/test_util.h"
+#include "tests/integration/simulate_util.h"
 
 namespace fedmed {
 namespace {
 
 using testing::TempDir;
 
-std::vector<nlohmann::json> ReadMetrics(const std::filesystem::path& file) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
-
 TEST(FederationTest, ThreeSitesTwoRoundsOverMutualTlsReachAccuracy080) {
   TempDir dir("fedmed-federation");
-  const std::string data = ResolveDataPath("medmnist/pneumoniamnist.npz");
-  const std::string config = dir / "federation.toml";
-  std::ofstream(config) << R"(
-[simulation]
-name = "it"
-sites = 3
-
-[data]
-path = ")" << data << R"("
-partition = "iid"
-seed = 0
-
-[federation]
-rounds = 2
-seed = 0
-round_deadline_seconds = 300
-
-[model]
-name = "cnn"
-
-[training]
-local_epochs = 1
-batch_size = 32
-optimizer = "adam"
-learning_rate = 0.001
-
-[evaluation]
-split = "test"
-federated = true
-)";
-  ChildProcess simulate({testing::BinDir() + "/fedmed-simulate", "--config", config, "--output",
-                         dir / "runs"},
-                        dir / "simulate.out");
-  const std::optional<int> status = simulate.Wait(600);
-  ASSERT_TRUE(status.has_value()) << "fedmed-simulate did not finish in 10 minutes";
-  ASSERT_EQ(*status, 0) << testing::ReadFile(dir / "simulate.out");
-
-  std::filesystem::path run;
-  for (const auto& entry : std::filesystem::directory_iterator(dir / "runs")) run = entry.path();
-  const std::vector<nlohmann::json> rows = ReadMetrics(run / "coordinator" / "metrics.jsonl");
+  const std::optional<std::filesystem::path> ran =
+      testing::RunFederation(dir, testing::FederationToml(/*sites=*/3, /*rounds=*/2,
+                                                          /*federated=*/true));
+  ASSERT_TRUE(ran.has_value());
+  const std::filesystem::path run = *ran;
+  const std::vector<nlohmann::json> rows =
+      testing::ReadJsonLines(run / "coordinator" / "metrics.jsonl");
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   for (const nlohmann::json& row : rows) {
     EXPECT_EQ(row["contributors"].size(), 3u);

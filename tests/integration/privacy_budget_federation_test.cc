@@ -12,22 +12,12 @@
 
 #include "common/privacy/dp_sgd_schedule.h"
 #include "common/privacy/rdp_accountant.h"
-#include "common/util/data_path.h"
-#include "common/util/process.h"
-#include "tests/test_util.h"
+#include "tests/integration/simulate_util.h"
 
 namespace fedmed {
 namespace {
 
 using testing::TempDir;
-
-std::vector<nlohmann::json> ReadJsonLines(const std::filesystem::path& file) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
 
 TEST(PrivacyBudgetFederationTest, ASiteOutOfBudgetDeclinesAndTheFederationFinishesWithoutIt) {
   // The IID shards of the 4708 training images hold 1569 or 1570 images: one round of one local
@@ -44,57 +34,19 @@ TEST(PrivacyBudgetFederationTest, ASiteOutOfBudgetDeclinesAndTheFederationFinish
   const double small_budget = (one + two) / 2;
 
   TempDir dir("fedmed-privacy-federation");
-  const std::string data = ResolveDataPath("medmnist/pneumoniamnist.npz");
-  const std::string config = dir / "federation.toml";
   std::ostringstream budgets;
   budgets.precision(17);
   budgets << "[50, 50, " << small_budget << "]";
-  std::ofstream(config) << R"(
-[simulation]
-name = "dp"
-sites = 3
-
-[data]
-path = ")" << data << R"("
-partition = "iid"
-seed = 0
-
-[federation]
-rounds = 2
-min_sites = 2
-seed = 0
-round_deadline_seconds = 300
-
-[model]
-name = "cnn"
-
-[training]
-local_epochs = 1
-batch_size = 32
-optimizer = "adam"
-learning_rate = 0.001
-
-[evaluation]
-split = "test"
-federated = false
-
-[privacy]
-mode = "dp-sgd"
-clipping_norm = 1.0
-noise_multiplier = 1.0
-delta = 1e-5
-budget_epsilon = 50
-budget_epsilon_per_site = )" << budgets.str() << "\n";
-  ChildProcess simulate({testing::BinDir() + "/fedmed-simulate", "--config", config, "--output",
-                         dir / "runs"},
-                        dir / "simulate.out");
-  const std::optional<int> status = simulate.Wait(600);
-  ASSERT_TRUE(status.has_value()) << "fedmed-simulate did not finish in 10 minutes";
-  ASSERT_EQ(*status, 0) << testing::ReadFile(dir / "simulate.out");
-
-  std::filesystem::path run;
-  for (const auto& entry : std::filesystem::directory_iterator(dir / "runs")) run = entry.path();
-  const std::vector<nlohmann::json> rows = ReadJsonLines(run / "coordinator" / "metrics.jsonl");
+  const std::optional<std::filesystem::path> ran = testing::RunFederation(
+      dir, testing::FederationToml(/*sites=*/3, /*rounds=*/2, /*federated=*/false,
+                                   "min_sites = 2\n",
+                                   "[privacy]\nmode = \"dp-sgd\"\nclipping_norm = 1.0\n"
+                                   "noise_multiplier = 1.0\ndelta = 1e-5\nbudget_epsilon = 50\n"
+                                   "budget_epsilon_per_site = " + budgets.str() + "\n"));
+  ASSERT_TRUE(ran.has_value());
+  const std::filesystem::path run = *ran;
+  const std::vector<nlohmann::json> rows =
+      testing::ReadJsonLines(run / "coordinator" / "metrics.jsonl");
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   EXPECT_EQ(rows[0]["contributors"].size(), 3u);
   EXPECT_TRUE(rows[0]["declined"].empty());

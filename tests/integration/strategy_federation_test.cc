@@ -10,22 +10,12 @@
 #include <fstream>
 #include <string>
 
-#include "common/util/data_path.h"
-#include "common/util/process.h"
-#include "tests/test_util.h"
+#include "tests/integration/simulate_util.h"
 
 namespace fedmed {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<nlohmann::json> ReadMetrics(const fs::path& file) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
-}
 
 struct StrategyCase {
   std::string name;
@@ -35,51 +25,15 @@ struct StrategyCase {
 
 void RunThreeSitesTwoRounds(const StrategyCase& c) {
   testing::TempDir dir(std::string("fedmed-strategy-") + c.name);
-  const std::string data = ResolveDataPath("medmnist/pneumoniamnist.npz");
-  const std::string config = dir / "federation.toml";
-  std::ofstream(config) << R"(
-[simulation]
-name = "it"
-sites = 3
-
-[data]
-path = ")" << data << R"("
-partition = "iid"
-seed = 0
-
-[federation]
-rounds = 2
-seed = 0
-round_deadline_seconds = 300
-
-[model]
-name = "cnn"
-
-[training]
-local_epochs = 1
-batch_size = 32
-optimizer = "adam"
-learning_rate = 0.001
-
-[strategy]
-name = ")" << c.name << "\"\n"
-                        << c.strategy_section << R"(
-
-[evaluation]
-split = "test"
-federated = false
-)";
-  ChildProcess simulate({testing::BinDir() + "/fedmed-simulate", "--config", config, "--output",
-                         dir / "runs"},
-                        dir / "simulate.out");
-  const std::optional<int> status = simulate.Wait(300);
-  ASSERT_TRUE(status.has_value()) << "fedmed-simulate did not finish in 5 minutes";
-  ASSERT_EQ(*status, 0) << testing::ReadFile(dir / "simulate.out");
-
-  fs::path run;
-  for (const auto& entry : fs::directory_iterator(dir / "runs")) run = entry.path();
+  const std::optional<fs::path> ran = testing::RunFederation(
+      dir, testing::FederationToml(/*sites=*/3, /*rounds=*/2, /*federated=*/false, "",
+                                   "[strategy]\nname = \"" + c.name + "\"\n" +
+                                       c.strategy_section + "\n"),
+      /*timeout_seconds=*/300);
+  ASSERT_TRUE(ran.has_value());
+  const fs::path run = *ran;
   const fs::path out = run / "coordinator";
-  const std::vector<nlohmann::json> rows = ReadMetrics(out / "metrics.jsonl");
+  const std::vector<nlohmann::json> rows = testing::ReadJsonLines(out / "metrics.jsonl");
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   for (const nlohmann::json& row : rows) {
     EXPECT_EQ(row["strategy"], c.name);
