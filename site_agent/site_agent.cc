@@ -358,6 +358,12 @@ class SiteAgent::Impl {
                    clip.norm, clip.scale);
       }
     }
+    if (plan && plan->mechanism.name == "dp-sgd" && result.steps != plan->mechanism.steps) {
+      // The accountant was told plan->mechanism.steps; never send an update it did not count.
+      throw Error("round " + std::to_string(task.round) + ": DP-SGD took " +
+                  std::to_string(result.steps) + " steps but the privacy plan accounted for " +
+                  std::to_string(plan->mechanism.steps) + "; the update is not sent");
+    }
     const std::string bytes = EncodeModelState(result.delta);
     if (plan) {
       // On disk before the update leaves (the ledger, then the signed log entry with the digest
