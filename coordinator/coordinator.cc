@@ -156,7 +156,7 @@ class Coordinator::Impl final : public SiteHandler {
     log_->info("federation '{}' listening on {} (port {}), mutual TLS, {} sites allowed, "
                "waiting for {} to register",
                config_.federation, config_.listen_address, port_, config_.allowed_sites.size(),
-               SitesToStart());
+               rsm_.sites_to_start());
     WriteStatus();
     return port_;
   }
@@ -181,7 +181,7 @@ class Coordinator::Impl final : public SiteHandler {
         if (rsm_.phase() == Phase::kWaitingForSites) {
           log_->error("only {} of {} sites registered within {} s ([federation] "
                       "registration_timeout_seconds); giving up",
-                      rsm_.sites().size(), SitesToStart(),
+                      rsm_.sites().size(), rsm_.sites_to_start(),
                       config_.registration_timeout_seconds);
           exit_code_ = 2;
           ShutdownLocked();
@@ -256,7 +256,7 @@ class Coordinator::Impl final : public SiteHandler {
     rsm_.Register(info);
     log_->info("{} {} ({} training, {} test samples); {} of {} sites needed have registered",
                site, again ? "registered again" : "registered", info.num_train_samples,
-               info.num_test_samples, rsm_.sites().size(), SitesToStart());
+               info.num_test_samples, rsm_.sites().size(), rsm_.sites_to_start());
     reply->set_session_id(info.session_id);
     reply->set_federation(config_.federation);
     reply->set_total_rounds(config_.rounds);
@@ -857,9 +857,6 @@ class Coordinator::Impl final : public SiteHandler {
 
   // ---- helpers ----
 
-  int SitesToStart() const {
-    return config_.min_available_sites > 0 ? config_.min_available_sites : config_.min_sites;
-  }
 
   void NotePrivacyLocked(const std::string& site, const v1::PrivacySpend& p, bool declined) {
     SitePrivacyReport& r = site_privacy_[site];

@@ -57,7 +57,9 @@ class RoundStateMachine {
   // before the first round starts; kFinished when no round is left.
   void ResumeAfter(int completed_rounds);
 
-  // True in kWaitingForSites once min_available_sites (or min_sites) sites have registered.
+  // Registered sites the first round waits for: min_available_sites, or min_sites when it is 0.
+  int sites_to_start() const { return min_available_sites_; }
+  // True in kWaitingForSites once sites_to_start() sites have registered.
   bool ReadyToStart() const;
 
   // Starts the next round (or a new attempt of the current one after a failed quorum): selects

@@ -85,6 +85,8 @@ TEST(RoundStateMachineTest, ADeclinedSiteNoLongerHoldsTheRoundUp) {
 
 TEST(RoundStateMachineTest, MinAvailableSitesDelaysTheStartNotTheQuorum) {
   RoundStateMachine rsm(1, /*min_sites=*/1, 0, 0, /*min_available_sites=*/3);
+  EXPECT_EQ(rsm.sites_to_start(), 3);
+  EXPECT_EQ(RoundStateMachine(1, 2, 0, 0).sites_to_start(), 2);  // 0: min_sites
   rsm.Register(Site("a"));
   rsm.Register(Site("b"));
   EXPECT_FALSE(rsm.ReadyToStart());

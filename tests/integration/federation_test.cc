@@ -22,7 +22,7 @@ TEST(FederationTest, ThreeSitesTwoRoundsOverMutualTlsReachAccuracy080) {
   ASSERT_TRUE(ran.has_value());
   const std::filesystem::path run = *ran;
   const std::vector<nlohmann::json> rows =
-      testing::ReadJsonLines(run / "coordinator" / "metrics.jsonl");
+      ReadJsonLines((run / "coordinator" / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   for (const nlohmann::json& row : rows) {
     EXPECT_EQ(row["contributors"].size(), 3u);

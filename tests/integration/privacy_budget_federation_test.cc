@@ -46,7 +46,7 @@ TEST(PrivacyBudgetFederationTest, ASiteOutOfBudgetDeclinesAndTheFederationFinish
   ASSERT_TRUE(ran.has_value());
   const std::filesystem::path run = *ran;
   const std::vector<nlohmann::json> rows =
-      testing::ReadJsonLines(run / "coordinator" / "metrics.jsonl");
+      ReadJsonLines((run / "coordinator" / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   EXPECT_EQ(rows[0]["contributors"].size(), 3u);
   EXPECT_TRUE(rows[0]["declined"].empty());

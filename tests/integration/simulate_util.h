@@ -1,5 +1,6 @@
 // Shared by the integration tests that run a whole federation with fedmed-simulate: the config
-// they start from, the run itself, and reading what it wrote.
+// they start from and the run itself (read its metrics.jsonl with ReadJsonLines from
+// experiments/simulation.h).
 #ifndef FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 #define FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 
@@ -14,6 +15,7 @@
 
 #include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "experiments/simulation.h"
 #include "tests/test_util.h"
 
 namespace fedmed {
@@ -58,15 +60,6 @@ inline std::optional<std::filesystem::path> RunFederation(const TempDir& dir,
   std::filesystem::path run;
   for (const auto& entry : std::filesystem::directory_iterator(dir / "runs")) run = entry.path();
   return run;
-}
-
-// The JSON objects of a JSON-lines file (metrics.jsonl), in order.
-inline std::vector<nlohmann::json> ReadJsonLines(const std::filesystem::path& file) {
-  std::vector<nlohmann::json> rows;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) rows.push_back(nlohmann::json::parse(line));
-  return rows;
 }
 
 }  // namespace testing

@@ -33,7 +33,7 @@ void RunThreeSitesTwoRounds(const StrategyCase& c) {
   ASSERT_TRUE(ran.has_value());
   const fs::path run = *ran;
   const fs::path out = run / "coordinator";
-  const std::vector<nlohmann::json> rows = testing::ReadJsonLines(out / "metrics.jsonl");
+  const std::vector<nlohmann::json> rows = ReadJsonLines((out / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 2u) << testing::ReadFile(dir / "simulate.out");
   for (const nlohmann::json& row : rows) {
     EXPECT_EQ(row["strategy"], c.name);
