@@ -11,6 +11,8 @@ PACKAGES=(
   libboost-dev                                   # Boost.Asio (header-only)
   libspdlog-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libzip-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libstb-dev                                     # stb_image: PNG/JPEG decoding (image folders)
+  libdcmtk-dev                                   # DCMTK: DICOM reading (and writing, in tests)
   python3-torch                                  # tests check that Python's torch.load reads our checkpoints
   python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
                                                  # fedmed-simulate (experiments/plot_results.py)
