@@ -81,8 +81,16 @@ void ApplyPrgMask(std::vector<uint32_t>& values, const MaskSeed& seed) {
 
 }  // namespace
 
-FixedPointCodec::FixedPointCodec(double clip_range, int max_sites)
-    : clip_range_(clip_range), max_sites_(max_sites), scale_(0), max_code_(0) {
+FixedPointCodec::FixedPointCodec(double clip_range, int max_sites, int quantization_bits)
+    : clip_range_(clip_range),
+      max_sites_(max_sites),
+      quantization_bits_(quantization_bits),
+      scale_(0),
+      max_code_(0) {
+  if (quantization_bits < 8 || quantization_bits > 32) {
+    throw ConfigError("secure aggregation quantization_bits must be in 8..32, got " +
+                      std::to_string(quantization_bits));
+  }
   if (!std::isfinite(clip_range) || clip_range <= 0) {
     throw ConfigError("secure aggregation clip range must be a finite number > 0, got " +
                       std::to_string(clip_range));
@@ -91,15 +99,16 @@ FixedPointCodec::FixedPointCodec(double clip_range, int max_sites)
     throw ConfigError("secure aggregation supports 1..65536 sites, got " +
                       std::to_string(max_sites));
   }
-  const double room = 4294967295.0 - max_sites;  // 2^32 - 1 - n
+  const double top = std::ldexp(1.0, quantization_bits) - 1;  // 2^bits - 1
+  const double room = top - max_sites;                           // 2^bits - 1 - n
   scale_ = std::floor(room / (2.0 * max_sites * clip_range));
   if (!(scale_ >= 1)) {
     throw ConfigError("secure aggregation clip range " + std::to_string(clip_range) +
                       " is too large for " + std::to_string(max_sites) +
                       " sites: the fixed-point scale would be below 1 (need 2 * sites * range <= "
-                      "2^32 - 1 - sites)");
+                      "2^" + std::to_string(quantization_bits) + " - 1 - sites)");
   }
-  max_code_ = static_cast<uint32_t>(4294967295u / static_cast<uint32_t>(max_sites));
+  max_code_ = static_cast<uint32_t>(std::floor(top / max_sites));
 }
 
 std::vector<uint32_t> FixedPointCodec::Quantize(const float* values, size_t count) const {

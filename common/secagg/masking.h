@@ -24,14 +24,16 @@ inline constexpr size_t kMaskSeedBytes = 32;
 using MaskSeed = std::array<uint8_t, kMaskSeedBytes>;
 
 // Fixed-point code of float updates in Z_2^32 such that the sum of up to max_sites codes never
-// wraps around 2^32.
+// wraps around 2^32 (indeed never exceeds 2^b - 1, b = quantization_bits).
 //
 // A value x is clipped to [-R, R] (R = clip_range) and coded as q = round((x + R) * scale), with
-//   scale = floor((2^32 - 1 - max_sites) / (max_sites * 2 * R)).
+//   scale = floor((2^b - 1 - max_sites) / (max_sites * 2 * R)),   b = quantization_bits (8..32).
 // Then q <= 2*R*scale + 1/2, so the sum of max_sites codes is at most
-// max_sites * 2 * R * scale + max_sites / 2 <= 2^32 - 1 - max_sites/2 < 2^32: no wrap. (The
+// max_sites * 2 * R * scale + max_sites / 2 <= 2^b - 1 - max_sites/2 < 2^b <= 2^32: no wrap.
+// Words stay 32-bit on the wire and masks are uniform over Z_2^32 whatever b is; a smaller b
+// only coarsens the code (b = 32 is the default and the finest). (The
 // "- max_sites" pays for the rounding; without it the sum could exceed 2^32 - 1 by up to n/2.) As a
-// last guard each code is also capped at floor((2^32 - 1) / max_sites).
+// last guard each code is also capped at floor((2^b - 1) / max_sites).
 // The sum S of n <= max_sites codes decodes to S / scale - n * R, within n * 0.5 / scale of the
 // sum of the clipped values (each code is off by at most 1/2 unit), plus the double rounding of the
 // decode (a few ulps of n * R, i.e. ~1e-16 * n * R: negligible). Example: R = 1, max_sites = 10:
@@ -39,12 +41,14 @@ using MaskSeed = std::array<uint8_t, kMaskSeedBytes>;
 // n_k * update, so R must bound the weighted values.
 class FixedPointCodec {
  public:
-  // Throws ConfigError unless clip_range is finite and > 0, 1 <= max_sites <= 2^16, and the
-  // resulting scale is at least 1 (i.e. max_sites * 2 * clip_range <= 2^32 - 1 - max_sites).
-  FixedPointCodec(double clip_range, int max_sites);
+  // Throws ConfigError unless clip_range is finite and > 0, 1 <= max_sites <= 2^16,
+  // 8 <= quantization_bits <= 32, and the resulting scale is at least 1 (i.e.
+  // max_sites * 2 * clip_range <= 2^b - 1 - max_sites).
+  FixedPointCodec(double clip_range, int max_sites, int quantization_bits = 32);
 
   double clip_range() const { return clip_range_; }
   int max_sites() const { return max_sites_; }
+  int quantization_bits() const { return quantization_bits_; }
   // Units per 1.0 of the float value (an integer-valued double >= 1).
   double scale() const { return scale_; }
   // Largest absolute error of DequantizeSum for a sum over `num_sites` sites' clipped values, per
@@ -65,6 +69,7 @@ class FixedPointCodec {
  private:
   double clip_range_;
   int max_sites_;
+  int quantization_bits_;
   double scale_;
   uint32_t max_code_;
 };
