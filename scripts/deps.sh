@@ -14,6 +14,8 @@ PACKAGES=(
   libstb-dev                                     # stb_image: PNG/JPEG decoding (image folders)
   libdcmtk-dev                                   # DCMTK: DICOM reading (and writing, in tests)
   python3-torch                                  # tests check that Python's torch.load reads our checkpoints
+  python3-pil python3-numpy                      # tests check preprocessing against Pillow bit for bit
+  libpng-dev                                     # tests write 16-bit PNGs (stb_image_write cannot)
   python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
                                                  # fedmed-simulate (experiments/plot_results.py)
 )

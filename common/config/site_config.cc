@@ -1,5 +1,6 @@
 #include "common/config/site_config.h"
 
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <utility>
@@ -17,7 +18,87 @@ using Presence = TomlFile::Presence;
 
 constexpr uint64_t kMaxSeed = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 
+// [data] keys of image files, preprocessing and augmentation.
+void ReadSiteImageKeys(TomlFile& file, SiteDataConfig* d) {
+  file.Read("data", "format", &d->format);
+  file.Read("data", "max_bad_fraction", &d->max_bad_fraction);
+  file.Read("data", "decode_threads", &d->decode_threads);
+  file.Read("data", "image_size", &d->preprocess.image_size);
+  file.Read("data", "channels", &d->preprocess.channels);
+  file.Read("data", "normalization", &d->preprocess.normalization);
+  for (const auto& [key, out] : {std::pair<const char*, std::array<double, 3>*>{
+                                     "mean", &d->preprocess.mean},
+                                 {"std", &d->preprocess.std}}) {
+    std::vector<double> values;
+    file.Read("data", key, &values);
+    if (values.empty()) continue;
+    if (values.size() == 1) values.assign(3, values[0]);
+    if (values.size() != 3) {
+      ThrowBadSetting(file.path(), "data", key,
+                      "1 number (every channel) or 3 numbers (R, G, B), e.g. [0.485, 0.456, "
+                      "0.406]",
+                      std::to_string(values.size()) + " numbers");
+    }
+    *out = {values[0], values[1], values[2]};
+  }
+  file.Read("data", "equalize", &d->preprocess.equalize);
+  for (const auto& [key, out] : {std::pair<const char*, std::optional<double>*>{
+                                     "window_center", &d->window_center},
+                                 {"window_width", &d->window_width}}) {
+    double v = std::numeric_limits<double>::quiet_NaN();
+    file.Read("data", key, &v);
+    if (!std::isnan(v)) *out = v;
+  }
+  file.Read("data", "dicom_dir", &d->dicom_dir);
+  AugmentationSpec& a = d->augmentation;
+  file.Read("data", "augment_hflip_probability", &a.hflip_probability);
+  file.Read("data", "augment_rotation_degrees", &a.rotation_degrees);
+  file.Read("data", "augment_crop_scale_min", &a.crop_scale_min);
+  file.Read("data", "augment_brightness", &a.brightness);
+  file.Read("data", "augment_contrast", &a.contrast);
+}
+
 }  // namespace
+
+void ValidateSiteDataImageKeys(const std::string& f, const SiteDataConfig& d) {
+  const auto require = [&f](bool ok, const char* key, const std::string& expected,
+                            const std::string& got) {
+    if (!ok) ThrowBadSetting(f, "data", key, expected, got);
+  };
+  const bool dicom = d.format == "dicom";
+  require(d.format == "medmnist" || d.format == "image_folder" || d.format == "csv" || dicom,
+          "format",
+          "\"medmnist\" (.npz), \"image_folder\" (root/<class>/<images>), \"csv\" (manifest "
+          "of PNG/JPEG files) or \"dicom\" (manifest of DICOM files)",
+          TomlString(d.format));
+  require(d.max_bad_fraction >= 0 && d.max_bad_fraction <= 1, "max_bad_fraction",
+          "a fraction in [0, 1]", TomlDouble(d.max_bad_fraction));
+  require(d.decode_threads >= 0, "decode_threads",
+          "0 (one per core) or a number of threads >= 1", std::to_string(d.decode_threads));
+  ValidatePreprocessSpec(d.preprocess, SettingName(f, "data", "").substr(
+                                           0, SettingName(f, "data", "").size() - 1));
+  const auto number = [](const std::optional<double>& v) {
+    return v ? TomlDouble(*v) : std::string("nothing");
+  };
+  for (const auto& [key, v] : {std::pair<const char*, const std::optional<double>*>{
+                                   "window_center", &d.window_center},
+                               {"window_width", &d.window_width}}) {
+    require(!v->has_value() || dicom, key, "no value: windowing applies to format \"dicom\" only",
+            number(*v));
+    require(!v->has_value() || std::isfinite(**v), key, "a finite number", number(*v));
+  }
+  require(d.window_center.has_value() == d.window_width.has_value(),
+          d.window_center ? "window_width" : "window_center",
+          "a value together with " +
+              std::string(d.window_center ? "window_center" : "window_width") +
+              " (both or neither; neither = the window in each file)",
+          "nothing");
+  require(!d.window_width || *d.window_width >= 1, "window_width",
+          "a window width >= 1 (in modality units, e.g. HU)", number(d.window_width));
+  require(d.dicom_dir.empty() || dicom, "dicom_dir",
+          "no value: dicom_dir applies to format \"dicom\" only", TomlString(d.dicom_dir));
+  ValidateAugmentationSpec(d.augmentation, SettingName(f, "data", "augment_"));
+}
 
 void ValidateSitePrivacyConfig(const std::string& f, const SitePrivacyConfig& p) {
   const auto require = [&f](bool ok, const char* key, const std::string& expected,
@@ -90,8 +171,12 @@ bool IsValidSiteName(const std::string& name) {
 }
 
 bool operator==(const SiteDataConfig& a, const SiteDataConfig& b) {
-  return std::tie(a.path, a.partition, a.shard, a.num_shards, a.alpha, a.seed) ==
-         std::tie(b.path, b.partition, b.shard, b.num_shards, b.alpha, b.seed);
+  const auto settings = [](const SiteDataConfig& d) {
+    return std::tie(d.path, d.format, d.partition, d.shard, d.num_shards, d.alpha, d.seed,
+                    d.max_bad_fraction, d.decode_threads, d.preprocess, d.window_center,
+                    d.window_width, d.dicom_dir, d.augmentation);
+  };
+  return settings(a) == settings(b);
 }
 
 bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b) {
@@ -127,6 +212,7 @@ SiteConfig LoadSiteConfig(const std::string& path) {
   file.Read("data", "num_shards", &c.data.num_shards);
   file.Read("data", "alpha", &c.data.alpha);
   file.Read("data", "seed", &c.data.seed);
+  ReadSiteImageKeys(file, &c.data);
   file.Read("connection", "backoff_initial_seconds", &c.backoff_initial_seconds);
   file.Read("connection", "backoff_max_seconds", &c.backoff_max_seconds);
   file.Read("connection", "give_up_after_seconds", &c.give_up_after_seconds);
@@ -163,7 +249,8 @@ void ValidateSiteConfig(const SiteConfig& c) {
   require(!c.tls.key.empty(), "tls", "key", "this site's private key file", str(""));
 
   const SiteDataConfig& d = c.data;
-  require(!d.path.empty(), "data", "path", "the site's image archive (.npz)", str(d.path));
+  require(!d.path.empty(), "data", "path",
+          "the site's images (.npz archive, image folder or manifest, see format)", str(d.path));
   require(d.partition == "none" || d.partition == "iid" || d.partition == "dirichlet" ||
               d.partition == "quantity",
           "data", "partition", "\"none\", \"iid\", \"dirichlet\" or \"quantity\"",
@@ -176,6 +263,7 @@ void ValidateSiteConfig(const SiteConfig& c) {
   require(d.alpha > 0, "data", "alpha", "a number > 0", TomlDouble(d.alpha));
   require(d.seed <= kMaxSeed, "data", "seed", "an integer between 0 and " + num(kMaxSeed),
           num(d.seed));
+  ValidateSiteDataImageKeys(f, d);
 
   require(c.backoff_initial_seconds > 0, "connection", "backoff_initial_seconds",
           "a number of seconds > 0", TomlDouble(c.backoff_initial_seconds));
@@ -190,6 +278,46 @@ void ValidateSiteConfig(const SiteConfig& c) {
 }
 
 namespace {
+
+std::string RenderSiteImageKeys(const SiteDataConfig& d) {
+  const auto triple = [](const std::array<double, 3>& v) {
+    return "[" + TomlDouble(v[0]) + ", " + TomlDouble(v[1]) + ", " + TomlDouble(v[2]) + "]";
+  };
+  const auto optional = [](const char* key, const std::optional<double>& v, const char* example) {
+    return v ? std::string(key) + " = " + TomlDouble(*v) + "\n"
+             : "# " + std::string(key) + " = " + example + "\n";
+  };
+  const PreprocessSpec& p = d.preprocess;
+  const AugmentationSpec& a = d.augmentation;
+  return std::string() +
+         "# Image files: refuse to start when more than this fraction of a split's files are\n"
+         "# bad (cannot be decoded, wrong channels or size, no label); each is logged once.\n"
+         "max_bad_fraction = " + TomlDouble(d.max_bad_fraction) + "\n"
+         "# Background decoding threads (0 = one per core).\n"
+         "decode_threads = " + std::to_string(d.decode_threads) + "\n"
+         "# Preprocessing, the same at every site: square size in pixels (0 = keep), channels\n"
+         "# (1 gray, 3 RGB, 0 = keep), normalization \"medmnist\" ((x/255-0.5)/0.5) or \"mean_std\"\n"
+         "# with per-channel mean and std, and per-image histogram equalisation.\n"
+         "image_size = " + std::to_string(p.image_size) + "\n"
+         "channels = " + std::to_string(p.channels) + "\n"
+         "normalization = " + TomlString(p.normalization) + "\n"
+         "mean = " + triple(p.mean) + "\n"
+         "std = " + triple(p.std) + "\n"
+         "equalize = " + TomlBool(p.equalize) + "\n"
+         "# DICOM: window centre and width for every file (else each file's own window, else\n"
+         "# its min/max), and the folder indexed for sop_instance_uid manifests.\n" +
+         optional("window_center", d.window_center, "40.0") +
+         optional("window_width", d.window_width, "400.0") +
+         "dicom_dir = " + TomlString(d.dicom_dir) + "\n"
+         "# Training augmentation (0, or crop scale 1, = off): horizontal flip probability,\n"
+         "# rotation range in degrees, smallest area fraction of a random resized crop,\n"
+         "# brightness and contrast jitter.\n"
+         "augment_hflip_probability = " + TomlDouble(a.hflip_probability) + "\n"
+         "augment_rotation_degrees = " + TomlDouble(a.rotation_degrees) + "\n"
+         "augment_crop_scale_min = " + TomlDouble(a.crop_scale_min) + "\n"
+         "augment_brightness = " + TomlDouble(a.brightness) + "\n"
+         "augment_contrast = " + TomlDouble(a.contrast) + "\n";
+}
 
 std::string RenderPrivacy(const SitePrivacyConfig& p) {
   // Unset values (0) are shown commented out, so that the file reads back as it was.
@@ -247,8 +375,11 @@ std::string RenderSiteConfig(const SiteConfig& c) {
          "key = " + TomlString(c.tls.key) + "\n"
          "\n"
          "[data]\n"
-         "# This site's image archive (.npz with train/val/test images and labels).\n"
+         "# This site's images: a MedMNIST .npz (format \"medmnist\"), an image folder\n"
+         "# root/<class>/<images> with optional train/ val/ test/ subfolders (\"image_folder\"),\n"
+         "# or a CSV manifest path,label[,split] of PNG/JPEG (\"csv\") or DICOM (\"dicom\") files.\n"
          "path = " + TomlString(d.path) + "\n"
+         "format = " + TomlString(d.format) + "\n"
          "# \"none\" uses the whole file; \"iid\", \"dirichlet\" or \"quantity\" take shard\n"
          "# `shard` of `num_shards` (for demonstrations that split one file across sites).\n"
          "partition = " + TomlString(d.partition) + "\n"
@@ -257,7 +388,8 @@ std::string RenderSiteConfig(const SiteConfig& c) {
          "# Dirichlet concentration of the dirichlet and quantity splits (smaller = more skew).\n"
          "alpha = " + TomlDouble(d.alpha) + "\n"
          "# Seed of the split; the same at every site.\n"
-         "seed = " + num(d.seed) + "\n"
+         "seed = " + num(d.seed) + "\n" +
+         RenderSiteImageKeys(d) +
          "\n"
          "[connection]\n"
          "# Reconnection after a failure: waits grow from backoff_initial_seconds to\n"

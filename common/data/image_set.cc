@@ -24,6 +24,8 @@ ImageSet ImageSet::Subset(const std::vector<int64_t>& indices) const {
   out.width = width;
   out.channels = channels;
   out.num_classes = num_classes;
+  out.mean = mean;
+  out.std = std;
   const int64_t numel = image_numel();
   out.pixels.resize(indices.size() * numel);
   out.labels.reserve(indices.size());
@@ -42,8 +44,8 @@ void ImageSet::CopyNormalizedChw(int64_t i, float* out) const {
   const uint8_t* src = pixels.data() + i * image_numel();
   for (int64_t p = 0; p < plane; ++p) {
     for (int64_t c = 0; c < channels; ++c) {
-      // Same float operations as ToTensor (x / 255) followed by Normalize(0.5, 0.5).
-      out[c * plane + p] = (static_cast<float>(src[p * channels + c]) / 255.0f - 0.5f) / 0.5f;
+      // Same float operations as ToTensor (x / 255) followed by Normalize(mean, std).
+      out[c * plane + p] = (static_cast<float>(src[p * channels + c]) / 255.0f - mean[c]) / std[c];
     }
   }
 }

@@ -3,6 +3,7 @@
 #ifndef FEDMED_COMMON_DATA_IMAGE_SET_H_
 #define FEDMED_COMMON_DATA_IMAGE_SET_H_
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -15,6 +16,13 @@ struct ImageSet {
   // size() class indices, each in [0, num_classes).
   std::vector<int64_t> labels;
   int64_t num_classes = 0;
+  // Per-channel normalisation applied by CopyNormalizedChw: channel c becomes
+  // (x / 255 - mean[c]) / std[c]. Only the first `channels` entries are used. The defaults (0.5,
+  // 0.5) are the MedMNIST reference transform (into [-1, 1]); a site config's preprocessing
+  // (common/data/preprocess.h, normalization "mean_std") sets others, e.g. ImageNet's
+  // (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225). std[c] must be > 0.
+  std::array<float, 3> mean{0.5f, 0.5f, 0.5f};
+  std::array<float, 3> std{0.5f, 0.5f, 0.5f};
 
   // Number of images (= labels.size()).
   int64_t size() const { return static_cast<int64_t>(labels.size()); }
@@ -28,8 +36,9 @@ struct ImageSet {
 
   // Writes image i as float32 in channels-first layout (channels, height, width): channel c of
   // pixel (y, x) goes to out[c * height * width + y * width + x], normalised as
-  // (x / 255 - 0.5) / 0.5, i.e. into [-1, 1] (torchvision ToTensor + Normalize(0.5, 0.5), the
-  // MedMNIST reference transform). `out` must hold image_numel() floats.
+  // (x / 255 - mean[c]) / std[c] in float32 (torchvision ToTensor + Normalize(mean, std)); with
+  // the default mean = std = 0.5 that is the MedMNIST reference transform, into [-1, 1].
+  // `out` must hold image_numel() floats.
   // Throws DataError if i is outside [0, size()).
   void CopyNormalizedChw(int64_t i, float* out) const;
 

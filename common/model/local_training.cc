@@ -8,22 +8,47 @@
 #include <mutex>
 #include <vector>
 
+#include "common/data/augmentation.h"
+#include "common/model/frozen_layers.h"
 #include "common/model/torch_state.h"
 #include "common/model/zoo.h"
 #include "common/util/error.h"
 
 namespace fedmed {
 
+namespace {
+
+// The parameters of `model` that require gradients (all but the frozen ones), in order.
+std::vector<torch::Tensor> TrainableParameters(torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& p : model.parameters()) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+// Stops gradients for the parameters `frozen_layers` matches (MatchFrozenLayers).
+void FreezeLayers(torch::nn::Module& model, const std::vector<std::string>& frozen_layers) {
+  if (frozen_layers.empty()) return;
+  const auto named = model.named_parameters(/*recurse=*/true);
+  const std::vector<bool> frozen = MatchFrozenLayers(named.keys(), frozen_layers);
+  for (size_t i = 0; i < named.size(); ++i) {
+    if (frozen[i]) named[i].value().set_requires_grad(false);
+  }
+}
+
+}  // namespace
+
 std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
                                                             const TrainSettings& s) {
   if (s.optimizer == "sgd") {
     return std::make_unique<torch::optim::SGD>(
-        model.parameters(), torch::optim::SGDOptions(s.learning_rate)
-                                .momentum(s.momentum)
-                                .weight_decay(s.weight_decay));
+        TrainableParameters(model), torch::optim::SGDOptions(s.learning_rate)
+                                        .momentum(s.momentum)
+                                        .weight_decay(s.weight_decay));
   }
   return std::make_unique<torch::optim::Adam>(
-      model.parameters(),
+      TrainableParameters(model),
       torch::optim::AdamOptions(s.learning_rate).weight_decay(s.weight_decay));
 }
 
@@ -52,6 +77,8 @@ void ValidateTrainSettings(const TrainSettings& s) {
     throw ConfigError("proximal_mu: " + std::to_string(s.proximal_mu) +
                       ", expected a finite value >= 0 (0 = no FedProx proximal term)");
   }
+  ValidateFrozenLayers(s.frozen_layers);
+  ValidateAugmentationSpec(s.augmentation, "augmentation.");
 }
 
 ModelState InitialModelState(const ModelSpec& spec, uint64_t seed) {
@@ -64,6 +91,7 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
   ValidateTrainSettings(settings);
   std::shared_ptr<Classifier> model = MakeModel(spec);
   ImportState(*model, global);
+  FreezeLayers(*model, settings.frozen_layers);
   if (data.size() == 0) throw DataError("local training: the training data holds no images");
   CheckDataFitsModel(data, spec, "local training data");
   at::init_num_threads();  // apply SetComputeThreads to this thread
@@ -73,11 +101,12 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
   const torch::Tensor labels = LabelsToTensor(data, 0, n);
   at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(settings.seed);
   model->set_dropout_generator(generator);
+  at::Generator augmentation = MakeAugmentationGenerator(settings.seed);
   model->train();
   std::unique_ptr<torch::optim::Optimizer> optimizer = MakeTrainOptimizer(*model, settings);
-  // FedProx: the starting (global) parameters, detached, for the proximal term.
+  // FedProx: the starting (global) trainable parameters, detached, for the proximal term.
   const double mu = settings.proximal_mu;
-  const std::vector<torch::Tensor> params = model->parameters();
+  const std::vector<torch::Tensor> params = TrainableParameters(*model);
   std::vector<torch::Tensor> global_params;
   if (mu > 0) {
     for (const torch::Tensor& p : params) global_params.push_back(p.detach().clone());
@@ -94,7 +123,8 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
       const int64_t count = std::min<int64_t>(settings.batch_size, n - begin);
       optimizer->zero_grad();
       const torch::Tensor cross_entropy = torch::cross_entropy_loss(
-          model->forward(epoch_images.narrow(0, begin, count)),
+          model->forward(Augment(epoch_images.narrow(0, begin, count), settings.augmentation,
+                                 data.mean, data.std, augmentation)),
           epoch_labels.narrow(0, begin, count));
       const double value = cross_entropy.item<double>();
       torch::Tensor loss = cross_entropy;

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/data/augmentation_spec.h"
 #include "common/data/image_set.h"
 #include "common/model/model_spec.h"
 #include "common/model/model_state.h"
@@ -40,10 +42,23 @@ struct TrainSettings {
   // near the global one when sites' data differ. Finite, >= 0; dimensionless (it multiplies a
   // squared distance in weight space, the loss being in nats); 0 = plain FedAvg local training.
   double proximal_mu = 0.0;
+  // Fine-tuning: parameter-name prefixes of the layers training leaves unchanged, matched at
+  // dots (frozen_layers.h): "conv1" freezes conv1.weight and conv1.bias, "layer1" all of
+  // ResNet-18's first stage. A frozen parameter gets no gradient, is not in the optimizer (no
+  // weight decay, no momentum) nor in FedProx's proximal term, and its delta is exactly 0.
+  // Empty: every parameter trains. ValidateTrainSettings checks the entries' form only
+  // (ValidateFrozenLayers); TrainLocal checks them against the model (MatchFrozenLayers).
+  // DP-SGD training (TrainLocalDpSgd) refuses a non-empty list.
+  std::vector<std::string> frozen_layers = {};
+  // Random augmentation of every training batch (never of evaluation), drawn from a generator
+  // seeded from `seed` (MakeAugmentationGenerator, common/data/augmentation.h) and applied with
+  // the data's mean/std (Augment). Disabled by default: training is then unchanged.
+  AugmentationSpec augmentation = {};
 };
 
 // Throws ConfigError naming the field and the accepted range when a field of `settings` is out
-// of range (see TrainSettings), or not finite.
+// of range (see TrainSettings), or not finite; for frozen_layers, as ValidateFrozenLayers
+// (frozen_layers.h); for augmentation, as ValidateAugmentationSpec ("augmentation.<field>").
 void ValidateTrainSettings(const TrainSettings& settings);
 
 struct TrainResult {
@@ -66,21 +81,29 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // cross-entropy of the logits with a new optimizer (no state carried between calls); with
 // settings.proximal_mu = mu > 0 the minimised loss of every batch is mean cross-entropy +
 // (mu/2) ||w - w_global||^2 over the trainable parameters (FedProx; w_global = `global`, held
-// fixed), and with mu = 0 no term is computed at all (results identical to FedAvg's). Images are
-// normalised as ImageSet::CopyNormalizedChw does. The result is a function of the arguments and
+// fixed), and with mu = 0 no term is computed at all (results identical to FedAvg's). The
+// parameters settings.frozen_layers matches are frozen (see TrainSettings). Images are
+// normalised as ImageSet::CopyNormalizedChw does, and each batch is augmented as
+// settings.augmentation says (nothing by default). The result is a function of the arguments and
 // the number of compute threads (SetComputeThreads; more threads split floating-point sums
 // differently). Thread-safe: calls may run at once in several threads without affecting each
 // other's results.
-// Throws ConfigError for bad settings or spec; FormatError if `global` does not have the model's
-// layout (naming the first differing parameter); DataError if `data` is empty or does not fit
-// the model (channels, size, classes, labels); Error if the loss becomes NaN or infinite
-// (training diverged: lower the learning rate).
+// A TorchScript model (spec.name "torchscript", torchscript_model.h) trains the same way, except
+// that its dropout, if any, draws from LibTorch's global generator (not reproducible from the
+// seed).
+// Throws ConfigError for bad settings or spec, or frozen_layers that do not fit the model
+// (as MatchFrozenLayers: an entry matching no parameter, or every parameter frozen);
+// FormatError if `global` does not have the model's layout (naming the first differing
+// parameter); DataError if `data` is empty or does not fit the model (channels, size, classes,
+// labels); Error if the loss becomes NaN or infinite (training diverged: lower the learning
+// rate).
 TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
                        const TrainSettings& settings);
 
 // The optimizer TrainLocal (and the DP-SGD trainer, common/privacy/dp_sgd.h) steps with, new,
-// over model.parameters(): "sgd" with settings.momentum or "adam" (betas 0.9, 0.999), with
-// settings.learning_rate and settings.weight_decay. Include <torch/torch.h> to use the result.
+// over those of model.parameters() that require gradients (frozen ones do not): "sgd" with
+// settings.momentum or "adam" (betas 0.9, 0.999), with settings.learning_rate and
+// settings.weight_decay. Include <torch/torch.h> to use the result.
 // `settings` must be valid (ValidateTrainSettings): anything but "sgd" gives Adam.
 std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
                                                             const TrainSettings& settings);

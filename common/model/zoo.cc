@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/model/layer_tape.h"
+#include "common/model/torchscript_model.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -154,9 +155,20 @@ std::vector<std::string> ModelNames() { return {"cnn", "resnet18"}; }
 
 void ValidateModelSpec(const ModelSpec& spec, const std::string& what) {
   const std::vector<std::string> names = ModelNames();
-  if (std::find(names.begin(), names.end(), spec.name) == names.end()) {
+  const bool scripted = spec.name == kTorchScriptModelName;
+  if (!scripted && std::find(names.begin(), names.end(), spec.name) == names.end()) {
     throw ConfigError(what + ".name: unknown model \"" + spec.name + "\", expected one of " +
-                      JoinedNames());
+                      JoinedNames() + " or \"" + kTorchScriptModelName +
+                      "\" (with torchscript_path)");
+  }
+  if (scripted && spec.torchscript_path.empty()) {
+    throw ConfigError(what + ".torchscript_path: missing; model \"" + kTorchScriptModelName +
+                      "\" needs the path of a TorchScript file (saved with torch.jit.save)");
+  }
+  if (!scripted && !spec.torchscript_path.empty()) {
+    throw ConfigError(what + ".torchscript_path: set to \"" + spec.torchscript_path +
+                      "\" but the model is \"" + spec.name + "\"; set name = \"" +
+                      kTorchScriptModelName + "\" to train that file, or remove torchscript_path");
   }
   if (spec.in_channels != 1 && spec.in_channels != 3) {
     throw ConfigError(what + ".in_channels: " + std::to_string(spec.in_channels) +
@@ -180,6 +192,7 @@ torch::Tensor Classifier::Dropout(const torch::Tensor& x, double p) {
 
 std::shared_ptr<Classifier> MakeModel(const ModelSpec& spec, uint64_t seed) {
   ValidateModelSpec(spec);
+  if (spec.name == kTorchScriptModelName) return LoadScriptedClassifier(spec);
   std::shared_ptr<Classifier> model;
   if (spec.name == "cnn") {
     model = std::make_shared<Cnn>(spec);

@@ -114,9 +114,14 @@ class Classifier : public torch::nn::Module {
 // Builds the network `spec` names, its parameters drawn from a private generator seeded with
 // `seed` from the distributions PyTorch initialises the equivalent modules with (see above): the
 // same seed gives the same parameters, whatever else runs in the process (LibTorch's global
-// generator is not used, so this is thread-safe).
+// generator is not used, so this is thread-safe). The model is in training mode.
+// For spec.name == kTorchScriptModelName it returns LoadScriptedClassifier(spec)
+// (common/model/torchscript_model.h): the network and its parameters come from the file
+// spec.torchscript_path and `seed` is ignored.
 // Throws ConfigError as ValidateModelSpec (model_spec.h) for an unknown name (the message lists
-// ModelNames()) or bad in_channels, num_classes or image_size.
+// ModelNames()) or bad in_channels, num_classes, image_size or torchscript_path; for a
+// TorchScript model, ConfigError as LoadScriptedClassifier (unreadable file, buffers, a forward
+// that does not map (B, C, S, S) images to (B, num_classes) logits, ...).
 std::shared_ptr<Classifier> MakeModel(const ModelSpec& spec, uint64_t seed = 0);
 
 }  // namespace fedmed

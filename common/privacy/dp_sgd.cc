@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/crypto/secure_random.h"
+#include "common/data/augmentation.h"
 #include "common/model/torch_state.h"
 #include "common/privacy/dp_sgd_schedule.h"
 #include "common/util/error.h"
@@ -84,6 +85,12 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
   const auto start = std::chrono::steady_clock::now();
   ValidateTrainSettings(settings);
   ValidateDpSgdSettings(dp);
+  if (!settings.frozen_layers.empty()) {
+    throw ConfigError("frozen_layers: not supported with DP-SGD (got " +
+                      std::to_string(settings.frozen_layers.size()) +
+                      " entries, first \"" + settings.frozen_layers.front() +
+                      "\"); fine-tune every layer under DP-SGD, or train without DP");
+  }
   std::shared_ptr<Classifier> model = MakeModel(spec);
   ImportState(*model, global);
   CheckDpSgdSupport(*model);
@@ -101,6 +108,9 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
   at::Generator noise = at::make_generator<at::CPUGeneratorImpl>(Mix(Mix(secret)));
   at::Generator dropout = at::make_generator<at::CPUGeneratorImpl>(settings.seed);
   model->set_dropout_generator(dropout);
+  // Augmentation is per-image preprocessing of the sampled batch: each augmented image still
+  // enters the step once and is clipped on its own, so the privacy accounting is unchanged.
+  at::Generator augmentation = MakeAugmentationGenerator(settings.seed);
   model->train();
   std::unique_ptr<torch::optim::Optimizer> optimizer = MakeTrainOptimizer(*model, settings);
   DpSgdStep step(*model, dp,
@@ -127,7 +137,9 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
         torch::empty({n}, torch::kFloat).bernoulli_(schedule.sampling_rate, sampling);
     const torch::Tensor index = chosen.nonzero().flatten();
     const DpSgdStepStats stats =
-        step.Run(images.index_select(0, index), labels.index_select(0, index));
+        step.Run(Augment(images.index_select(0, index), settings.augmentation, data.mean,
+                         data.std, augmentation),
+                 labels.index_select(0, index));
     if (!std::isfinite(stats.mean_loss) || !std::isfinite(stats.max_gradient_norm)) {
       throw Error("DP-SGD training diverged: " +
                   std::string(std::isfinite(stats.mean_loss) ? "a per-sample gradient norm"

@@ -111,16 +111,20 @@ class DpSgdStep {
 // Poisson sample of the images with rate schedule.sampling_rate, with the private gradient of
 // DpSgdStep and a new optimizer as TrainLocal's (settings.optimizer, learning_rate, momentum,
 // weight_decay). The model stays in train mode (dropout on). Images are normalised as
-// TrainLocal's. settings.seed drives dropout only; sampling and noise are seeded as
+// TrainLocal's, and each sampled batch is augmented as settings.augmentation says (from
+// MakeAugmentationGenerator(settings.seed); per-image, so the accounting is unchanged).
+// settings.seed drives dropout and augmentation only; sampling and noise are seeded as
 // DpSgdSettings::reproducible_seed says (so two calls differ unless it is set).
 // Returns: delta = trained - global; num_samples = data.size() (n); steps = schedule.steps;
 // mean_loss = mean per-sample cross-entropy over every sampled image of every step (0 if no
 // image was ever sampled); seconds = wall-clock time. Thread-safe as TrainLocal.
 // The privacy spend of the call: see the accounting contract at the top of this header.
-// Throws ConfigError for bad settings, dp settings or spec, or a model that CheckDpSgdSupport
-// refuses; FormatError if `global` does not have the model's layout; DataError if `data` is
-// empty or does not fit the model; Error if a loss or per-sample gradient norm becomes NaN or
-// infinite (training diverged: lower the learning rate); CryptoError if OpenSSL cannot seed.
+// Throws ConfigError for bad settings, dp settings or spec, non-empty settings.frozen_layers
+// (layer freezing is not supported with DP-SGD), or a model that CheckDpSgdSupport refuses
+// (TorchScript models included); FormatError if `global` does not have the model's layout;
+// DataError if `data` is empty or does not fit the model; Error if a loss or per-sample
+// gradient norm becomes NaN or infinite (training diverged: lower the learning rate);
+// CryptoError if OpenSSL cannot seed.
 TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
                             const ImageSet& data, const TrainSettings& settings,
                             const DpSgdSettings& dp);

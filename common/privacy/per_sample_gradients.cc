@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/model/layer_tape.h"
+#include "common/model/torchscript_model.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -436,6 +437,14 @@ void CheckLayerSupport(const nn::Module& module, const std::string& name) {
 }  // namespace
 
 void CheckDpSgdSupport(torch::nn::Module& model) {
+  if (const auto* scripted = dynamic_cast<const ScriptedClassifier*>(&model)) {
+    throw ConfigError("DP-SGD does not support TorchScript models (model \"" +
+                      std::string(kTorchScriptModelName) + "\", file '" + scripted->path() +
+                      "'): per-sample gradients are computed from the activations of the "
+                      "model's layers, which a script's forward does not expose (the layer "
+                      "tape); train it without DP, or use a zoo model (\"cnn\", \"resnet18\") "
+                      "with DP-SGD");
+  }
   // Without include_self: a model that is not held by a shared_ptr works too.
   CheckLayerSupport(model, "");
   for (const auto& item : model.named_modules("", /*include_self=*/false)) {

@@ -51,6 +51,8 @@ namespace fedmed {
 // Throws ConfigError naming the first offending module by its qualified name (e.g.
 // "layer1.0.bn1"), its type and why it is refused — BatchNorm mixes the samples of a batch, so a
 // sample's gradient depends on the others (use GroupNorm) — and listing what is supported.
+// Throws ConfigError naming the file for a TorchScript model (ScriptedClassifier,
+// common/model/torchscript_model.h): its layers cannot be recorded on the layer tape.
 void CheckDpSgdSupport(torch::nn::Module& model);
 
 // The per-sample gradients of the cross-entropy loss of each sample, materialised: one forward
