@@ -15,6 +15,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <ctime>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -31,6 +33,8 @@
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/model/model_spec.h"
+#include "common/secagg/protocol.h"
+#include "common/transport/secagg_wire.h"
 #include "common/transport/tls.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
@@ -130,6 +134,18 @@ class Coordinator::Impl final : public SiteHandler {
     strategy_ = MakeStrategy(config_.strategy);
     log_->info("strategy: {}{}", DescribeStrategy(config_.strategy),
                strategy_->NeedsIndividualUpdates() ? "; needs each site's update on its own" : "");
+    secure_ = config_.secure_aggregation.enabled;
+    if (secure_) {
+      if (strategy_->NeedsIndividualUpdates()) {
+        throw ConfigError(config_.config_path + ": [strategy] " + strategy_->name() +
+                          " needs each site's update, which secure aggregation hides");
+      }
+      const SecureAggregationConfig& a = config_.secure_aggregation;
+      log_->info("secure aggregation (Bonawitz et al. 2017): threshold {}, clip range {}, {}-bit "
+                 "codes; the coordinator sees only the sum of each round's updates",
+                 a.threshold > 0 ? std::to_string(a.threshold) : std::string("a majority"),
+                 a.clip_range, a.quantization_bits);
+    }
     MaybeResume();
     if (!global_) InstallGlobal(std::move(initial_state_), 0);
   }
@@ -246,6 +262,14 @@ class Coordinator::Impl final : public SiteHandler {
                           std::to_string(spec_.num_classes));
       }
     }
+    if (secure_ && std::find(request.capabilities().begin(), request.capabilities().end(),
+                             std::string("secagg-v1")) == request.capabilities().end()) {
+      return Refuse(grpc::StatusCode::FAILED_PRECONDITION,
+                    site + " does not support secure aggregation (it did not announce "
+                           "\"secagg-v1\": an older fedmed-site, or no audit key beside its TLS "
+                           "key to sign its keys with), which this federation requires "
+                           "([secure_aggregation] enabled = true)");
+    }
     std::lock_guard<std::mutex> lock(mu_);
     RegisteredSite info;
     info.name = site;
@@ -272,10 +296,10 @@ class Coordinator::Impl final : public SiteHandler {
     if (grpc::Status s = CheckSessionLocked(site, request.session_id()); !s.ok()) return s;
     const auto wait = std::chrono::milliseconds(std::clamp(request.wait_ms(), 0, 30000));
     const auto until = Clock::now() + wait;
-    SiteAction action = rsm_.ActionFor(site);
+    SiteAction action = ActionForLocked(site);
     while (action == SiteAction::kWait && !stopping_) {
       if (cv_.wait_until(lock, until) == std::cv_status::timeout) break;
-      action = rsm_.ActionFor(site);
+      action = ActionForLocked(site);
     }
     if (stopping_) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the coordinator is shutting down");
@@ -299,6 +323,7 @@ class Coordinator::Impl final : public SiteHandler {
         s->set_seed(config_.seed * 1000003ULL + static_cast<uint64_t>(rsm_.round()) * 7919ULL +
                     Fnv1a(site) % 100000ULL);
         s->set_proximal_mu(fit_.proximal_mu);
+        if (secagg_config_) ToProto(*secagg_config_, train->mutable_secure_aggregation());
         train->set_deadline_unix_ms(UnixMillisIn(SecondsLeftLocked()));
         break;
       }
@@ -327,6 +352,18 @@ class Coordinator::Impl final : public SiteHandler {
     return grpc::Status::OK;
   }
 
+  // The round state machine's answer, except that a secure round takes a site only while its
+  // keys are being collected and it has not sent them yet (a site that polls later, or again
+  // after leaving the attempt, waits for the next round or attempt).
+  SiteAction ActionForLocked(const std::string& site) const {
+    const SiteAction action = rsm_.ActionFor(site);
+    if (action != SiteAction::kTrain || !secure_) return action;
+    if (!secagg_ || secagg_->stage() != SecAggServer::Stage::kKeys || secagg_->Advertised(site)) {
+      return SiteAction::kWait;
+    }
+    return action;
+  }
+
   grpc::Status GetModel(const std::string& site, const v1::DownloadRequest& request,
                         std::shared_ptr<const EncodedModel>* model) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -350,6 +387,7 @@ class Coordinator::Impl final : public SiteHandler {
   grpc::Status AcceptUpdate(const std::string& site, const v1::UpdateHeader& header,
                             std::string bytes, double transfer_seconds) override {
     const std::string what = "update from " + site + " for round " + std::to_string(header.round());
+    if (header.secure()) return AcceptMaskedInput(site, header, bytes, transfer_seconds);
     ModelState delta;
     try {
       delta = DecodeModelState(bytes, what);
@@ -444,6 +482,106 @@ class Coordinator::Impl final : public SiteHandler {
     });
     WriteStatusLocked();
     return grpc::Status::OK;
+  }
+
+  grpc::Status SecAggSend(const std::string& site, const v1::SecAggMessage& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (grpc::Status s = CheckSessionLocked(site, m.session_id()); !s.ok()) return s;
+    if (!secagg_ || rsm_.phase() != Phase::kTraining || m.round() != rsm_.round() ||
+        m.attempt() != rsm_.attempt()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "round " + std::to_string(m.round()) + " attempt " +
+                              std::to_string(m.attempt()) +
+                              " has no secure-aggregation stage open");
+    }
+    std::string refused;
+    switch (m.stage_case()) {
+      case v1::SecAggMessage::kKeys:
+        refused = secagg_->AddKeys(site, FromProto(m.keys()));
+        if (!refused.empty() && secagg_->excluded().count(site)) {
+          log_->warn("round {}: {} is excluded from secure aggregation: {}", rsm_.round(), site,
+                     refused);
+          record_.secagg_excluded[site] = refused;
+        }
+        break;
+      case v1::SecAggMessage::kShares: {
+        std::vector<EncryptedShare> shares;
+        for (const v1::SecAggShare& e : m.shares().shares()) shares.push_back(FromProto(e));
+        refused = secagg_->AddShares(site, std::move(shares));
+        break;
+      }
+      case v1::SecAggMessage::kUnmask: {
+        std::vector<UnmaskShare> shares;
+        for (const v1::SecAggUnmaskShare& e : m.unmask().shares()) shares.push_back(FromProto(e));
+        refused = secagg_->AddUnmaskShares(site, std::move(shares));
+        break;
+      }
+      default:
+        refused = "empty secure-aggregation message";
+    }
+    if (!refused.empty()) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused);
+    asio::post(io_, [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      CloseSecAggStageLocked(/*timeout=*/false);
+    });
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SecAggReceive(const std::string& site, const v1::SecAggPoll& poll,
+                             v1::SecAggBroadcast* reply) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (grpc::Status s = CheckSessionLocked(site, poll.session_id()); !s.ok()) return s;
+    const auto until = Clock::now() + std::chrono::milliseconds(std::clamp(poll.wait_ms(), 0, 30000));
+    const auto abort = [&](const std::string& why) {
+      reply->set_status(v1::SecAggBroadcast::ABORTED);
+      reply->set_reason(why);
+      return grpc::Status::OK;
+    };
+    while (true) {
+      if (stopping_) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the coordinator is shutting down");
+      }
+      if (!secure_ || poll.round() != rsm_.round() || poll.attempt() != rsm_.attempt()) {
+        return abort("round " + std::to_string(poll.round()) + " attempt " +
+                     std::to_string(poll.attempt()) + " is over" +
+                     (secagg_failure_.empty() ? std::string() : ": " + secagg_failure_));
+      }
+      const uint32_t index = secagg_config_ ? secagg_config_->IndexOf(site) : 0;
+      if (secagg_ && index != 0) {
+        const auto stage = secagg_->stage();
+        if (poll.stage() == 1 && stage != SecAggServer::Stage::kKeys) {
+          for (const AdvertisedKeys& k : secagg_->u1()) ToProto(k, reply->add_keys());
+          const bool in = std::any_of(secagg_->u1().begin(), secagg_->u1().end(),
+                                      [&](const AdvertisedKeys& k) { return k.index == index; });
+          if (!in) return abort(site + " did not advertise valid keys in time");
+          reply->set_status(v1::SecAggBroadcast::READY);
+          return grpc::Status::OK;
+        }
+        if (poll.stage() == 2 && stage != SecAggServer::Stage::kKeys &&
+            stage != SecAggServer::Stage::kShares) {
+          const auto& u2 = secagg_->u2();
+          if (!std::binary_search(u2.begin(), u2.end(), index)) {
+            return abort(site + " did not share its keys in time");
+          }
+          for (const EncryptedShare& e : secagg_->InboxFor(index)) ToProto(e, reply->add_inbox());
+          for (uint32_t v : u2) reply->add_u2(v);
+          reply->set_status(v1::SecAggBroadcast::READY);
+          return grpc::Status::OK;
+        }
+      }
+      if (poll.stage() == 3 && !secagg_u3_.empty()) {
+        if (!std::binary_search(secagg_u3_.begin(), secagg_u3_.end(), index)) {
+          return abort(site + " is not among the round's survivors");
+        }
+        for (uint32_t v : secagg_u3_) reply->add_u3(v);
+        reply->set_status(v1::SecAggBroadcast::READY);
+        return grpc::Status::OK;
+      }
+      if (cv_.wait_until(lock, until) == std::cv_status::timeout) {
+        reply->set_status(v1::SecAggBroadcast::WAIT);
+        return grpc::Status::OK;
+      }
+    }
   }
 
   void RecordDownload(const std::string& site, double seconds) override {
@@ -573,6 +711,7 @@ class Coordinator::Impl final : public SiteHandler {
       return;
     }
     record_ = RoundRecord{};
+    record_.secure = secure_;
     log_heads_.clear();
     record_.round = rsm_.round();
     record_.attempt = rsm_.attempt();
@@ -590,6 +729,7 @@ class Coordinator::Impl final : public SiteHandler {
                retry ? " (attempt " + std::to_string(rsm_.attempt()) + ")" : "",
                rsm_.selected().size(), selected);
     ArmDeadlineLocked();
+    if (secure_) StartSecAggLocked();
     WriteStatusLocked();
     cv_.notify_all();
   }
@@ -623,6 +763,10 @@ class Coordinator::Impl final : public SiteHandler {
 
   void MaybeEndTrainingLocked() {
     if (rsm_.phase() != Phase::kTraining || pending_adds_ > 0 || aggregating_) return;
+    if (secure_) {
+      MaybeEndSecureTrainingLocked();
+      return;
+    }
     if (!training_closed_ && !rsm_.TrainingComplete()) return;
     training_closed_ = true;
     deadline_.cancel();
@@ -647,16 +791,275 @@ class Coordinator::Impl final : public SiteHandler {
       }
       asio::post(io_, [this, round, next = std::move(next), error = std::move(error)]() mutable {
         std::lock_guard<std::mutex> lock(mu_);
-        aggregating_ = false;
-        if (!error.empty()) {
-          FailLocked("round " + std::to_string(round) + ": aggregation failed: " + error);
-          return;
-        }
-        InstallGlobal(std::move(next), round);
-        record_.aggregation_seconds = Seconds(Clock::now() - training_end_);
-        StartEvaluationLocked();
+        FinishAggregationLocked(round, std::move(next), error);
       });
     });
+  }
+
+  // On the io_context thread, once AggregateFit has run on the pool: installs the new global
+  // model and starts the evaluation, or stops the federation on an aggregation error.
+  void FinishAggregationLocked(int round, ModelState next, const std::string& error) {
+    aggregating_ = false;
+    if (!error.empty()) {
+      FailLocked("round " + std::to_string(round) + ": aggregation failed: " + error);
+      return;
+    }
+    InstallGlobal(std::move(next), round);
+    record_.aggregation_seconds = Seconds(Clock::now() - training_end_);
+    StartEvaluationLocked();
+  }
+
+  // ---- secure aggregation (common/secagg/protocol.h; docs/SECURE_AGGREGATION.md) ----
+  //
+  // Stages 0 and 1 (keys, shares) close when every expected site has sent its message or after
+  // [secure_aggregation] stage_timeout_seconds; stage 2 (masked inputs, the uploads) closes like
+  // a plain round, when every member of U2 has sent or at the round deadline; stage 3 (unmasking)
+  // closes when every survivor has answered or after the stage timeout with at least t answers.
+  // A stage left with fewer than t sites fails the attempt: it is logged and the round is tried
+  // again with fresh keys (like a round below its quorum).
+
+  void StartSecAggLocked() {
+    const SecureAggregationConfig& a = config_.secure_aggregation;
+    SecAggRoundConfig c;
+    c.round = rsm_.round();
+    c.attempt = rsm_.attempt();
+    c.participants = fit_.sites;  // sorted, distinct
+    const int n = static_cast<int>(c.participants.size());
+    c.threshold = a.threshold > 0 ? a.threshold : std::max(2, n / 2 + 1);
+    c.clip_range = a.clip_range;
+    c.quantization_bits = a.quantization_bits;
+    c.weight_normalizer = 1;
+    for (const auto& [name, site] : rsm_.sites()) {
+      c.weight_normalizer = std::max(c.weight_normalizer, site.num_train_samples);
+    }
+    c.num_values = global_state_.NumValues();
+    secagg_u3_.clear();
+    secagg_contributors_.clear();
+    if (n < c.threshold || n < 2) {
+      secagg_config_.reset();
+      secagg_.reset();
+      const std::string why = std::to_string(n) + " site(s) selected, fewer than the threshold of " +
+                              std::to_string(std::max(2, c.threshold));
+      log_->error("round {}: secure aggregation cannot run with {}; retrying in {} s", c.round,
+                  why, a.stage_timeout_seconds);
+      ArmSecAggTimerLocked([this, why] { SecAggFailLocked(why); });
+      return;
+    }
+    secagg_config_ = c;
+    secagg_ = std::make_shared<SecAggServer>(c, ca_pem_, std::time(nullptr));
+    log_->info("round {}: secure aggregation attempt {}: {} participants, threshold {}, n_ref {}",
+               c.round, c.attempt, n, c.threshold, c.weight_normalizer);
+    ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(/*timeout=*/true); });
+  }
+
+  // Runs `on_timeout` (under mu_) after the stage timeout, unless the attempt or stage changed.
+  void ArmSecAggTimerLocked(std::function<void()> on_timeout) {
+    const int round = rsm_.round(), attempt = rsm_.attempt();
+    const SecAggServer* server = secagg_.get();
+    const auto stage = server ? server->stage() : SecAggServer::Stage::kKeys;
+    secagg_timer_.expires_after(std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(config_.secure_aggregation.stage_timeout_seconds)));
+    secagg_timer_.async_wait([this, round, attempt, server, stage,
+                              on_timeout = std::move(on_timeout)](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (rsm_.phase() != Phase::kTraining || rsm_.round() != round ||
+          rsm_.attempt() != attempt || secagg_.get() != server ||
+          (server && server->stage() != stage)) {
+        return;
+      }
+      on_timeout();
+    });
+  }
+
+  // Closes the current key stage (0 or 1) or the unmasking stage when it is complete, or
+  // whatever has arrived when `timeout`.
+  void CloseSecAggStageLocked(bool timeout) {
+    if (!secagg_) return;
+    const int round = rsm_.round();
+    try {
+      switch (secagg_->stage()) {
+        case SecAggServer::Stage::kKeys: {
+          if (!timeout && !secagg_->KeysComplete()) return;
+          const auto u1 = secagg_->CloseKeys();
+          log_->info("round {}: secure aggregation: {} of {} sites advertised keys{}", round,
+                     u1.size(), secagg_config_->participants.size(), timeout ? " (timeout)" : "");
+          ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
+          break;
+        }
+        case SecAggServer::Stage::kShares: {
+          if (!timeout && !secagg_->SharesComplete()) return;
+          const auto u2 = secagg_->CloseShares();
+          log_->info("round {}: secure aggregation: {} sites shared their keys{}", round,
+                     u2.size(), timeout ? " (timeout)" : "");
+          secagg_timer_.cancel();  // masked inputs: until the round deadline
+          break;
+        }
+        case SecAggServer::Stage::kUnmasking:
+          if (!timeout && !secagg_->UnmaskComplete()) return;
+          StartUnmaskLocked();
+          break;
+        default:
+          return;
+      }
+    } catch (const SecAggAborted& e) {
+      SecAggFailLocked(e.what());
+      return;
+    }
+    cv_.notify_all();
+  }
+
+  // Stage 2 ends (every member of U2 sent its masked input, or the round deadline passed).
+  void MaybeEndSecureTrainingLocked() {
+    if (!secagg_) return;
+    if (secagg_->stage() == SecAggServer::Stage::kKeys ||
+        secagg_->stage() == SecAggServer::Stage::kShares) {
+      if (training_closed_) {
+        SecAggFailLocked("the round deadline passed during the key exchange");
+      }
+      return;
+    }
+    if (secagg_->stage() != SecAggServer::Stage::kMaskedInput) return;
+    if (!training_closed_ && !secagg_->MaskedInputComplete()) return;
+    training_closed_ = true;
+    deadline_.cancel();
+    training_end_ = Clock::now();
+    try {
+      secagg_u3_ = secagg_->CloseMaskedInput();
+    } catch (const SecAggAborted& e) {
+      SecAggFailLocked(e.what());
+      return;
+    }
+    if (static_cast<int>(secagg_u3_.size()) < config_.min_sites) {
+      SecAggFailLocked(std::to_string(secagg_u3_.size()) +
+                       " masked input(s), below the quorum of " + std::to_string(config_.min_sites) +
+                       " ([federation] min_sites)");
+      return;
+    }
+    for (const auto& [site, why] : secagg_->excluded()) {
+      record_.secagg_excluded[site] = why;
+    }
+    for (uint32_t v : secagg_->u2()) {
+      const std::string& site = secagg_config_->SiteAt(v);
+      if (!std::binary_search(secagg_u3_.begin(), secagg_u3_.end(), v) &&
+          !secagg_->excluded().count(site)) {
+        record_.secagg_dropped.push_back(site);
+        log_->warn("round {}: {} shared its keys but sent no masked input; its masks are removed "
+                   "from its peers' shares",
+                   rsm_.round(), site);
+      }
+    }
+    log_->info("round {}: secure aggregation: {} masked inputs; asking the survivors to unmask",
+               rsm_.round(), secagg_u3_.size());
+    ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
+    cv_.notify_all();
+  }
+
+  // Unmasks on the pool (the PRG expansions are the costly part) and aggregates the sum.
+  void StartUnmaskLocked() {
+    secagg_timer_.cancel();
+    aggregating_ = true;
+    std::shared_ptr<SecAggServer> server = std::move(secagg_);
+    const int round = rsm_.round();
+    asio::post(pool_, [this, server, round] {
+      ModelState next;
+      std::string error, aborted;
+      std::vector<std::string> contributors;
+      try {
+        const SecAggSum sum = server->Unmask();
+        contributors = sum.contributors;
+        // The weighted mean update: sum_k (n_k / n_ref) delta_k * n_ref / N.
+        const double scale = static_cast<double>(server->config().weight_normalizer) /
+                             static_cast<double>(sum.total_samples);
+        ModelState mean = global_state_;  // its layout; not changed while aggregating_
+        size_t i = 0;
+        for (NamedTensor& t : mean.tensors) {
+          for (float& v : t.values) v = static_cast<float>(sum.weighted_sum[i++] * scale);
+        }
+        // The strategy sees one update: the exact weighted mean with weight N (strategy.h).
+        strategy_->AddUpdate("secure aggregate of " + std::to_string(contributors.size()) +
+                                 " sites",
+                             mean, sum.total_samples);
+        next = strategy_->AggregateFit(global_state_);
+      } catch (const SecAggAborted& e) {
+        aborted = e.what();
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      asio::post(io_, [this, round, next = std::move(next), error = std::move(error),
+                       aborted = std::move(aborted),
+                       contributors = std::move(contributors)]() mutable {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!aborted.empty()) {
+          aggregating_ = false;
+          SecAggFailLocked(aborted);
+          return;
+        }
+        secagg_contributors_ = std::move(contributors);
+        log_->info("round {}: secure aggregation: unmasked the sum of {} sites' updates", round,
+                   secagg_contributors_.size());
+        FinishAggregationLocked(round, std::move(next), error);
+      });
+    });
+  }
+
+  // The attempt cannot complete: log why and try the round again with fresh keys.
+  void SecAggFailLocked(const std::string& why) {
+    secagg_failure_ = why;
+    log_->error("round {} attempt {}: secure aggregation failed: {}; the round is tried again "
+                "with fresh keys",
+                rsm_.round(), rsm_.attempt(), why);
+    secagg_.reset();
+    secagg_timer_.cancel();
+    StartRoundLocked(/*retry=*/true);
+  }
+
+  grpc::Status AcceptMaskedInput(const std::string& site, const v1::UpdateHeader& header,
+                                 const std::string& bytes, double transfer_seconds) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (grpc::Status s = CheckUpdateLocked(site, header); !s.ok()) return s;
+    if (!secagg_ || secagg_->stage() != SecAggServer::Stage::kMaskedInput ||
+        !secagg_config_ || secagg_config_->round != header.round()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "round " + std::to_string(header.round()) +
+                              " is not collecting masked inputs now");
+    }
+    MaskedInput input;
+    input.masked.resize(bytes.size() / 4);
+    for (size_t i = 0; i < input.masked.size(); ++i) {
+      const auto* b = reinterpret_cast<const unsigned char*>(bytes.data()) + 4 * i;
+      input.masked[i] = static_cast<uint32_t>(b[0]) | static_cast<uint32_t>(b[1]) << 8 |
+                        static_cast<uint32_t>(b[2]) << 16 | static_cast<uint32_t>(b[3]) << 24;
+    }
+    input.complaints.assign(header.secagg_complaints().begin(), header.secagg_complaints().end());
+    const std::string refused = secagg_->AddMaskedInput(site, std::move(input));
+    if (!refused.empty()) {
+      log_->warn("round {}: masked input of {} refused: {}", rsm_.round(), site, refused);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, refused);
+    }
+    for (uint32_t v : header.secagg_complaints()) {
+      log_->warn("round {}: {} reports that the key share of {} failed authentication; {} is "
+                 "excluded from the round",
+                 rsm_.round(), site, secagg_config_->SiteAt(v), secagg_config_->SiteAt(v));
+    }
+    const std::string accepted = rsm_.AcceptUpdate(site, header.round());
+    if (!accepted.empty()) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, accepted);
+    record_.update_sha256[site] = header.sha256();
+    if (header.has_privacy()) NotePrivacyLocked(site, header.privacy(), /*declined=*/false);
+    if (!header.log_entry_sha256().empty()) {
+      log_heads_[site] = LogAnchor{header.log_seq(), header.log_entry_sha256()};
+    }
+    transfer_seconds_[site] += transfer_seconds;
+    site_train_seconds_sum_ += header.train_seconds();
+    log_->info("round {}: masked input from {} accepted ({:.1f} MB) - {}/{}", rsm_.round(), site,
+               static_cast<double>(bytes.size()) / 1e6, rsm_.contributed().size(),
+               secagg_->u2().size());
+    asio::post(io_, [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      MaybeEndTrainingLocked();
+    });
+    WriteStatusLocked();
+    return grpc::Status::OK;
   }
 
   void StartEvaluationLocked() {
@@ -704,6 +1107,10 @@ class Coordinator::Impl final : public SiteHandler {
     r.contributors.assign(rsm_.contributed().begin(), rsm_.contributed().end());
     r.num_samples = strategy_->total_samples();
     r.mean_train_loss = loss_weighted_sum_ / static_cast<double>(r.num_samples);
+    if (secure_) {  // only the survivors' sum counts; no site reports its own loss
+      r.contributors = secagg_contributors_;
+      r.mean_train_loss = std::nan("");
+    }
     r.mean_site_train_seconds = site_train_seconds_sum_ / contributors;
     r.model_sha256 = global_->sha256;
     r.privacy = site_privacy_;
@@ -894,6 +1301,22 @@ class Coordinator::Impl final : public SiteHandler {
                               std::to_string(header.base_version()) + ", expected " +
                               std::to_string(global_->version));
     }
+    if (header.secure() != secure_) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          secure_ ? "this federation takes only masked updates (secure aggregation)"
+                                  : "this federation does not run secure aggregation: send the "
+                                    "update itself");
+    }
+    if (secure_) {
+      const int64_t words = global_state_.NumValues() + 1;
+      if (header.size_bytes() != 4 * words) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            "masked input of " + std::to_string(header.size_bytes()) +
+                                " bytes, expected " + std::to_string(4 * words) + " (" +
+                                std::to_string(words) + " 32-bit words)");
+      }
+      return grpc::Status::OK;
+    }
     if (header.num_samples() < 1) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "update claims " + std::to_string(header.num_samples()) + " samples");
@@ -998,6 +1421,17 @@ class Coordinator::Impl final : public SiteHandler {
   int exit_code_ = 0;
   std::set<std::string> told_finish_;
   Clock::time_point round_start_, training_end_, eval_start_, phase_deadline_;
+
+  // Secure aggregation ([secure_aggregation] enabled): the current attempt's server state (null
+  // between attempts and while it unmasks on the pool), what the training tasks announce, the
+  // survivors (kept for sites asking for stage 3 after unmasking began) and the contributors.
+  bool secure_ = false;
+  std::shared_ptr<SecAggServer> secagg_;
+  std::optional<SecAggRoundConfig> secagg_config_;
+  std::vector<uint32_t> secagg_u3_;
+  std::vector<std::string> secagg_contributors_;
+  std::string secagg_failure_;  // why the last attempt failed
+  asio::steady_timer secagg_timer_{io_};
 };
 
 Coordinator::Coordinator(CoordinatorConfig config, Options options)

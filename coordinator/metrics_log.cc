@@ -113,6 +113,9 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   for (const auto& [name, m] : r.sites) sites[name] = MetricsJson(m);
   j["sites"] = sites;
   j["declined"] = r.declined;
+  if (r.secure) {
+    j["secure_aggregation"] = {{"excluded", r.secagg_excluded}, {"dropped", r.secagg_dropped}};
+  }
   nlohmann::json privacy = nlohmann::json::object();
   for (const auto& [name, p] : r.privacy) {
     privacy[name] = {{"mechanism", p.mechanism},       {"epsilon_total", Number(p.epsilon_total)},

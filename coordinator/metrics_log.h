@@ -54,6 +54,12 @@ struct RoundRecord {
   std::optional<ClassificationMetrics> global;       // central evaluation on the held-out set
   std::optional<ClassificationMetrics> federated;    // sites' local test splits, combined
   std::map<std::string, ClassificationMetrics> sites;
+  // Secure aggregation: whether the round was a secure one (update_sha256 then holds the digests
+  // of the masked inputs), the sites it excluded for misbehaving (name -> why) and those that
+  // dropped after sharing their keys and were recovered from their shares. JSON only.
+  bool secure = false;
+  std::map<std::string, std::string> secagg_excluded;
+  std::vector<std::string> secagg_dropped;
 };
 
 class MetricsLog {

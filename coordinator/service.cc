@@ -121,6 +121,23 @@ class FederationService final : public v1::Federation::Service {
     return s;
   }
 
+  grpc::Status SecAggSend(grpc::ServerContext* context, const v1::SecAggMessage* request,
+                          v1::SecAggAck* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "SecAggSend", &site); !s.ok()) return s;
+    grpc::Status s = handler_->SecAggSend(site, *request);
+    if (!s.ok()) log_->warn("refused secure-aggregation message from {}: {}", site, s.error_message());
+    reply->set_accepted(s.ok());
+    return s;
+  }
+
+  grpc::Status SecAggReceive(grpc::ServerContext* context, const v1::SecAggPoll* request,
+                             v1::SecAggBroadcast* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "SecAggReceive", &site); !s.ok()) return s;
+    return handler_->SecAggReceive(site, *request, reply);
+  }
+
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
                             std::string* site) {

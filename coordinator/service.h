@@ -30,6 +30,9 @@ class DownloadRequest;
 class UpdateHeader;
 class EvaluationReport;
 class DeclineRequest;
+class SecAggMessage;
+class SecAggPoll;
+class SecAggBroadcast;
 }  // namespace v1
 
 // A global model ready to be streamed: its version, encoding and SHA-256 (hex).
@@ -60,6 +63,11 @@ class SiteHandler {
                                         const v1::EvaluationReport& report) = 0;
   // A site declines its training task for a round (its privacy budget would be exceeded).
   virtual grpc::Status DeclineTask(const std::string& site, const v1::DeclineRequest& request) = 0;
+  // Secure aggregation: a stage message of `site` (keys, shares or unmasking shares).
+  virtual grpc::Status SecAggSend(const std::string& site, const v1::SecAggMessage& message) = 0;
+  // May block up to poll.wait_ms() until the stage `site` waits for is collected.
+  virtual grpc::Status SecAggReceive(const std::string& site, const v1::SecAggPoll& poll,
+                                     v1::SecAggBroadcast* broadcast) = 0;
   // Server-side seconds spent streaming a model download to `site`.
   virtual void RecordDownload(const std::string& site, double seconds) = 0;
 };

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   bool baseline = false;
   bool no_plots = false;
   bool list = false;
+  std::vector<std::string> kill_sites;
   app.add_option("--config", config_path, "simulation config, e.g. experiments/demo.toml")
       ->required();
   app.add_option("--data", data_root,
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
   app.add_flag("--baseline", baseline,
                "also train the pooled (centralised) baseline ([simulation] baseline = true)");
   app.add_flag("--no-plots", no_plots, "do not run plot_results.py ([simulation] plots = false)");
+  app.add_option("--kill-site", kill_sites,
+                 "K@R: kill site K's process during round R, after it has shared its secure "
+                 "aggregation keys (process mode; repeatable), to show dropout recovery");
   app.add_flag("--list", list, "check the config, print the runs it describes and exit");
   CLI11_PARSE(app, argc, argv);
   std::string command_line;
@@ -44,6 +48,16 @@ int main(int argc, char** argv) {
     if (baseline) config.baseline = true;
     if (no_plots) config.plots = false;
     if (sites > 0) config.sites = sites;
+    for (const std::string& spec : kill_sites) {
+      const auto at = spec.find('@');
+      try {
+        if (at == std::string::npos) throw std::invalid_argument(spec);
+        config.kill_sites.emplace_back(std::stoi(spec.substr(0, at)), std::stoi(spec.substr(at + 1)));
+      } catch (const std::exception&) {
+        std::cerr << "fedmed-simulate: --kill-site " << spec << ": expected K@R, e.g. 2@3\n";
+        return 2;
+      }
+    }
     if (config.sweep.empty()) fedmed::ValidateSimulationConfig(config);  // the overrides too
     if (list) {
       for (const fedmed::SweepPoint& point : fedmed::ExpandSweep(config)) {

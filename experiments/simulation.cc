@@ -20,6 +20,7 @@
 #include <iomanip>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -199,6 +200,7 @@ class StderrToFile {
 struct Federation {
   std::function<std::optional<int>()> poll_coordinator;  // exit status once it has finished
   std::function<void()> stop;                            // SIGTERM to everything
+  std::function<void()> tick;                            // every 100 ms (may be empty)
 };
 
 // Follows status.json and metrics.jsonl until the coordinator ends; returns its exit status.
@@ -233,6 +235,7 @@ int FollowProgress(const SimulationConfig& config, const fs::path& coord_dir,
                << ", AUC " << (g.is_object() ? FormatNumber(g.value("auc", nlohmann::json())) : "-")
                << std::endl;
     }
+    if (federation.tick) federation.tick();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   return *coord_status;
@@ -354,12 +357,38 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const Prepared& p,
     coordinator->Signal(SIGTERM);
     for (auto& s : sites) s->Signal(SIGTERM);
   };
+  // --kill-site K@R: watch site K's log for the line that says it is in round R past the point
+  // of no return (keys shared under secure aggregation, else training started), then SIGKILL it.
+  std::vector<std::pair<int, int>> pending_kills = config.kill_sites;
+  std::set<int> killed;
+  federation.tick = [&] {
+    for (auto it = pending_kills.begin(); it != pending_kills.end();) {
+      const auto [k, round] = *it;
+      const std::string marker =
+          config.coordinator.secure_aggregation.enabled
+              ? "round " + std::to_string(round) + ": secure aggregation: keys shared"
+              : "round " + std::to_string(round) + ": training";
+      std::ifstream in(p.run_dir / ("site-" + std::to_string(k)) / "site.log");
+      const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (log.find(marker) == std::string::npos) {
+        ++it;
+        continue;
+      }
+      sites[static_cast<size_t>(k - 1)]->Signal(SIGKILL);
+      killed.insert(k);
+      progress << "killed site-" << k << " (pid " << sites[static_cast<size_t>(k - 1)]->pid()
+               << ") in round " << round << ", after \"" << marker << "\" (--kill-site)"
+               << std::endl;
+      it = pending_kills.erase(it);
+    }
+  };
   const int coord_status = FollowProgress(config, coord_dir, federation, progress, &outcome.stopped);
 
   outcome.exit_status = coord_status;
   for (std::size_t k = 0; k < sites.size(); ++k) {
     std::optional<int> s = sites[k]->Wait(20.0);
     if (!s.has_value()) s = sites[k]->Stop();
+    if (killed.count(static_cast<int>(k) + 1)) continue;  // --kill-site: expected
     if (*s != 0) {
       progress << "site-" << (k + 1) << " exited with status " << *s << "; see "
                << (p.run_dir / "logs" / ("site-" + std::to_string(k + 1) + ".out")).string()
@@ -560,6 +589,16 @@ SiteDataConfig SiteDataFor(const SimulationConfig& config, int k) {
 
 void ValidateSimulationConfig(const SimulationConfig& c) {
   const std::string& path = c.config_path;
+  for (const auto& [k, round] : c.kill_sites) {
+    if (c.mode != "process") {
+      throw ConfigError("--kill-site needs process mode (a thread cannot be killed alone)");
+    }
+    if (k < 1 || k > c.sites || round < 1 || round > c.coordinator.rounds) {
+      throw ConfigError("--kill-site " + std::to_string(k) + "@" + std::to_string(round) +
+                        ": expected a site in 1.." + std::to_string(c.sites) + " and a round in 1.." +
+                        std::to_string(c.coordinator.rounds));
+    }
+  }
   if (c.sites < 1) ThrowBadSetting(path, "simulation", "sites", "an integer >= 1", std::to_string(c.sites));
   if (c.mode != "process" && c.mode != "threads") {
     ThrowBadSetting(path, "simulation", "mode", "\"process\" or \"threads\"", "\"" + c.mode + "\"");

@@ -90,6 +90,10 @@ struct SimulationConfig {
   SitePrivacyConfig privacy;
   std::vector<double> budget_epsilon_per_site;
   SweepConfig sweep;
+  // --kill-site K@R (process mode): SIGKILL site K's process during round R once it has shared
+  // its secure-aggregation keys (or, without secure aggregation, once it starts training), to
+  // show that the round recovers. Pairs (K, R), 1-based.
+  std::vector<std::pair<int, int>> kill_sites;
 };
 
 // Reads a simulation config: [simulation] name, sites, output_dir, mode, site_threads,

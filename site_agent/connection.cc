@@ -1,12 +1,14 @@
 #include "site_agent/connection.h"
 
 #include <grpcpp/grpcpp.h>
+#include <openssl/crypto.h>
 
 #include <chrono>
 
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
 #include "common/transport/chunking.h"
+#include "common/transport/secagg_wire.h"
 #include "common/transport/tls.h"
 #include "proto/fedmed.grpc.pb.h"
 
@@ -107,7 +109,8 @@ CoordinatorConnection::~CoordinatorConnection() = default;
 
 Registration CoordinatorConnection::Register(const std::string& site_name,
                                              int64_t num_train_samples, int64_t num_test_samples,
-                                             int64_t in_channels, int64_t num_classes) {
+                                             int64_t in_channels, int64_t num_classes,
+                                             const std::vector<std::string>& capabilities) {
   grpc::ClientContext context;
   SetDeadline(&context, kShortCall);
   CallScope scope(stub_.get(), &context);
@@ -118,6 +121,7 @@ Registration CoordinatorConnection::Register(const std::string& site_name,
   request.set_in_channels(in_channels);
   request.set_num_classes(num_classes);
   request.set_software_version("fedmed 0.1.0");
+  for (const std::string& c : capabilities) request.add_capabilities(c);
   v1::RegisterReply reply;
   const grpc::Status status = stub_->stub->Register(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, /*registering=*/true);
@@ -163,6 +167,7 @@ SiteTask CoordinatorConnection::Poll(const std::string& session_id, int wait_ms)
       task.settings.weight_decay = s.weight_decay();
       task.settings.seed = s.seed();
       task.settings.proximal_mu = s.proximal_mu();
+      if (t.has_secure_aggregation()) task.secure = FromProto(t.secure_aggregation(), t.round());
       break;
     }
     case v1::Task::kEvaluate: {
@@ -243,6 +248,8 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   FillPrivacy(info.privacy, header->mutable_privacy());
   header->set_log_seq(info.log_seq);
   header->set_log_entry_sha256(info.log_entry_sha256);
+  header->set_secure(info.secure);
+  for (uint32_t v : info.secagg_complaints) header->add_secagg_complaints(v);
   if (writer->Write(chunk)) {
     ForEachChunk(update_bytes, [&](std::string_view piece) {
       chunk.set_data(piece.data(), piece.size());
@@ -294,6 +301,87 @@ void CoordinatorConnection::ReportEvaluation(const std::string& session_id, int 
   v1::EvaluationReply reply;
   const grpc::Status status = stub_->stub->ReportEvaluation(&context, report, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, false);
+}
+
+namespace {
+
+v1::SecAggMessage SecAggHeader(const std::string& session_id, int round, int attempt) {
+  v1::SecAggMessage m;
+  m.set_session_id(session_id);
+  m.set_round(round);
+  m.set_attempt(attempt);
+  return m;
+}
+
+}  // namespace
+
+void CoordinatorConnection::SecAggSend(const v1::SecAggMessage& message) {
+  grpc::ClientContext context;
+  SetDeadline(&context, kShortCall);
+  CallScope scope(stub_.get(), &context);
+  v1::SecAggAck ack;
+  const grpc::Status status = stub_->stub->SecAggSend(&context, message, &ack);
+  if (!status.ok()) throw ToRpcError(status, target_, false);
+}
+
+void CoordinatorConnection::SecAggSendKeys(const std::string& session_id, int round, int attempt,
+                                           const AdvertisedKeys& keys) {
+  v1::SecAggMessage m = SecAggHeader(session_id, round, attempt);
+  ToProto(keys, m.mutable_keys());
+  SecAggSend(m);
+}
+
+void CoordinatorConnection::SecAggSendShares(const std::string& session_id, int round,
+                                             int attempt,
+                                             const std::vector<EncryptedShare>& shares) {
+  v1::SecAggMessage m = SecAggHeader(session_id, round, attempt);
+  for (const EncryptedShare& e : shares) ToProto(e, m.mutable_shares()->add_shares());
+  SecAggSend(m);
+}
+
+void CoordinatorConnection::SecAggSendUnmask(const std::string& session_id, int round,
+                                             int attempt,
+                                             const std::vector<UnmaskShare>& shares) {
+  v1::SecAggMessage m = SecAggHeader(session_id, round, attempt);
+  for (const UnmaskShare& s : shares) ToProto(s, m.mutable_unmask()->add_shares());
+  SecAggSend(m);
+  for (int i = 0; i < m.unmask().shares_size(); ++i) {  // the shares are secrets: wipe the copy
+    std::string* bytes = m.mutable_unmask()->mutable_shares(i)->mutable_share();
+    OPENSSL_cleanse(bytes->data(), bytes->size());
+  }
+}
+
+SecAggStage CoordinatorConnection::SecAggReceive(const std::string& session_id, int round,
+                                                 int attempt, int stage, int wait_ms) {
+  grpc::ClientContext context;
+  SetDeadline(&context, std::chrono::milliseconds(wait_ms) + kShortCall);
+  CallScope scope(stub_.get(), &context);
+  v1::SecAggPoll poll;
+  poll.set_session_id(session_id);
+  poll.set_round(round);
+  poll.set_attempt(attempt);
+  poll.set_stage(stage);
+  poll.set_wait_ms(wait_ms);
+  v1::SecAggBroadcast reply;
+  const grpc::Status status = stub_->stub->SecAggReceive(&context, poll, &reply);
+  if (!status.ok()) throw ToRpcError(status, target_, false);
+  SecAggStage out;
+  switch (reply.status()) {
+    case v1::SecAggBroadcast::READY:
+      out.status = SecAggStage::Status::kReady;
+      break;
+    case v1::SecAggBroadcast::ABORTED:
+      out.status = SecAggStage::Status::kAborted;
+      break;
+    default:
+      out.status = SecAggStage::Status::kWait;
+  }
+  out.reason = reply.reason();
+  for (const v1::SecAggKeys& k : reply.keys()) out.keys.push_back(FromProto(k));
+  for (const v1::SecAggShare& e : reply.inbox()) out.inbox.push_back(FromProto(e));
+  out.u2.assign(reply.u2().begin(), reply.u2().end());
+  out.u3.assign(reply.u3().begin(), reply.u3().end());
+  return out;
 }
 
 }  // namespace fedmed

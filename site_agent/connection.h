@@ -10,14 +10,20 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "common/metrics/classification_metrics.h"
 #include "common/model/local_training.h"
 #include "common/model/model_spec.h"
+#include "common/secagg/protocol.h"
 #include "common/util/error.h"
 
 namespace fedmed {
+namespace v1 {
+class SecAggMessage;
+}  // namespace v1
 
 struct TlsFiles;
 
@@ -61,6 +67,18 @@ struct SiteTask {
   int eval_batch_size = 256;  // kEvaluate
   double seconds_left = 0;    // until the coordinator's deadline for this task
   std::string finish_reason;  // kFinish
+  // kTrain of a secure round: its parameters (common/secagg/protocol.h); unset otherwise.
+  std::optional<SecAggRoundConfig> secure;
+};
+
+// What SecAggReceive got for a stage of a secure round.
+struct SecAggStage {
+  enum class Status { kWait, kReady, kAborted } status = Status::kWait;
+  std::string reason;                 // kAborted: why
+  std::vector<AdvertisedKeys> keys;   // stage 1: U1
+  std::vector<EncryptedShare> inbox;  // stage 2: the shares addressed to this site
+  std::vector<uint32_t> u2;           // stage 2
+  std::vector<uint32_t> u3;           // stage 3
 };
 
 // What a round cost the site's privacy budget (see PrivacySpend in proto/fedmed.proto).
@@ -88,6 +106,10 @@ struct UpdateInfo {
   // line); empty when the site keeps no log.
   int64_t log_seq = 0;
   std::string log_entry_sha256;
+  // A secure round's masked input: the bytes are its words, num_samples is sent as 0 (the count
+  // is masked with the update), and these are the peers whose key shares failed authentication.
+  bool secure = false;
+  std::vector<uint32_t> secagg_complaints;
 };
 
 class CoordinatorConnection {
@@ -101,8 +123,10 @@ class CoordinatorConnection {
 
   // Each call has its own deadline (Register/Report: 30 s; Poll: wait_ms + 30 s; transfers: 10
   // minutes) so that a vanished coordinator never hangs a site.
+  // `capabilities`: what this site supports beyond the base protocol ("secagg-v1").
   Registration Register(const std::string& site_name, int64_t num_train_samples,
-                        int64_t num_test_samples, int64_t in_channels, int64_t num_classes);
+                        int64_t num_test_samples, int64_t in_channels, int64_t num_classes,
+                        const std::vector<std::string>& capabilities = {});
   SiteTask Poll(const std::string& session_id, int wait_ms);
   // Returns the encoded model of `ref.version`; throws RpcError(kRejected) when its size or
   // SHA-256 differs from `ref` or from the stream header.
@@ -116,6 +140,20 @@ class CoordinatorConnection {
   // there); `privacy` carries the spend so far and what the round would have cost.
   void DeclineTask(const std::string& session_id, int round, const std::string& reason,
                    const PrivacyReport& privacy);
+  // Secure aggregation (common/secagg/protocol.h): this site's message of stage 0 (keys),
+  // 1 (shares) or 3 (unmasking shares) of round `round`, attempt `attempt`. Throws RpcError
+  // (kRejected when the coordinator refuses it, with its reason).
+  void SecAggSendKeys(const std::string& session_id, int round, int attempt,
+                      const AdvertisedKeys& keys);
+  void SecAggSendShares(const std::string& session_id, int round, int attempt,
+                        const std::vector<EncryptedShare>& shares);
+  void SecAggSendUnmask(const std::string& session_id, int round, int attempt,
+                        const std::vector<UnmaskShare>& shares);
+  // Waits up to wait_ms for what the coordinator relays at `stage` (1: U1's keys, 2: this
+  // site's inbox and U2, 3: U3).
+  SecAggStage SecAggReceive(const std::string& session_id, int round, int attempt, int stage,
+                            int wait_ms);
+
   // Thread-safe: cancels the call in flight, if any (it then throws RpcError), and every later
   // call. Used to stop a site promptly while it waits in a poll.
   void Cancel();
@@ -123,6 +161,7 @@ class CoordinatorConnection {
  private:
   class Stub;
   class CallScope;
+  void SecAggSend(const v1::SecAggMessage& message);
   std::string target_;
   std::unique_ptr<Stub> stub_;
 };

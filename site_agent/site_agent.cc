@@ -36,6 +36,7 @@
 #include "site_agent/compute_slots.h"
 #include "site_agent/connection.h"
 #include "site_agent/round_privacy.h"
+#include "site_agent/secure_round.h"
 
 namespace fedmed {
 
@@ -204,7 +205,8 @@ class SiteAgent::Impl {
       try {
         if (session.empty()) {
           const Registration r = connection.Register(config_.name, train_.size(), test_.size(),
-                                                     train_.channels, num_classes_);
+                                                     train_.channels, num_classes_,
+                                                     Capabilities());
           session = r.session_id;
           total_rounds_ = r.total_rounds;
           AppendToPrivacyLog(kEventRegistered, {{"federation", r.federation},
@@ -324,6 +326,13 @@ class SiteAgent::Impl {
       // sampling and the noise. Private training draws its randomness from a secret seed.
       settings.seed = SecureRandomUint64();
     }
+    // A secure round exchanges keys before training (Bonawitz et al.: a site that drops later is
+    // then recovered from its shares).
+    std::unique_ptr<SecureRound> secure;
+    if (task.secure) {
+      secure = MakeSecureRound(*task.secure);
+      if (!secure->ExchangeKeys(connection, session, stopping_)) return;
+    }
     // With a shared limit, the slot covers the download, training and upload, so that only
     // slots() agents hold a model, its gradients and an update at any time.
     std::optional<ComputeSlots::Lease> lease;
@@ -364,7 +373,16 @@ class SiteAgent::Impl {
                   std::to_string(result.steps) + " steps but the privacy plan accounted for " +
                   std::to_string(plan->mechanism.steps) + "; the update is not sent");
     }
-    const std::string bytes = EncodeModelState(result.delta);
+    info.round = task.round;
+    info.base_version = task.model.version;
+    info.num_samples = result.num_samples;
+    info.local_steps = result.steps;
+    // The training loss is a statistic of the private images that no noise protects: a private
+    // site keeps it to itself, and so does a site whose update is hidden by secure aggregation.
+    info.train_loss = plan || secure ? std::nan("") : result.mean_loss;
+    info.train_seconds = result.seconds;
+    const std::string bytes = secure ? secure->MaskUpdate(result.delta, result.num_samples, &info)
+                                     : EncodeModelState(result.delta);
     if (plan) {
       // On disk before the update leaves (the ledger, then the signed log entry with the digest
       // of the exact bytes sent): a crash may lose the upload, never the record of the spend.
@@ -378,19 +396,34 @@ class SiteAgent::Impl {
                  task.round, info.privacy.epsilon_round, info.privacy.epsilon_total,
                  info.privacy.budget_epsilon, info.privacy.delta);
     }
-    info.round = task.round;
-    info.base_version = task.model.version;
-    info.num_samples = result.num_samples;
-    info.local_steps = result.steps;
-    // The training loss is a statistic of the private images that no noise protects: a private
-    // site keeps it to itself.
-    info.train_loss = plan ? std::nan("") : result.mean_loss;
-    info.train_seconds = result.seconds;
     const auto start = Clock::now();
     connection.UploadUpdate(session, info, bytes);
-    log_->info("round {}: trained {} steps in {:.2f} s (loss {:.4f}); update sent in {:.2f} s",
+    log_->info("round {}: trained {} steps in {:.2f} s (loss {:.4f}); {} sent in {:.2f} s",
                task.round, result.steps, result.seconds, result.mean_loss,
-               Seconds(Clock::now() - start));
+               secure ? "masked update" : "update", Seconds(Clock::now() - start));
+    if (secure) {
+      lease.reset();  // unmasking needs no compute: let another agent train meanwhile
+      secure->Unmask(connection, session, stopping_);
+    }
+  }
+
+  // What this site announces at registration: secure aggregation when it holds the signing key
+  // its keys are signed with.
+  std::vector<std::string> Capabilities() const {
+    const std::filesystem::path dir = std::filesystem::path(config_.tls.key).parent_path();
+    if (std::filesystem::exists(dir / kAuditKeyFile) && std::filesystem::exists(dir / kAuditCertFile)) {
+      return {kSecAggCapability};
+    }
+    return {};
+  }
+
+  std::unique_ptr<SecureRound> MakeSecureRound(const SecAggRoundConfig& config) {
+    const std::filesystem::path dir = std::filesystem::path(config_.tls.key).parent_path();
+    return std::make_unique<SecureRound>(
+        config, config_.name,
+        ReadFileOrThrow((dir / kAuditKeyFile).string(), "the site's audit key"),
+        ReadFileOrThrow((dir / kAuditCertFile).string(), "the site's audit certificate"),
+        ReadFileOrThrow(config_.tls.ca_cert, "[tls] ca_cert"), log_);
   }
 
   // ---- the signed privacy log (common/audit/privacy_log.h; docs/PRIVACY.md) ----

@@ -141,13 +141,20 @@ bool operator==(const StrategyConfig& a, const StrategyConfig& b) {
                                                b.beta1, b.beta2, b.tau, b.trim_fraction);
 }
 
+bool operator==(const SecureAggregationConfig& a, const SecureAggregationConfig& b) {
+  return std::tie(a.enabled, a.threshold, a.clip_range, a.quantization_bits,
+                  a.stage_timeout_seconds) == std::tie(b.enabled, b.threshold, b.clip_range,
+                                                       b.quantization_bits,
+                                                       b.stage_timeout_seconds);
+}
+
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
   const auto settings = [](const CoordinatorConfig& c) {
     return std::tie(c.federation, c.listen_address, c.output_dir, c.threads, c.tls,
                     c.allowed_sites, c.rounds, c.min_sites, c.sites_per_round, c.min_available_sites,
                     c.round_deadline_seconds, c.registration_timeout_seconds, c.seed, c.model,
                     c.in_channels, c.num_classes, c.image_size, c.training, c.strategy,
-                    c.eval_data,
+                    c.secure_aggregation, c.eval_data,
                     c.eval_split, c.federated_evaluation, c.eval_batch_size, c.checkpoint_every);
   };
   return settings(a) == settings(b);
@@ -176,6 +183,12 @@ void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   for (const StrategyKeyRule& rule : StrategyKeyRules()) {
     ReadOptional(file, "strategy", rule.key, &(c.strategy.*rule.field));
   }
+  SecureAggregationConfig& a = c.secure_aggregation;
+  file.Read("secure_aggregation", "enabled", &a.enabled);
+  file.Read("secure_aggregation", "threshold", &a.threshold);
+  file.Read("secure_aggregation", "clip_range", &a.clip_range);
+  file.Read("secure_aggregation", "quantization_bits", &a.quantization_bits);
+  file.Read("secure_aggregation", "stage_timeout_seconds", &a.stage_timeout_seconds);
   file.Read("evaluation", "data", &c.eval_data);
   file.Read("evaluation", "split", &c.eval_split);
   file.Read("evaluation", "federated", &c.federated_evaluation);
@@ -290,6 +303,33 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
           TomlDouble(t.weight_decay));
 
   ValidateStrategyConfig(c.strategy, f);
+
+  const SecureAggregationConfig& a = c.secure_aggregation;
+  require(a.threshold == 0 || (a.threshold >= 2 && a.threshold <= num_sites), "secure_aggregation",
+          "threshold",
+          "0 (a majority of each round's sites) or an integer between 2 and the number of [tls] "
+          "allowed_sites (" + num(num_sites) + ")",
+          num(a.threshold));
+  require(std::isfinite(a.clip_range) && a.clip_range > 0 &&
+              2.0 * a.clip_range * num_sites <= std::ldexp(1.0, a.quantization_bits) - 1 - num_sites,
+          "secure_aggregation", "clip_range",
+          "a number > 0 with 2 * clip_range * " + num(num_sites) + " sites <= 2^" +
+              num(a.quantization_bits) + " - 1 - " + num(num_sites),
+          TomlDouble(a.clip_range));
+  require(a.quantization_bits >= 8 && a.quantization_bits <= 32, "secure_aggregation",
+          "quantization_bits", "an integer between 8 and 32", num(a.quantization_bits));
+  require(a.stage_timeout_seconds > 0, "secure_aggregation", "stage_timeout_seconds",
+          "a number of seconds > 0", TomlDouble(a.stage_timeout_seconds));
+  if (a.enabled) {
+    require(num_sites >= 2, "secure_aggregation", "enabled",
+            "false with a single allowed site (nothing to hide it among)", "true");
+    if (c.strategy.name == "median" || c.strategy.name == "trimmed_mean") {
+      throw ConfigError(SettingName(f, "strategy", "name") + ": " + TomlString(c.strategy.name) +
+                        " needs each site's update on its own, but [secure_aggregation] enabled = "
+                        "true lets the coordinator see only their sum; choose fedavg, fedprox, "
+                        "fedadam, fedyogi or fedadagrad, or disable secure aggregation");
+    }
+  }
 
   require(c.eval_split == "train" || c.eval_split == "val" || c.eval_split == "test",
           "evaluation", "split", "\"train\", \"val\" or \"test\"", str(c.eval_split));
@@ -407,6 +447,19 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "\n"
          "[strategy]\n" +
          RenderStrategy(c.strategy) +
+         "\n"
+         "[secure_aggregation]\n"
+         "# Secure aggregation (Bonawitz et al. 2017): the coordinator learns only the sum of the\n"
+         "# round's updates. Not with median or trimmed_mean.\n"
+         "enabled = " + TomlBool(c.secure_aggregation.enabled) + "\n"
+         "# Survivors needed to unmask a round (0 = a majority of the round's sites).\n"
+         "threshold = " + num(c.secure_aggregation.threshold) + "\n"
+         "# Each value of a site's weighted update is clipped to [-clip_range, clip_range].\n"
+         "clip_range = " + TomlDouble(c.secure_aggregation.clip_range) + "\n"
+         "# Bits of the fixed-point code of the sum (8..32).\n"
+         "quantization_bits = " + num(c.secure_aggregation.quantization_bits) + "\n"
+         "# Seconds the key exchange and unmasking stages wait for late sites.\n"
+         "stage_timeout_seconds = " + TomlDouble(c.secure_aggregation.stage_timeout_seconds) + "\n"
          "\n"
          "[evaluation]\n"
          "# Held-out images the coordinator evaluates the global model on (\"\" = none).\n"

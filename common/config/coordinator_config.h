@@ -7,6 +7,8 @@
 //   [model]       name, in_channels, num_classes, image_size
 //   [training]    local_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay
 //   [strategy]    name, proximal_mu, server_learning_rate, beta1, beta2, tau, trim_fraction
+//   [secure_aggregation]  enabled, threshold, clip_range, quantization_bits,
+//                 stage_timeout_seconds
 //   [evaluation]  data, split, federated, batch_size, checkpoint_every
 //
 // RenderCoordinatorConfig writes the full, commented file. [tls] ca_cert, cert, key and
@@ -80,6 +82,25 @@ struct StrategyConfig {
   std::optional<double> trim_fraction;         // beta of the trimmed mean: share cut per side
 };
 
+// [secure_aggregation]: the coordinator learns only the sum of the round's updates (Bonawitz et
+// al., CCS 2017; common/secagg/protocol.h, docs/SECURE_AGGREGATION.md). Sites follow the
+// coordinator's choice; a site that does not support it is refused at registration.
+struct SecureAggregationConfig {
+  bool enabled = false;
+  // t: survivors needed to unmask a round; 0 = a majority of the round's selected sites
+  // (floor(n/2) + 1, at least 2); else 2..#allowed_sites (a round with fewer selected sites than
+  // t fails). Also the number of sites that must collude with the coordinator to see an update.
+  int threshold = 0;
+  // R: each value of a site's weighted update (n_k / n_max) * delta is clipped to [-R, R]
+  // before quantisation; > 0 and small enough that 2 * R * #sites fits the code range.
+  double clip_range = 1.0;
+  // b: the sum of the sites' codes fits in b bits (8..32); 32 is the finest.
+  int quantization_bits = 32;
+  // Seconds the key exchange stages and the unmasking stage wait for the sites that have not
+  // answered yet before going on without them; > 0.
+  double stage_timeout_seconds = 30;
+};
+
 struct CoordinatorConfig {
   std::string config_path;  // the file this was loaded from ("" when built in code)
   // [coordinator]
@@ -109,6 +130,8 @@ struct CoordinatorConfig {
   TrainingConfig training;
   // [strategy]
   StrategyConfig strategy;
+  // [secure_aggregation]
+  SecureAggregationConfig secure_aggregation;
   // [evaluation]
   std::string eval_data;              // key `data`; "" = no central evaluation
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
@@ -124,6 +147,7 @@ bool operator==(const TlsFiles& a, const TlsFiles& b);
 void ResolveTlsPaths(const std::string& config_path, TlsFiles* tls);
 bool operator==(const TrainingConfig& a, const TrainingConfig& b);
 bool operator==(const StrategyConfig& a, const StrategyConfig& b);
+bool operator==(const SecureAggregationConfig& a, const SecureAggregationConfig& b);
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }
 
@@ -133,7 +157,8 @@ inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) {
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 
-// Reads the [federation], [model], [training], [strategy] and [evaluation] sections of `file`
+// Reads the [federation], [model], [training], [strategy], [secure_aggregation] and [evaluation]
+// sections of `file`
 // into `config` exactly as LoadCoordinatorConfig does, declaring their keys as accepted (see
 // TomlFile), for files that embed a coordinator's settings, such as fedmed-simulate's experiment
 // configs.
@@ -141,7 +166,8 @@ CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 void ReadFederationSections(TomlFile& file, CoordinatorConfig* config);
 
 // Checks ranges and consistency (see the field comments; in addition, either eval_data is set or
-// both in_channels and num_classes are > 0; [strategy] as ValidateStrategyConfig). Throws
+// both in_channels and num_classes are > 0; [strategy] as ValidateStrategyConfig; a strategy
+// that needs each update on its own (median, trimmed_mean) is refused with secure aggregation). Throws
 // ConfigError naming config_path, section and key of the first violation. Called by
 // LoadCoordinatorConfig.
 void ValidateCoordinatorConfig(const CoordinatorConfig& config);

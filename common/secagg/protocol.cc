@@ -398,6 +398,11 @@ std::string SecAggServer::AddKeys(const std::string& site, const AdvertisedKeys&
   return "";
 }
 
+bool SecAggServer::Advertised(const std::string& site) const {
+  const uint32_t index = config_.IndexOf(site);
+  return excluded_.count(site) != 0 || (index != 0 && keys_.count(index) != 0);
+}
+
 bool SecAggServer::KeysComplete() const {
   return keys_.size() + excluded_.size() >= config_.participants.size();
 }

@@ -201,6 +201,8 @@ class SecAggServer {
   // duplicate message is refused without exclusion).
   std::string AddKeys(const std::string& site, const AdvertisedKeys& keys);
   bool KeysComplete() const;  // every participant not excluded has advertised
+  // True once `site` has advertised keys or been excluded in this attempt.
+  bool Advertised(const std::string& site) const;
   // Ends stage 0: U1. Throws SecAggAborted when |U1| < t.
   std::vector<AdvertisedKeys> CloseKeys();
   const std::vector<AdvertisedKeys>& u1() const { return u1_; }

@@ -64,6 +64,11 @@ CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
   c.num_classes = 7;
   c.image_size = 64;
   c.training = TrainingConfig{3, 16, "adam", 0.1 + 0.2, 0.0, 1e-5};
+  c.secure_aggregation.enabled = true;
+  c.secure_aggregation.threshold = 2;
+  c.secure_aggregation.clip_range = 0.5;
+  c.secure_aggregation.quantization_bits = 24;
+  c.secure_aggregation.stage_timeout_seconds = 12.5;
   c.strategy.name = "fedadam";  // beta1 and tau left to their defaults
   c.strategy.server_learning_rate = 0.1 + 0.2;
   c.strategy.beta2 = 0.999;
@@ -331,6 +336,38 @@ TEST_F(ConfigTest, BadCoordinatorValuesNameFileSectionAndKey) {
                  [](const std::string& p) { LoadCoordinatorConfig(p); });
 }
 
+bool StrategyNeedsIndividualUpdates(const std::string& name) {
+  return name == "median" || name == "trimmed_mean";
+}
+
+TEST_F(ConfigTest, SecureAggregationIsValidatedAndRefusesRobustStrategies) {
+  const auto load = [&](const std::string& extra) {
+    return LoadCoordinatorConfig(Write("sa.toml", std::string(kCoordinatorBase) + extra));
+  };
+  EXPECT_TRUE(load("\n[secure_aggregation]\nenabled = true\n").secure_aggregation.enabled);
+  const auto expect_error = [&](const std::string& extra, const std::string& fragment) {
+    try {
+      load(extra);
+      ADD_FAILURE() << "accepted: " << extra;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error("\n[secure_aggregation]\nenabled = true\nthreshold = 4\n",
+               "[secure_aggregation] threshold: expected 0 (a majority");
+  expect_error("\n[secure_aggregation]\nthreshold = 1\n", "[secure_aggregation] threshold");
+  expect_error("\n[secure_aggregation]\nquantization_bits = 40\n",
+               "[secure_aggregation] quantization_bits");
+  expect_error("\n[secure_aggregation]\nclip_range = 0\n", "[secure_aggregation] clip_range");
+  expect_error("\n[secure_aggregation]\nquantization_bits = 8\nclip_range = 100\n",
+               "[secure_aggregation] clip_range: expected a number > 0 with 2 * clip_range");
+  for (const char* robust : {"median", "trimmed_mean"}) {
+    expect_error(std::string("\n[strategy]\nname = \"") + robust +
+                     "\"\n\n[secure_aggregation]\nenabled = true\n",
+                 "needs each site's update on its own, but [secure_aggregation] enabled = true");
+  }
+}
+
 TEST_F(ConfigTest, EveryStrategyRoundTripsWithItsDefaults) {
   const CoordinatorConfig base = FullCoordinatorConfig(dir_);
   std::vector<StrategyConfig> strategies(9);
@@ -355,6 +392,7 @@ TEST_F(ConfigTest, EveryStrategyRoundTripsWithItsDefaults) {
     SCOPED_TRACE(strategy.name);
     CoordinatorConfig c = base;
     c.strategy = strategy;
+    c.secure_aggregation.enabled = !StrategyNeedsIndividualUpdates(strategy.name);
     const std::string text = RenderCoordinatorConfig(c);
     const CoordinatorConfig loaded = LoadCoordinatorConfig(Write("c.toml", text));
     EXPECT_TRUE(loaded.strategy == strategy) << text;

@@ -40,13 +40,16 @@ inline std::string FederationToml(int sites, int rounds, bool federated,
 // Writes `config` to dir/federation.toml, runs fedmed-simulate on it (output in
 // dir/simulate.out) and returns its run directory; fails the test (and returns nothing) when it
 // does not finish within `timeout_seconds` or exits with a non-zero status.
-inline std::optional<std::filesystem::path> RunFederation(const TempDir& dir,
-                                                          const std::string& config,
-                                                          double timeout_seconds = 600) {
+// `extra_args` are appended to fedmed-simulate's command line (e.g. {"--kill-site", "2@2"}).
+inline std::optional<std::filesystem::path> RunFederation(
+    const TempDir& dir, const std::string& config, double timeout_seconds = 600,
+    const std::vector<std::string>& extra_args = {}) {
   const std::string path = dir / "federation.toml";
   std::ofstream(path) << config;
-  ChildProcess simulate({BinDir() + "/fedmed-simulate", "--config", path, "--output", dir / "runs"},
-                        dir / "simulate.out");
+  std::vector<std::string> argv = {BinDir() + "/fedmed-simulate", "--config", path, "--output",
+                                   dir / "runs"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ChildProcess simulate(argv, dir / "simulate.out");
   const std::optional<int> status = simulate.Wait(timeout_seconds);
   if (!status.has_value()) {
     ADD_FAILURE() << "fedmed-simulate did not finish in " << timeout_seconds << " s";
