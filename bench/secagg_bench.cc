@@ -13,7 +13,8 @@
 //                             sites cost n - d pairwise masks each)
 // Sites run their stages in parallel, each on its own machine, so a secure round adds about
 // ClientKeyExchange + ClientMaskInput to a site's time and ServerUnmask - PlainWeightedSum to the
-// coordinator's.
+// coordinator's. A last argument k > 0 runs SecAgg+ (Bell et al., CCS 2020): each site shares
+// with k neighbours only (threshold k/2 + 1), so a site's cost stops growing with n.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -76,10 +77,18 @@ const Setup& GetSetup(int n) {
   return *s;
 }
 
-std::vector<SecAggClient> Clients(const Setup& s) {
+// The setup's round config with SecAgg+ neighbours k (0 = everyone).
+SecAggRoundConfig WithNeighbours(const Setup& s, int k) {
+  SecAggRoundConfig c = s.config;
+  c.neighbours = k;
+  if (k > 0) c.threshold = k / 2 + 1;
+  return c;
+}
+
+std::vector<SecAggClient> Clients(const Setup& s, const SecAggRoundConfig& config) {
   std::vector<SecAggClient> clients;
-  for (size_t i = 0; i < s.config.participants.size(); ++i) {
-    clients.emplace_back(s.config, s.config.participants[i],
+  for (size_t i = 0; i < config.participants.size(); ++i) {
+    clients.emplace_back(config, config.participants[i],
                          AuditSigningKey::FromPem(s.audit[i].key_pem, "bench key"),
                          s.audit[i].cert_pem, s.ca.cert_pem);
   }
@@ -87,14 +96,15 @@ std::vector<SecAggClient> Clients(const Setup& s) {
 }
 
 // Runs stages 0 and 1 for everyone; returns the server ready for masked inputs.
-std::unique_ptr<SecAggServer> ExchangeKeys(const Setup& s, std::vector<SecAggClient>& clients) {
-  auto server = std::make_unique<SecAggServer>(s.config, s.ca.cert_pem, std::time(nullptr));
+std::unique_ptr<SecAggServer> ExchangeKeys(const Setup& s, const SecAggRoundConfig& config,
+                                           std::vector<SecAggClient>& clients) {
+  auto server = std::make_unique<SecAggServer>(config, s.ca.cert_pem, std::time(nullptr));
   for (size_t i = 0; i < clients.size(); ++i) {
-    server->AddKeys(s.config.participants[i], clients[i].AdvertiseKeys());
+    server->AddKeys(config.participants[i], clients[i].AdvertiseKeys());
   }
   const auto u1 = server->CloseKeys();
   for (size_t i = 0; i < clients.size(); ++i) {
-    server->AddShares(s.config.participants[i], clients[i].ShareKeys(u1, std::time(nullptr)));
+    server->AddShares(config.participants[i], clients[i].ShareKeys(u1, std::time(nullptr)));
   }
   server->CloseShares();
   return server;
@@ -116,15 +126,16 @@ void BM_PlainWeightedSum(benchmark::State& state) {
 
 void BM_ClientKeyExchange(benchmark::State& state) {
   const Setup& s = GetSetup(static_cast<int>(state.range(0)));
+  const SecAggRoundConfig config = WithNeighbours(s, static_cast<int>(state.range(1)));
   for (auto _ : state) {
     state.PauseTiming();
-    std::vector<SecAggClient> clients = Clients(s);
-    SecAggServer server(s.config, s.ca.cert_pem, std::time(nullptr));
+    std::vector<SecAggClient> clients = Clients(s, config);
+    SecAggServer server(config, s.ca.cert_pem, std::time(nullptr));
     for (size_t i = 1; i < clients.size(); ++i) {
-      server.AddKeys(s.config.participants[i], clients[i].AdvertiseKeys());
+      server.AddKeys(config.participants[i], clients[i].AdvertiseKeys());
     }
     state.ResumeTiming();
-    server.AddKeys(s.config.participants[0], clients[0].AdvertiseKeys());
+    server.AddKeys(config.participants[0], clients[0].AdvertiseKeys());
     const auto u1 = server.CloseKeys();
     benchmark::DoNotOptimize(clients[0].ShareKeys(u1, std::time(nullptr)));
   }
@@ -132,10 +143,11 @@ void BM_ClientKeyExchange(benchmark::State& state) {
 
 void BM_ClientMaskInput(benchmark::State& state) {
   const Setup& s = GetSetup(static_cast<int>(state.range(0)));
+  const SecAggRoundConfig config = WithNeighbours(s, static_cast<int>(state.range(1)));
   for (auto _ : state) {
     state.PauseTiming();
-    std::vector<SecAggClient> clients = Clients(s);
-    auto server = ExchangeKeys(s, clients);
+    std::vector<SecAggClient> clients = Clients(s, config);
+    auto server = ExchangeKeys(s, config, clients);
     const auto inbox = server->InboxFor(1);
     const auto u2 = server->u2();
     state.ResumeTiming();
@@ -146,31 +158,37 @@ void BM_ClientMaskInput(benchmark::State& state) {
 void BM_ServerUnmask(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0)), dropped = static_cast<int>(state.range(1));
   const Setup& s = GetSetup(n);
+  const SecAggRoundConfig config = WithNeighbours(s, static_cast<int>(state.range(2)));
   for (auto _ : state) {
     state.PauseTiming();
-    std::vector<SecAggClient> clients = Clients(s);
-    auto server = ExchangeKeys(s, clients);
+    std::vector<SecAggClient> clients = Clients(s, config);
+    auto server = ExchangeKeys(s, config, clients);
     const auto u2 = server->u2();
     for (int i = dropped; i < n; ++i) {  // the first `dropped` sites die after sharing
-      server->AddMaskedInput(s.config.participants[static_cast<size_t>(i)],
+      server->AddMaskedInput(config.participants[static_cast<size_t>(i)],
                              clients[static_cast<size_t>(i)].MaskInput(
                                  server->InboxFor(static_cast<uint32_t>(i + 1)), u2,
                                  s.updates[static_cast<size_t>(i) % s.updates.size()], 500));
     }
     const auto u3 = server->CloseMaskedInput();
     for (uint32_t v : u3) {
-      server->AddUnmaskShares(s.config.participants[v - 1], clients[v - 1].Unmask(u3));
+      server->AddUnmaskShares(config.participants[v - 1], clients[v - 1].Unmask(u3));
     }
     state.ResumeTiming();
     benchmark::DoNotOptimize(server->Unmask());
   }
 }
 
-BENCHMARK(BM_PlainWeightedSum)->Arg(3)->Arg(10)->Arg(30)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ClientKeyExchange)->Arg(3)->Arg(10)->Arg(30)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ClientMaskInput)->Arg(3)->Arg(10)->Arg(30)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PlainWeightedSum)->Arg(3)->Arg(10)->Arg(30)->Arg(100)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ClientKeyExchange)
+    ->Args({3, 0})->Args({10, 0})->Args({30, 0})->Args({30, 8})->Args({100, 0})->Args({100, 8})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ClientMaskInput)
+    ->Args({3, 0})->Args({10, 0})->Args({30, 0})->Args({30, 8})->Args({100, 0})->Args({100, 8})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ServerUnmask)
-    ->Args({3, 0})->Args({10, 0})->Args({10, 3})->Args({30, 0})->Args({30, 10})
+    ->Args({3, 0, 0})->Args({10, 0, 0})->Args({10, 3, 0})->Args({30, 0, 0})->Args({30, 10, 0})
+    ->Args({30, 0, 8})->Args({30, 10, 8})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "common/crypto/openssl_util.h"
 #include "common/crypto/pki.h"
@@ -99,6 +100,17 @@ void SecAggRoundConfig::Validate() const {
                       " (the participants), got " + std::to_string(threshold));
   }
   if (weight_normalizer < 1) throw ConfigError(what + "weight_normalizer must be >= 1");
+  if (neighbours < 0 || neighbours % 2 != 0) {
+    throw ConfigError(what + "neighbours (SecAgg+ k) must be 0 or an even number, got " +
+                      std::to_string(neighbours));
+  }
+  const int k = neighbours == 0 ? static_cast<int>(participants.size()) - 1
+                                : std::min(neighbours, static_cast<int>(participants.size()) - 1);
+  if (threshold > k + 1) {
+    throw ConfigError(what + "threshold " + std::to_string(threshold) + " exceeds the " +
+                      std::to_string(k + 1) + " holders of each site's shares (itself and its " +
+                      std::to_string(k) + " neighbours)");
+  }
   if (num_values < 1) throw ConfigError(what + "num_values must be >= 1");
   Codec();  // checks clip_range and quantization_bits
 }
@@ -114,6 +126,43 @@ const std::string& SecAggRoundConfig::SiteAt(uint32_t index) const {
     throw SecAggAborted("secure aggregation: no participant with index " + std::to_string(index));
   }
   return participants[index - 1];
+}
+
+std::vector<uint32_t> SecAggRoundConfig::Neighbours(uint32_t index) const {
+  const uint32_t n = static_cast<uint32_t>(participants.size());
+  std::vector<uint32_t> out;
+  if (neighbours == 0 || static_cast<uint32_t>(neighbours) >= n - 1) {
+    for (uint32_t v = 1; v <= n; ++v) {
+      if (v != index) out.push_back(v);
+    }
+    return out;
+  }
+  // A ring over a permutation of 1..n drawn from (round, attempt): public, the same for all.
+  std::vector<uint32_t> ring(n);
+  for (uint32_t i = 0; i < n; ++i) ring[i] = i + 1;
+  std::mt19937_64 rng(0x5ecA995ULL ^ (static_cast<uint64_t>(round) << 20) ^
+                      static_cast<uint64_t>(attempt));
+  for (uint32_t i = n - 1; i > 0; --i) {  // Fisher-Yates with an explicit, portable draw
+    const uint32_t j = static_cast<uint32_t>(rng() % (i + 1));
+    std::swap(ring[i], ring[j]);
+  }
+  const auto at = std::find(ring.begin(), ring.end(), index);
+  if (at == ring.end()) return out;
+  const uint32_t pos = static_cast<uint32_t>(at - ring.begin());
+  const uint32_t half = static_cast<uint32_t>(neighbours) / 2;
+  for (uint32_t d = 1; d <= half; ++d) {
+    out.push_back(ring[(pos + d) % n]);
+    out.push_back(ring[(pos + n - d) % n]);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+bool SecAggRoundConfig::AreNeighbours(uint32_t a, uint32_t b) const {
+  if (a == b) return false;
+  const std::vector<uint32_t> n = Neighbours(a);
+  return std::binary_search(n.begin(), n.end(), b);
 }
 
 FixedPointCodec SecAggRoundConfig::Codec() const {
@@ -196,7 +245,10 @@ std::vector<EncryptedShare> SecAggClient::ShareKeys(const std::vector<Advertised
   if (!c_keys_ || !s_keys_) throw SecAggAborted("secure aggregation: ShareKeys before AdvertiseKeys");
   u1_.clear();
   for (const AdvertisedKeys& k : u1) {
-    const std::string bad = CheckAdvertisedKeys(config_, k, ca_pem_, now);
+    // Only the keys this site will use are checked: its own and its neighbours' (all others
+    // without SecAgg+).
+    const bool used = k.index == index_ || config_.AreNeighbours(index_, k.index);
+    const std::string bad = used ? CheckAdvertisedKeys(config_, k, ca_pem_, now) : std::string();
     if (!bad.empty()) {
       throw SecAggAborted("secure aggregation, round " + std::to_string(config_.round) +
                           ": the coordinator relayed keys that fail their check: " + bad);
@@ -223,7 +275,9 @@ std::vector<EncryptedShare> SecAggClient::ShareKeys(const std::vector<Advertised
   std::vector<ShamirShare> s_shares =
       ShamirSplit(s_keys_->private_key.view(), config_.threshold, n);
   std::vector<EncryptedShare> out;
+  const std::vector<uint32_t> mine = config_.Neighbours(index_);
   for (const auto& [v, keys] : u1_) {
+    if (v != index_ && !std::binary_search(mine.begin(), mine.end(), v)) continue;
     std::string plain;
     PutU32(&plain, index_);
     PutU32(&plain, v);
@@ -299,8 +353,8 @@ MaskedInput SecAggClient::MaskInput(const std::vector<EncryptedShare>& inbox,
     }
     if (!ok) out.complaints.push_back(e.from);
   }
-  for (uint32_t v : u2_) {  // a member of U2 whose share never arrived is reported too
-    if (!received_.count(v) &&
+  for (uint32_t v : u2_) {  // a neighbour in U2 whose share never arrived is reported too
+    if ((v == index_ || config_.AreNeighbours(index_, v)) && !received_.count(v) &&
         std::find(out.complaints.begin(), out.complaints.end(), v) == out.complaints.end()) {
       out.complaints.push_back(v);
     }
@@ -316,7 +370,7 @@ MaskedInput SecAggClient::MaskInput(const std::vector<EncryptedShare>& inbox,
   AddPrgMask(out.masked, seed);
   OPENSSL_cleanse(seed.data(), seed.size());
   for (uint32_t v : u2_) {
-    if (v == index_) continue;
+    if (v == index_ || !config_.AreNeighbours(index_, v)) continue;
     const AdvertisedKeys& peer = u1_.at(v);
     const SecretBytes pair = AgreeKey(s_keys_->private_key, peer.s_public_key,
                                       PairContext(config_, "pairwise-mask", index_, v),
@@ -424,13 +478,17 @@ std::string SecAggServer::AddShares(const std::string& site, std::vector<Encrypt
   if (shares_.count(index)) return site + " already sent its shares";
   std::set<uint32_t> to;
   for (const EncryptedShare& e : shares) {
-    if (e.from != index || !keys_.count(e.to) || !to.insert(e.to).second) {
-      return site + " sent a share that is not from it to one member of U1 each";
+    if (e.from != index || !keys_.count(e.to) ||
+        (e.to != index && !config_.AreNeighbours(index, e.to)) || !to.insert(e.to).second) {
+      return site + " sent a share that is not from it to one member of U1 among its "
+             "neighbours each";
     }
   }
-  if (to.size() != keys_.size()) {
+  size_t expected = 1;  // itself
+  for (uint32_t v : config_.Neighbours(index)) expected += keys_.count(v);
+  if (to.size() != expected) {
     return site + " sent " + std::to_string(to.size()) + " shares, expected one for each of the " +
-           std::to_string(keys_.size()) + " sites that advertised keys";
+           std::to_string(expected) + " sites (itself and its neighbours) that advertised keys";
   }
   shares_.emplace(index, std::move(shares));
   return "";
@@ -468,8 +526,8 @@ std::string SecAggServer::AddMaskedInput(const std::string& site, MaskedInput in
            " words, expected " + std::to_string(config_.num_values + 1);
   }
   for (uint32_t v : input.complaints) {
-    if (!Contains(u2_, v) || v == index) {
-      return site + " complains about index " + std::to_string(v) + ", not a peer in U2";
+    if (!Contains(u2_, v) || !config_.AreNeighbours(index, v)) {
+      return site + " complains about index " + std::to_string(v) + ", not a neighbour in U2";
     }
   }
   for (uint32_t v : input.complaints) {
@@ -512,7 +570,8 @@ std::string SecAggServer::AddUnmaskShares(const std::string& site,
   if (unmask_.count(index)) return site + " already sent its unmasking shares";
   std::set<uint32_t> owners;
   for (const UnmaskShare& s : shares) {
-    if (!Contains(u2_, s.owner) || !owners.insert(s.owner).second) {
+    if (!Contains(u2_, s.owner) || (s.owner != index && !config_.AreNeighbours(index, s.owner)) ||
+        !owners.insert(s.owner).second) {
       return site + " revealed a share of index " + std::to_string(s.owner) +
              ", not one share per member of U2";
     }
@@ -570,6 +629,7 @@ SecAggSum SecAggServer::Unmask() {
       OPENSSL_cleanse(seed.data(), seed.size());
     } else {  // s_sk_u of a dropped site: remove the masks each survivor applied with it
       for (uint32_t v : u3_) {
+        if (!config_.AreNeighbours(u, v)) continue;
         const AdvertisedKeys& peer = keys_.at(v);
         const SecretBytes pair = AgreeKey(secret, peer.s_public_key,
                                           PairContext(config_, "pairwise-mask", u, v),

@@ -70,6 +70,13 @@ struct SecAggRoundConfig {
   std::vector<std::string> participants;  // sorted, distinct site names; index = position + 1
   int64_t weight_normalizer = 1;          // n_ref >= 1
   int64_t num_values = 0;                 // model values; masked vectors have num_values + 1 words
+  // SecAgg+ (Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic Overhead",
+  // CCS 2020): k > 0 makes each site share keys and pairwise masks only with its k neighbours on
+  // a k-regular graph (a ring over a permutation of the participants drawn from round and
+  // attempt, each site joined to the k/2 sites on either side); threshold t then applies per
+  // neighbourhood (2 <= t <= k + 1). k must be even; 0 (or k >= n - 1) = every other site, the
+  // original protocol.
+  int neighbours = 0;
 
   // Throws ConfigError naming the field when a value is out of range or participants are not
   // sorted and distinct.
@@ -80,6 +87,12 @@ struct SecAggRoundConfig {
   const std::string& SiteAt(uint32_t index) const;
   // The codec of this round (max_sites = participants.size()).
   FixedPointCodec Codec() const;
+  // The sites `index` exchanges keys and masks with (sorted, itself excluded): every other
+  // participant, or its SecAgg+ neighbours. Symmetric: v is in Neighbours(u) iff u is in
+  // Neighbours(v).
+  std::vector<uint32_t> Neighbours(uint32_t index) const;
+  // True when `a` and `b` are neighbours.
+  bool AreNeighbours(uint32_t a, uint32_t b) const;
 };
 
 // Stage 0 message of one site.
@@ -149,7 +162,7 @@ class SecAggClient {
   AdvertisedKeys AdvertiseKeys();
 
   // Stage 1: checks every entry of `u1` (CheckAdvertisedKeys at `now`), then returns one sealed
-  // share for each member of U1 including this site. Throws SecAggAborted when U1 has fewer
+  // share for each member of U1 that is this site or one of its neighbours. Throws SecAggAborted when U1 has fewer
   // than t members, does not include this site, has an entry whose check fails (naming it: the
   // coordinator must have relayed something the peer did not sign) or repeats an index.
   std::vector<EncryptedShare> ShareKeys(const std::vector<AdvertisedKeys>& u1, std::time_t now);
@@ -207,7 +220,8 @@ class SecAggServer {
   std::vector<AdvertisedKeys> CloseKeys();
   const std::vector<AdvertisedKeys>& u1() const { return u1_; }
 
-  // Stage 1: `site`'s sealed shares, one per member of U1. Returns "" or why refused.
+  // Stage 1: `site`'s sealed shares, one per member of U1 among itself and its neighbours.
+  // Returns "" or why refused.
   std::string AddShares(const std::string& site, std::vector<EncryptedShare> shares);
   bool SharesComplete() const;  // every member of U1 has sent its shares
   // Ends stage 1: U2 (indices, sorted). Throws SecAggAborted when |U2| < t.

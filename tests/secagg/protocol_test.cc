@@ -310,6 +310,57 @@ TEST(SecAggProtocolTest, SiteNeverRevealsBothSecretsOfOnePeer) {
   EXPECT_NE(server.AddUnmaskShares(SiteName(2), wrong).find("wrong kind"), std::string::npos);
 }
 
+// SecAgg+ (Bell et al., CCS 2020): each site shares with k neighbours only.
+TEST(SecAggPlusTest, NeighbourGraphIsSymmetricKRegularAndChangesPerRound) {
+  SecAggRoundConfig c;
+  c.round = 4;
+  for (int i = 1; i <= 12; ++i) c.participants.push_back(SiteName(i));
+  c.neighbours = 4;
+  std::set<std::vector<uint32_t>> graphs;
+  for (uint32_t u = 1; u <= 12; ++u) {
+    const std::vector<uint32_t> n = c.Neighbours(u);
+    EXPECT_EQ(n.size(), 4u);
+    for (uint32_t v : n) {
+      EXPECT_NE(v, u);
+      EXPECT_TRUE(c.AreNeighbours(v, u)) << u << " " << v;
+    }
+  }
+  graphs.insert(c.Neighbours(1));
+  c.round = 5;
+  graphs.insert(c.Neighbours(1));
+  c.attempt = 2;
+  graphs.insert(c.Neighbours(1));
+  EXPECT_GT(graphs.size(), 1u) << "the graph should be redrawn per round/attempt";
+  c.neighbours = 0;  // the original protocol: everyone
+  EXPECT_EQ(c.Neighbours(3).size(), 11u);
+  c.neighbours = 20;  // k >= n - 1: everyone too
+  EXPECT_EQ(c.Neighbours(3).size(), 11u);
+}
+
+TEST(SecAggPlusTest, SumIsExactWithNeighboursOnlyAndADropout) {
+  Federation f(12, 3, 800, 31);
+  f.config.neighbours = 4;
+  const Outcome all = RunRound(f, {});
+  ExpectSumOf(f, all, Range(12));
+  Faults faults;
+  faults.drop_after_sharing = {5};
+  const Outcome dropped = RunRound(f, faults);
+  std::vector<int> survivors;
+  for (int i = 1; i <= 12; ++i) {
+    if (i != 5) survivors.push_back(i);
+  }
+  ExpectSumOf(f, dropped, survivors);
+}
+
+TEST(SecAggPlusTest, ThresholdMustFitTheNeighbourhood) {
+  Federation f(10, 6, 10, 32);
+  f.config.neighbours = 4;  // 5 holders of each site's shares < t = 6
+  EXPECT_THROW(f.config.Validate(), ConfigError);
+  f.config.neighbours = 3;  // odd
+  f.config.threshold = 3;
+  EXPECT_THROW(f.config.Validate(), ConfigError);
+}
+
 TEST(KeyAgreementTest, BothEndsAgreeAndGcmAuthenticates) {
   const X25519KeyPair a = GenerateX25519KeyPair(), b = GenerateX25519KeyPair();
   const SecretBytes ab = AgreeKey(a.private_key, b.public_key, "info", "b");
