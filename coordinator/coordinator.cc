@@ -28,10 +28,14 @@
 #include "common/crypto/pki.h"
 #include "common/crypto/sha256.h"
 #include "common/data/medmnist.h"
+#include "common/data/preprocess.h"
 #include "common/metrics/classification_metrics.h"
+#include "common/model/architecture.h"
 #include "common/model/checkpoint.h"
 #include "common/model/evaluation.h"
+#include "common/model/frozen_layers.h"
 #include "common/model/local_training.h"
+#include "common/model/model_io.h"
 #include "common/model/model_spec.h"
 #include "common/secagg/protocol.h"
 #include "common/transport/secagg_wire.h"
@@ -248,6 +252,8 @@ class Coordinator::Impl final : public SiteHandler {
                     site + " has no training samples (num_train_samples = " +
                         std::to_string(request.num_train_samples()) + ")");
     }
+    if (grpc::Status s = CheckPreprocessing(site, request); !s.ok()) return s;
+    if (grpc::Status s = CheckArchitecture(site, request); !s.ok()) return s;
     if (!options_.custom_model) {
       if (request.in_channels() != spec_.in_channels) {
         return Refuse(grpc::StatusCode::FAILED_PRECONDITION,
@@ -323,6 +329,8 @@ class Coordinator::Impl final : public SiteHandler {
         s->set_seed(config_.seed * 1000003ULL + static_cast<uint64_t>(rsm_.round()) * 7919ULL +
                     Fnv1a(site) % 100000ULL);
         s->set_proximal_mu(fit_.proximal_mu);
+        for (const std::string& layer : config_.training.frozen_layers) s->add_frozen_layers(layer);
+        train->set_preprocessing(preprocessing_);
         if (secagg_config_) ToProto(*secagg_config_, train->mutable_secure_aggregation());
         train->set_deadline_unix_ms(UnixMillisIn(SecondsLeftLocked()));
         break;
@@ -333,6 +341,7 @@ class Coordinator::Impl final : public SiteHandler {
         FillModelRefLocked(eval->mutable_model());
         FillSpec(eval->mutable_spec());
         eval->set_batch_size(config_.eval_batch_size);
+        eval->set_preprocessing(preprocessing_);
         eval->set_deadline_unix_ms(UnixMillisIn(SecondsLeftLocked()));
         break;
       }
@@ -597,9 +606,13 @@ class Coordinator::Impl final : public SiteHandler {
     spec_.image_size = config_.image_size;
     spec_.in_channels = config_.in_channels;
     spec_.num_classes = config_.num_classes;
+    spec_.torchscript_path = config_.torchscript_path;
+    preprocessing_ = config_.preprocessing.Canonical();
+    log_->info("preprocessing of every site and of the held-out set: {}", preprocessing_);
     if (!config_.eval_data.empty()) {
       const std::string path = ResolveDataPath(config_.eval_data, options_.data_root);
       heldout_ = LoadMedMnistSplit(path, ParseSplit(config_.eval_split));
+      PreprocessImageSet(config_.preprocessing, &*heldout_);
       if (spec_.in_channels == 0) spec_.in_channels = heldout_->channels;
       if (spec_.num_classes == 0) spec_.num_classes = heldout_->num_classes;
       if (heldout_->channels != spec_.in_channels || heldout_->height != spec_.image_size) {
@@ -612,18 +625,96 @@ class Coordinator::Impl final : public SiteHandler {
       log_->info("held-out set: {} split of {} ({} images, {} classes)", config_.eval_split, path,
                  heldout_->size(), heldout_->num_classes);
     }
+    if (options_.custom_model) {
+      initial_state_ = options_.initial_model ? std::move(*options_.initial_model)
+                                              : InitialModelState(spec_, config_.seed);
+      heldout_.reset();
+      return;
+    }
+    ValidateModelSpec(spec_, config_.config_path + ": [model]");
+    const ModelState layout = InitialModelState(spec_, config_.seed);
     if (options_.initial_model.has_value()) {
       initial_state_ = std::move(*options_.initial_model);
+      CheckSameLayout(layout, initial_state_, "initial model");
+    } else if (!config_.initial_weights.empty()) {
+      initial_state_ = LoadInitialWeights(config_.initial_weights, layout);
+      log_->info("initial weights: {} ([model] initial_weights)", config_.initial_weights);
     } else {
-      initial_state_ = InitialModelState(spec_, config_.seed);
+      initial_state_ = layout;
     }
-    if (options_.custom_model) {
-      heldout_.reset();
-    } else {
-      CheckSameLayout(InitialModelState(spec_, config_.seed), initial_state_, "initial model");
-      log_->info("model '{}' ({} parameters), {} input channel(s), {} classes", spec_.name,
-                 initial_state_.NumValues(), spec_.in_channels, spec_.num_classes);
+    if (spec_.name == kTorchScriptModelName) {
+      architecture_ = DescribeArchitecture(layout);
+      log_->info("model: TorchScript file {} ({} parameter tensors, architecture digest {}...); "
+                 "every site must hold a script of the same architecture",
+                 spec_.torchscript_path, architecture_->parameters.size(),
+                 architecture_->digest.substr(0, 12));
     }
+    if (!config_.training.frozen_layers.empty()) {
+      std::vector<std::string> names;
+      for (const NamedTensor& t : layout.tensors) names.push_back(t.name);
+      try {
+        MatchFrozenLayers(names, config_.training.frozen_layers);
+      } catch (const ConfigError& e) {
+        throw ConfigError(config_.config_path + ": [training] " + e.what());
+      }
+      std::string frozen;
+      for (const std::string& layer : config_.training.frozen_layers) {
+        frozen += (frozen.empty() ? "" : ", ") + layer;
+      }
+      log_->info("frozen layers (not trained by the sites): {}", frozen);
+    }
+    log_->info("model '{}' ({} parameters), {} input channel(s), {} classes", spec_.name,
+               initial_state_.NumValues(), spec_.in_channels, spec_.num_classes);
+  }
+
+  // Registration: the site's preprocessing must be the federation's ([preprocessing]).
+  grpc::Status CheckPreprocessing(const std::string& site, const v1::RegisterRequest& request) {
+    PreprocessSpec theirs;  // "" from an older site: it knows only the MedMNIST default
+    try {
+      if (!request.preprocessing().empty()) theirs = ParsePreprocessSpec(request.preprocessing());
+    } catch (const Error& e) {
+      return Refuse(grpc::StatusCode::INVALID_ARGUMENT,
+                    site + " sent preprocessing that cannot be read: " + e.what());
+    }
+    if (theirs == config_.preprocessing) return grpc::Status::OK;
+    return Refuse(grpc::StatusCode::FAILED_PRECONDITION,
+                  site + "'s preprocessing differs from the federation's: " +
+                      DescribePreprocessDifference(theirs, config_.preprocessing,
+                                                   "the coordinator", site) +
+                      " (every site must preprocess alike: set the site's [data] keys as the "
+                      "coordinator's [preprocessing])");
+  }
+
+  // Registration: in a TorchScript federation the site must hold a script of the same
+  // architecture (parameter names and shapes, common/model/architecture.h).
+  grpc::Status CheckArchitecture(const std::string& site, const v1::RegisterRequest& request) {
+    if (!architecture_) {
+      if (!request.architecture_digest().empty() && !options_.custom_model) {
+        log_->info("{} has a [model] torchscript_path, but this federation trains the zoo model "
+                   "'{}': the site's script is not used", site, spec_.name);
+      }
+      return grpc::Status::OK;
+    }
+    if (request.architecture_digest().empty()) {
+      return Refuse(grpc::StatusCode::FAILED_PRECONDITION,
+                    site + " has no TorchScript model, but this federation trains one ([model] "
+                           "name = \"torchscript\"): set [model] torchscript_path in " + site +
+                           "'s site.toml to its copy of the federation's TorchScript file");
+    }
+    ModelArchitecture theirs;
+    theirs.digest = request.architecture_digest();
+    for (const v1::ParameterShape& p : request.architecture()) {
+      theirs.parameters.push_back(ParameterShape{p.name(), {p.shape().begin(), p.shape().end()}});
+    }
+    try {
+      CheckSameArchitecture(*architecture_, "the coordinator's TorchScript model", theirs,
+                            site + "'s TorchScript model");
+    } catch (const FormatError& e) {  // a description whose digest does not fit its list
+      return Refuse(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+    } catch (const Error& e) {  // ConfigError: the architectures differ
+      return Refuse(grpc::StatusCode::FAILED_PRECONDITION, e.what());
+    }
+    return grpc::Status::OK;
   }
 
   void MaybeResume() {
@@ -772,12 +863,37 @@ class Coordinator::Impl final : public SiteHandler {
     deadline_.cancel();
     training_end_ = Clock::now();
     if (!rsm_.HasQuorum()) {
+      // Every selected site declined (spent privacy budgets, a model it cannot train): retrying
+      // at once would loop; a few attempts a second apart, then stop and say why.
+      const bool all_declined = rsm_.contributed().empty() &&
+                                rsm_.declined().size() == rsm_.selected().size();
+      all_declined_attempts_ = all_declined ? all_declined_attempts_ + 1 : 0;
+      if (all_declined_attempts_ >= kMaxAllDeclinedAttempts) {
+        FailLocked("round " + std::to_string(rsm_.round()) + ": every selected site declined " +
+                   std::to_string(all_declined_attempts_) +
+                   " attempts in a row (see their reasons above: a spent privacy budget, or a "
+                   "task they cannot run); the federation cannot go on");
+        return;
+      }
       log_->warn("round {}: {} update(s), below the quorum of {} ([federation] min_sites); "
-                 "retrying the round",
-                 rsm_.round(), rsm_.contributed().size(), config_.min_sites);
-      StartRoundLocked(/*retry=*/true);
+                 "retrying the round{}",
+                 rsm_.round(), rsm_.contributed().size(), config_.min_sites,
+                 all_declined ? " in 1 s (every selected site declined)" : "");
+      if (!all_declined) {
+        StartRoundLocked(/*retry=*/true);
+        return;
+      }
+      const int round = rsm_.round(), attempt = rsm_.attempt();
+      retry_timer_.expires_after(std::chrono::seconds(1));
+      retry_timer_.async_wait([this, round, attempt](const boost::system::error_code& ec) {
+        if (ec) return;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_ || rsm_.round() != round || rsm_.attempt() != attempt) return;
+        StartRoundLocked(/*retry=*/true);
+      });
       return;
     }
+    all_declined_attempts_ = 0;
     aggregating_ = true;
     const int round = rsm_.round();
     asio::post(pool_, [this, round] {
@@ -825,7 +941,10 @@ class Coordinator::Impl final : public SiteHandler {
     c.attempt = rsm_.attempt();
     c.participants = fit_.sites;  // sorted, distinct
     const int n = static_cast<int>(c.participants.size());
-    c.threshold = a.threshold > 0 ? a.threshold : std::max(2, n / 2 + 1);
+    c.neighbours = a.neighbours;
+    // Holders of each site's shares: itself and its neighbours (everyone without SecAgg+).
+    const int holders = a.neighbours > 0 ? std::min(a.neighbours, n - 1) + 1 : n;
+    c.threshold = a.threshold > 0 ? a.threshold : std::max(2, holders / 2 + 1);
     c.clip_range = a.clip_range;
     c.quantization_bits = a.quantization_bits;
     c.weight_normalizer = 1;
@@ -835,11 +954,12 @@ class Coordinator::Impl final : public SiteHandler {
     c.num_values = global_state_.NumValues();
     secagg_u3_.clear();
     secagg_contributors_.clear();
-    if (n < c.threshold || n < 2) {
+    if (holders < c.threshold || n < 2) {
       secagg_config_.reset();
       secagg_.reset();
-      const std::string why = std::to_string(n) + " site(s) selected, fewer than the threshold of " +
-                              std::to_string(std::max(2, c.threshold));
+      const std::string why = std::to_string(n) + " site(s) selected: each site's shares would "
+                              "have " + std::to_string(holders) + " holder(s), fewer than the "
+                              "threshold of " + std::to_string(std::max(2, c.threshold));
       log_->error("round {}: secure aggregation cannot run with {}; retrying in {} s", c.round,
                   why, a.stage_timeout_seconds);
       ArmSecAggTimerLocked([this, why] { SecAggFailLocked(why); });
@@ -847,8 +967,12 @@ class Coordinator::Impl final : public SiteHandler {
     }
     secagg_config_ = c;
     secagg_ = std::make_shared<SecAggServer>(c, ca_pem_, std::time(nullptr));
-    log_->info("round {}: secure aggregation attempt {}: {} participants, threshold {}, n_ref {}",
-               c.round, c.attempt, n, c.threshold, c.weight_normalizer);
+    log_->info("round {}: secure aggregation attempt {}: {} participants, threshold {}{}, n_ref {}",
+               c.round, c.attempt, n, c.threshold,
+               c.neighbours > 0 ? " of each site and its " + std::to_string(c.neighbours) +
+                                      " neighbours (SecAgg+)"
+                                : std::string(),
+               c.weight_normalizer);
     ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(/*timeout=*/true); });
   }
 
@@ -1146,6 +1270,7 @@ class Coordinator::Impl final : public SiteHandler {
     rsm_.FinishRound();
     if (rsm_.phase() == Phase::kFinished) {
       log_->info("federation finished after {} rounds; telling sites to stop", config_.rounds);
+      ExportFinalModelLocked();
       WriteStatusLocked();
       cv_.notify_all();
       // Sites learn it at their next poll; stop at the latest after a grace period.
@@ -1185,6 +1310,25 @@ class Coordinator::Impl final : public SiteHandler {
     WriteFileReplacing(dir / "resume.json", j.dump(2) + "\n");
   }
 
+  // The final global model for PyTorch users (docs/MODELS.md): global_model.pt, the state dict
+  // WriteCheckpointLocked wrote, and global.torchscript.pt (ExportTorchScript), which
+  // torch.jit.load runs without any model code. A failed export is logged and makes Run()
+  // return 2; the state dict is there in any case.
+  void ExportFinalModelLocked() {
+    const fs::path dir(config_.output_dir);
+    if (options_.custom_model) return;  // no network to export
+    const std::string script = (dir / "global.torchscript.pt").string();
+    try {
+      ExportTorchScript(spec_, global_state_, script);
+    } catch (const std::exception& e) {
+      log_->error("cannot export the global model as TorchScript: {}", e.what());
+      exit_code_ = 2;
+      return;
+    }
+    log_->info("global model: {} (state dict, torch.load) and {} (TorchScript, torch.jit.load)",
+               (dir / "global_model.pt").string(), script);
+  }
+
   // A fatal error of the round (logged): Run() returns 2.
   void FailLocked(const std::string& why) {
     log_->error("{}; stopping the federation", why);
@@ -1209,6 +1353,8 @@ class Coordinator::Impl final : public SiteHandler {
     cv_.notify_all();
     deadline_.cancel();
     registration_timer_.cancel();
+    retry_timer_.cancel();
+    secagg_timer_.cancel();
     if (signals_) signals_->cancel();
     WriteStatusLocked();
     io_.stop();
@@ -1378,6 +1524,8 @@ class Coordinator::Impl final : public SiteHandler {
   std::shared_ptr<spdlog::logger> log_;
   std::string ca_pem_;
   ModelSpec spec_;
+  std::string preprocessing_;                      // config_.preprocessing.Canonical()
+  std::optional<ModelArchitecture> architecture_;  // of a TorchScript model; unset for the zoo
   std::optional<ImageSet> heldout_;
   ModelState initial_state_;
   std::unique_ptr<MetricsLog> metrics_;
@@ -1432,6 +1580,10 @@ class Coordinator::Impl final : public SiteHandler {
   std::vector<std::string> secagg_contributors_;
   std::string secagg_failure_;  // why the last attempt failed
   asio::steady_timer secagg_timer_{io_};
+  // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
+  static constexpr int kMaxAllDeclinedAttempts = 5;
+  int all_declined_attempts_ = 0;
+  asio::steady_timer retry_timer_{io_};
 };
 
 Coordinator::Coordinator(CoordinatorConfig config, Options options)

@@ -11,7 +11,9 @@
 //
 // Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json (current phase,
 // for progress displays), checkpoints/round-NNNN.pt and global_model.pt (PyTorch state dicts,
-// see docs/PROTOCOL.md for the parameter names), checkpoints/round-NNNN.strategy (the strategy's
+// see docs/PROTOCOL.md for the parameter names), global.torchscript.pt (written when the last
+// round is done: the final global model as TorchScript, ExportTorchScript in
+// common/model/model_io.h; docs/MODELS.md), checkpoints/round-NNNN.strategy (the strategy's
 // server state after round NNNN, Strategy::SaveState: the FedOpt moments; empty for strategies
 // that keep none), and resume.json (the last completed round, its checkpoint and strategy state
 // with their SHA-256 digests: a coordinator restarted with the same output_dir and the same
@@ -42,11 +44,23 @@ class Coordinator {
     std::string data_root;
   };
 
-  // Loads the held-out set and the initial model, opens output files, builds the strategy and,
-  // when output_dir holds a resume.json, restores the global model and the strategy state.
+  // Loads the held-out set (preprocessed with [preprocessing]) and the initial model (the zoo's,
+  // the TorchScript file's, or [model] initial_weights), checks [training] frozen_layers against
+  // the model's parameter names, opens output files, builds the strategy and, when output_dir
+  // holds a resume.json, restores the global model and the strategy state.
   // Throws ConfigError / DataError / Error with a message naming what is wrong (ConfigError for
-  // an invalid [strategy], or one whose name differs from the one that wrote resume.json;
-  // FormatError for a strategy state file that does not load or fit the model).
+  // an invalid [strategy], or one whose name differs from the one that wrote resume.json; for a
+  // model spec or TorchScript file that cannot be used, or frozen_layers matching no parameter
+  // or every one, naming the key; DataError / FormatError naming initial_weights when it cannot
+  // be read or does not have the model's layout; FormatError for a strategy state file that
+  // does not load or fit the model).
+  //
+  // At registration a site is refused (FAILED_PRECONDITION, logged here and given to the site)
+  // when its preprocessing differs from [preprocessing] (naming each differing field), when the
+  // federation trains a TorchScript model and the site announces no script or one of another
+  // architecture (naming the differing parameters), when its images' channels or classes do not
+  // fit the model, or when secure aggregation is on and the site does not support it. Train and
+  // evaluate tasks carry the federation's preprocessing and [training] frozen_layers.
   Coordinator(CoordinatorConfig config, Options options);
   ~Coordinator();
 

@@ -4,8 +4,11 @@
 #include <cmath>
 
 #include "common/data/medmnist.h"
+#include "common/data/preprocess.h"
+#include "common/data/site_images.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
+#include "common/model/model_io.h"
 #include "common/model/model_spec.h"
 #include "common/model/model_state.h"
 #include "common/util/data_path.h"
@@ -22,6 +25,11 @@ void Append(const ImageSet& part, const std::string& path, ImageSet* pooled) {
     pooled->height = part.height;
     pooled->width = part.width;
     pooled->channels = part.channels;
+    pooled->mean = part.mean;
+    pooled->std = part.std;
+  } else if (part.mean != pooled->mean || part.std != pooled->std) {
+    throw DataError(path + ": training images normalised with another mean/std than the other "
+                           "sites' ([preprocessing]): their data cannot be pooled");
   } else if (part.height != pooled->height || part.width != pooled->width ||
              part.channels != pooled->channels) {
     throw DataError(path + ": " + std::to_string(part.channels) + "-channel " +
@@ -79,12 +87,15 @@ nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
 
 ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root) {
   if (config.site_paths.empty()) {
-    return LoadMedMnistSplit(ResolveDataPath(config.data_path, data_root), Split::kTrain);
+    ImageSet train = LoadMedMnistSplit(ResolveDataPath(config.data_path, data_root), Split::kTrain);
+    PreprocessImageSet(config.coordinator.preprocessing, &train);
+    return train;
   }
   ImageSet pooled;
-  for (const std::string& p : config.site_paths) {
-    const std::string path = ResolveDataPath(p, data_root);
-    Append(LoadMedMnistSplit(path, Split::kTrain), path, &pooled);
+  for (int k = 1; k <= static_cast<int>(config.site_paths.size()); ++k) {
+    const SiteDataConfig site = SiteDataFor(config, k);
+    Append(LoadSiteSplit(site, Split::kTrain, data_root), ResolveDataPath(site.path, data_root),
+           &pooled);
   }
   return pooled;
 }
@@ -103,7 +114,8 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   result.eval_path = ResolveDataPath(c.eval_data, data_root);
   result.eval_split = c.eval_split;
   const ImageSet train = PooledTrainingSet(config, data_root);
-  const ImageSet heldout = LoadMedMnistSplit(result.eval_path, ParseSplit(c.eval_split));
+  ImageSet heldout = LoadMedMnistSplit(result.eval_path, ParseSplit(c.eval_split));
+  PreprocessImageSet(c.preprocessing, &heldout);
 
   // The model exactly as the coordinator builds it (coordinator.cc LoadModelAndData).
   ModelSpec spec;
@@ -111,8 +123,10 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   spec.image_size = c.image_size;
   spec.in_channels = c.in_channels != 0 ? c.in_channels : heldout.channels;
   spec.num_classes = c.num_classes != 0 ? c.num_classes : heldout.num_classes;
+  spec.torchscript_path = c.torchscript_path;
   ValidateModelSpec(spec, config.config_path + ": [model]");
-  const ModelState initial = InitialModelState(spec, c.seed);
+  ModelState initial = InitialModelState(spec, c.seed);  // as the coordinator starts
+  if (!c.initial_weights.empty()) initial = LoadInitialWeights(c.initial_weights, initial);
 
   TrainSettings settings;
   settings.local_epochs = c.rounds * c.training.local_epochs;
@@ -122,6 +136,7 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   settings.momentum = c.training.momentum;
   settings.weight_decay = c.training.weight_decay;
   settings.seed = c.seed;
+  settings.frozen_layers = c.training.frozen_layers;
   SetComputeThreads(threads);
   const TrainResult trained = TrainLocal(spec, initial, train, settings);
 

@@ -40,8 +40,10 @@ struct BaselineResult {
 };
 
 // The pooled training split: the training split of [data] path (the sites' shards together are
-// exactly that split), or with [data] site_paths, the sites' training splits one after another.
-// Throws DataError if a file does not load or the files' image geometries differ.
+// exactly that split), or with [data] site_paths, the sites' training splits one after another,
+// each loaded in its site_formats format as the site loads it (LoadSiteSplit); preprocessed
+// with [preprocessing]. Throws DataError if a file does not load or the sites' image
+// geometries or normalisations (mean/std) differ; ConfigError as LoadSiteSplit.
 ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root);
 
 // The metrics in metrics.jsonl's form: num_samples, loss, accuracy, balanced_accuracy, auc, f1,
@@ -49,7 +51,8 @@ ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& da
 nlohmann::json MetricsToJson(const ClassificationMetrics& metrics);
 
 // Trains and evaluates the pooled baseline as described above, with `threads` LibTorch threads
-// (SetComputeThreads). Throws ConfigError when the config has no [evaluation] data, DataError /
+// (SetComputeThreads), from the coordinator's initial model ([model] initial_weights when set)
+// with its [training] frozen_layers, on the held-out set preprocessed with [preprocessing]. Throws ConfigError when the config has no [evaluation] data, DataError /
 // ConfigError / Error as TrainLocal and EvaluateModel do.
 BaselineResult RunBaseline(const SimulationConfig& config, const std::string& data_root,
                            int threads);

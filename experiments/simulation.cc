@@ -29,6 +29,8 @@
 #include "common/config/toml_util.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
+#include "common/data/site_images.h"
+#include "common/model/frozen_layers.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "common/util/process.h"
@@ -45,7 +47,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The smallest shares site_agent.cc asks the partition for (SelectShard's min_samples).
+// The smallest shares LoadSiteSplit asks the partition for (common/data/site_images.h).
 constexpr int64_t kMinTrainPerSite = 10;
 constexpr int64_t kMinTestPerSite = 1;
 
@@ -286,6 +288,7 @@ Prepared Prepare(const SimulationConfig& config, const std::string& data_root) {
   provision.site_template.threads = config.mode == "threads" ? 1 : config.site_threads;
   provision.site_template.give_up_after_seconds = 120;
   provision.site_template.privacy = config.privacy;
+  provision.site_template.model.torchscript_path = config.coordinator.torchscript_path;
   p.provisioned = ProvisionFederation(provision);
   return p;
 }
@@ -460,7 +463,10 @@ ModeOutcome RunThreads(const SimulationConfig& config, const Prepared& p,
       const SiteConfig site = SiteConfigFor(config, p, k, port);
       SiteAgent::Options options;
       options.data_root = data_root;
-      options.data = files->at(site.data.path);
+      if (const auto it = files->find(site.data.path);
+          it != files->end() && site.data.format == "medmnist") {
+        options.data = it->second;  // shared; other formats are loaded by the site itself
+      }
       options.compute_slots = compute;
       options.keep_global_model = false;  // 4.8 MB (cnn) per site between tasks otherwise
       agents.push_back(std::make_unique<SiteAgent>(site, std::move(options)));
@@ -571,8 +577,10 @@ int ComputeThreads(const SimulationConfig& config) {
 
 SiteDataConfig SiteDataFor(const SimulationConfig& config, int k) {
   SiteDataConfig data;
+  data.preprocess = config.coordinator.preprocessing;
   if (!config.site_paths.empty()) {
     data.path = config.site_paths.at(static_cast<size_t>(k - 1));
+    if (!config.site_formats.empty()) data.format = config.site_formats.at(static_cast<size_t>(k - 1));
     data.partition = "none";
     data.shard = 1;
     data.num_shards = 1;
@@ -633,6 +641,36 @@ void ValidateSimulationConfig(const SimulationConfig& c) {
       if (p.empty()) ThrowBadSetting(path, "data", "site_paths", "non-empty paths", "\"\"");
     }
   }
+  if (!c.site_formats.empty()) {
+    if (c.site_formats.size() != c.site_paths.size()) {
+      ThrowBadSetting(path, "data", "site_formats",
+                      "one format per [data] site_paths entry (" +
+                          std::to_string(c.site_paths.size()) + ")",
+                      std::to_string(c.site_formats.size()) + " formats");
+    }
+    for (const std::string& f : c.site_formats) {
+      if (f != "medmnist" && f != "image_folder" && f != "csv" && f != "dicom") {
+        ThrowBadSetting(path, "data", "site_formats",
+                        "\"medmnist\", \"image_folder\", \"csv\" or \"dicom\" for each site",
+                        TomlString(f));
+      }
+    }
+  }
+  const std::string preprocessing = SettingName(path, "preprocessing", "");  // ends in ' '
+  ValidatePreprocessSpec(c.coordinator.preprocessing,
+                         preprocessing.substr(0, preprocessing.size() - 1));
+  const bool scripted = c.coordinator.model == "torchscript";
+  if (scripted == c.coordinator.torchscript_path.empty()) {
+    ThrowBadSetting(path, "model", "torchscript_path",
+                    "the TorchScript file when (and only when) name = \"torchscript\"",
+                    TomlString(c.coordinator.torchscript_path) + " with name = " +
+                        TomlString(c.coordinator.model));
+  }
+  try {
+    ValidateFrozenLayers(c.coordinator.training.frozen_layers);
+  } catch (const ConfigError& e) {
+    throw ConfigError(SettingName(path, "training", e.what()));
+  }
   ValidateSitePrivacyConfig(path, c.privacy);
   if (!c.budget_epsilon_per_site.empty()) {
     if (static_cast<int>(c.budget_epsilon_per_site.size()) != c.sites) {
@@ -661,14 +699,22 @@ std::vector<SiteShardSummary> DescribeSiteShards(const SimulationConfig& config,
   std::vector<SiteShardSummary> out;
   if (!config.site_paths.empty()) {
     for (int k = 1; k <= config.sites; ++k) {
-      const std::string path = ResolveDataPath(SiteDataFor(config, k).path, data_root);
-      const std::shared_ptr<const MedMnist> data = load(path);
+      const SiteDataConfig site = SiteDataFor(config, k);
+      const std::string path = ResolveDataPath(site.path, data_root);
       SiteShardSummary s;
       s.site = "site-" + std::to_string(k);
       s.path = path;
-      s.train_histogram = data->train.ClassHistogram();
-      s.train_size = data->train.size();
-      s.test_size = data->test.size();
+      if (site.format == "medmnist") {
+        const std::shared_ptr<const MedMnist> data = load(path);
+        s.train_histogram = data->train.ClassHistogram();
+        s.train_size = data->train.size();
+        s.test_size = data->test.size();
+      } else {  // decoded as the site will decode it, to show what it trains on
+        const ImageSet train = LoadSiteSplit(site, Split::kTrain, data_root);
+        s.train_histogram = train.ClassHistogram();
+        s.train_size = train.size();
+        s.test_size = LoadSiteSplit(site, Split::kTest, data_root).size();
+      }
       out.push_back(std::move(s));
     }
     return out;
@@ -727,8 +773,11 @@ SimulationConfig LoadSimulationConfig(const std::string& path) {
   file.Read("data", "alpha", &c.alpha);
   file.Read("data", "seed", &c.data_seed);
   file.Read("data", "site_paths", &c.site_paths);
+  file.Read("data", "site_formats", &c.site_formats);
   c.coordinator.config_path = path;
   ReadFederationSections(file, &c.coordinator);
+  c.coordinator.torchscript_path = ResolveRelativeTo(path, c.coordinator.torchscript_path);
+  c.coordinator.initial_weights = ResolveRelativeTo(path, c.coordinator.initial_weights);
   ReadSitePrivacySection(file, &c.privacy);
   file.Read("privacy", "budget_epsilon_per_site", &c.budget_epsilon_per_site);
   file.Read("sweep", "strategy", &c.sweep.strategy);

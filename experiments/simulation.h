@@ -18,7 +18,11 @@
 //                        party's own log file and, all together, to logs/federation.out.
 //
 // Each site trains on "shard k of N" of the data file with the configured partition (the code a
-// real site uses, common/data/partition.h), or on its own file ([data] site_paths). The simulator
+// real site uses, common/data/partition.h), or on its own data ([data] site_paths), each in its
+// own format ([data] site_formats: a mixed federation of .npz files, PNG/JPEG image folders, CSV
+// manifests and DICOM files, as hospitals hold them). Every site gets the coordinator's
+// [preprocessing] as its [data] preprocessing keys and the coordinator's [model]
+// torchscript_path as its own, so that the generated configs agree. The simulator
 // prints every site's class histogram at the start, follows the coordinator's status.json and
 // metrics.jsonl to show progress, and prints a table of the global metrics per round.
 // Everything (configs, certificates, logs, metrics, checkpoints) stays in the run directory,
@@ -81,6 +85,12 @@ struct SimulationConfig {
   // One file per site (a real multi-hospital layout): site k trains on all of site_paths[k-1]
   // (partition "none"); sites = site_paths.size(). Empty = split data_path.
   std::vector<std::string> site_paths;
+  // With site_paths: the [data] format of each (site-1 first), one of "medmnist" (a .npz file),
+  // "image_folder" (a folder root/<class>/<image> with train/ and test/ subfolders), "csv" (a
+  // manifest path,label,split of PNG/JPEG files) or "dicom" (a manifest path,label,split of
+  // DICOM files, paths relative to the manifest; sop_instance_uid manifests need a dicom_dir and
+  // are not supported here). Empty = every site "medmnist". See common/config/site_config.h.
+  std::vector<std::string> site_formats;
   // [federation], [model], [training], [strategy] and [evaluation] exactly as in
   // coordinator.toml.
   CoordinatorConfig coordinator;
@@ -97,23 +107,26 @@ struct SimulationConfig {
 };
 
 // Reads a simulation config: [simulation] name, sites, output_dir, mode, site_threads,
-// compute_threads, baseline, plots; [data] path, partition, alpha, seed, site_paths; [sweep]
-// strategy, alpha, sites, epsilon, seed; plus the coordinator's [federation], [model],
-// [training], [strategy], [evaluation] and the sites' [privacy]. Every grid point of [sweep] is
-// checked as well (ExpandSweep in experiment.h).
+// compute_threads, baseline, plots; [data] path, partition, alpha, seed, site_paths,
+// site_formats; [sweep] strategy, alpha, sites, epsilon, seed; plus the coordinator's
+// [federation], [model], [preprocessing], [training], [strategy], [evaluation] and the sites'
+// [privacy]. [model] torchscript_path and initial_weights are resolved against the config
+// file's directory; data paths against the data root. Every grid point of [sweep] is checked as
+// well (ExpandSweep in experiment.h).
 // Throws ConfigError naming the file, section and key.
 SimulationConfig LoadSimulationConfig(const std::string& path);
 
 // Checks the settings of `config` that LoadSimulationConfig checks (ranges, modes, the partition,
-// site_paths against sites, per-site budgets, [privacy]); not [sweep]. Throws ConfigError
-// naming config_path, section and key.
+// site_paths against sites, site_formats against site_paths, per-site budgets, [privacy],
+// [preprocessing]); not [sweep]. Throws ConfigError naming config_path, section and key.
 void ValidateSimulationConfig(const SimulationConfig& config);
 
 // compute_threads, with 0 replaced by the number of cores (at least 1).
 int ComputeThreads(const SimulationConfig& config);
 
 // The [data] settings site `k` (1-based) is given: shard k of `sites` of data_path, or all of
-// site_paths[k-1] with partition "none". Paths are returned as in the config (not resolved).
+// site_paths[k-1] (in format site_formats[k-1]) with partition "none"; with the coordinator's
+// [preprocessing] as its preprocessing keys. Paths are returned as in the config (not resolved).
 SiteDataConfig SiteDataFor(const SimulationConfig& config, int k);
 
 // What one site trains and evaluates on, as the site agent will select it.
@@ -125,13 +138,16 @@ struct SiteShardSummary {
   int64_t test_size = 0;
 };
 
-// Data files loaded once, by resolved path (threads mode shares them with the site agents).
+// MedMNIST .npz files loaded once, by resolved path (threads mode shares them with the site
+// agents).
 using LoadedFiles = std::map<std::string, std::shared_ptr<const MedMnist>>;
 
-// Loads (once, into `files`) every file the sites use and returns each site's share, computed
-// with the partition code the site agents use (common/data/partition.h; the minimum sizes of
-// site_agent.cc: 10 training images and 1 test image per site). Throws DataError / ConfigError
-// as LoadMedMnist and PartitionIndices do.
+// Loads (once, into `files`) every .npz file the sites use and returns each site's share,
+// computed with the partition code the site agents use (common/data/partition.h; the minimum
+// sizes of LoadSiteSplit: 10 training images and 1 test image per site). Sites with another
+// format are loaded as the site will load them (LoadSiteSplit, common/data/site_images.h), and
+// not kept. Throws DataError / ConfigError as LoadMedMnist, LoadSiteSplit and
+// PartitionIndices do.
 std::vector<SiteShardSummary> DescribeSiteShards(const SimulationConfig& config,
                                                  const std::string& data_root, LoadedFiles* files);
 

@@ -7,6 +7,7 @@
 
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
+#include "common/data/preprocess.h"
 #include "common/transport/chunking.h"
 #include "common/transport/secagg_wire.h"
 #include "common/transport/tls.h"
@@ -111,17 +112,38 @@ Registration CoordinatorConnection::Register(const std::string& site_name,
                                              int64_t num_train_samples, int64_t num_test_samples,
                                              int64_t in_channels, int64_t num_classes,
                                              const std::vector<std::string>& capabilities) {
+  RegistrationInfo info;
+  info.site_name = site_name;
+  info.num_train_samples = num_train_samples;
+  info.num_test_samples = num_test_samples;
+  info.in_channels = in_channels;
+  info.num_classes = num_classes;
+  info.capabilities = capabilities;
+  info.preprocessing = PreprocessSpec{}.Canonical();
+  return Register(info);
+}
+
+Registration CoordinatorConnection::Register(const RegistrationInfo& info) {
   grpc::ClientContext context;
   SetDeadline(&context, kShortCall);
   CallScope scope(stub_.get(), &context);
   v1::RegisterRequest request;
-  request.set_site_name(site_name);
-  request.set_num_train_samples(num_train_samples);
-  request.set_num_test_samples(num_test_samples);
-  request.set_in_channels(in_channels);
-  request.set_num_classes(num_classes);
+  request.set_site_name(info.site_name);
+  request.set_num_train_samples(info.num_train_samples);
+  request.set_num_test_samples(info.num_test_samples);
+  request.set_in_channels(info.in_channels);
+  request.set_num_classes(info.num_classes);
   request.set_software_version("fedmed 0.1.0");
-  for (const std::string& c : capabilities) request.add_capabilities(c);
+  for (const std::string& c : info.capabilities) request.add_capabilities(c);
+  request.set_preprocessing(info.preprocessing);
+  if (info.architecture) {
+    request.set_architecture_digest(info.architecture->digest);
+    for (const ParameterShape& p : info.architecture->parameters) {
+      v1::ParameterShape* out = request.add_architecture();
+      out->set_name(p.name);
+      for (const int64_t d : p.shape) out->add_shape(d);
+    }
+  }
   v1::RegisterReply reply;
   const grpc::Status status = stub_->stub->Register(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, /*registering=*/true);
@@ -167,6 +189,8 @@ SiteTask CoordinatorConnection::Poll(const std::string& session_id, int wait_ms)
       task.settings.weight_decay = s.weight_decay();
       task.settings.seed = s.seed();
       task.settings.proximal_mu = s.proximal_mu();
+      task.settings.frozen_layers.assign(s.frozen_layers().begin(), s.frozen_layers().end());
+      task.preprocessing = t.preprocessing();
       if (t.has_secure_aggregation()) task.secure = FromProto(t.secure_aggregation(), t.round());
       break;
     }
@@ -175,6 +199,7 @@ SiteTask CoordinatorConnection::Poll(const std::string& session_id, int wait_ms)
       task.kind = SiteTask::Kind::kEvaluate;
       fill_common(t.round(), t.model(), t.spec(), t.deadline_unix_ms());
       task.eval_batch_size = t.batch_size();
+      task.preprocessing = t.preprocessing();
       break;
     }
     case v1::Task::kFinish:
@@ -270,7 +295,7 @@ void CoordinatorConnection::DeclineTask(const std::string& session_id, int round
   request.set_session_id(session_id);
   request.set_round(round);
   request.set_reason(reason);
-  FillPrivacy(privacy, request.mutable_privacy());
+  if (privacy.mechanism != "none") FillPrivacy(privacy, request.mutable_privacy());
   v1::DeclineReply reply;
   const grpc::Status status = stub_->stub->DeclineTask(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, false);

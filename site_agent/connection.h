@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common/metrics/classification_metrics.h"
+#include "common/model/architecture.h"
 #include "common/model/local_training.h"
 #include "common/model/model_spec.h"
 #include "common/secagg/protocol.h"
@@ -45,6 +46,22 @@ class RpcError : public Error {
   int code_;
 };
 
+// What a site tells the coordinator when it registers (RegisterRequest in proto/fedmed.proto).
+struct RegistrationInfo {
+  std::string site_name;          // must equal the certificate CN
+  int64_t num_train_samples = 0;  // n_k
+  int64_t num_test_samples = 0;
+  int64_t in_channels = 0;        // of the site's images
+  int64_t num_classes = 0;        // of the site's label space
+  // What this site supports beyond the base protocol ("secagg-v1").
+  std::vector<std::string> capabilities;
+  // PreprocessSpec::Canonical() of the site's preprocessing ("" = the MedMNIST default).
+  std::string preprocessing;
+  // The architecture of the site's TorchScript model, when it has one ([model]
+  // torchscript_path); unset otherwise.
+  std::optional<ModelArchitecture> architecture;
+};
+
 struct Registration {
   std::string session_id;
   std::string federation;
@@ -62,8 +79,11 @@ struct SiteTask {
   enum class Kind { kWait, kTrain, kEvaluate, kFinish } kind = Kind::kWait;
   int round = 0;
   ModelRef model;
-  ModelSpec spec;
-  TrainSettings settings;     // kTrain
+  ModelSpec spec;             // as sent: torchscript_path is always empty
+  // kTrain, kEvaluate: the federation's preprocessing, PreprocessSpec::Canonical() ("" from an
+  // older coordinator).
+  std::string preprocessing;
+  TrainSettings settings;     // kTrain (frozen_layers included; augmentation is the site's own)
   int eval_batch_size = 256;  // kEvaluate
   double seconds_left = 0;    // until the coordinator's deadline for this task
   std::string finish_reason;  // kFinish
@@ -123,6 +143,11 @@ class CoordinatorConnection {
 
   // Each call has its own deadline (Register/Report: 30 s; Poll: wait_ms + 30 s; transfers: 10
   // minutes) so that a vanished coordinator never hangs a site.
+  // Register throws RpcError; kRefused when the coordinator refuses the site (certificate,
+  // allow-list, data, preprocessing or architecture that does not fit the federation), with
+  // the coordinator's reason.
+  Registration Register(const RegistrationInfo& info);
+  // The same with the MedMNIST default preprocessing and no TorchScript model (for tests).
   // `capabilities`: what this site supports beyond the base protocol ("secagg-v1").
   Registration Register(const std::string& site_name, int64_t num_train_samples,
                         int64_t num_test_samples, int64_t in_channels, int64_t num_classes,
@@ -137,7 +162,9 @@ class CoordinatorConnection {
                         const ClassificationMetrics& metrics, double eval_seconds);
 
   // Tells the coordinator that this site declines training round `round` (`reason` is logged
-  // there); `privacy` carries the spend so far and what the round would have cost.
+  // there); `privacy` carries the spend so far and what the round would have cost, and is not
+  // sent when its mechanism is "none" (a task declined for another reason, e.g. a model or
+  // preprocessing this site cannot train).
   void DeclineTask(const std::string& session_id, int round, const std::string& reason,
                    const PrivacyReport& privacy);
   // Secure aggregation (common/secagg/protocol.h): this site's message of stage 0 (keys),

@@ -25,10 +25,13 @@
 #include "common/crypto/sha256.h"
 #include "common/crypto/secure_random.h"
 #include "common/data/medmnist.h"
-#include "common/data/partition.h"
+#include "common/data/preprocess.h"
+#include "common/data/site_images.h"
+#include "common/model/architecture.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/model/model_state.h"
+#include "common/model/torchscript_model.h"
 #include "common/privacy/dp_sgd.h"
 #include "common/privacy/update_privacy.h"
 #include "common/util/data_path.h"
@@ -49,16 +52,14 @@ constexpr int kPollWaitMs = 10000;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// This site's share of one split: the whole split, or shard k of K of it.
-ImageSet SelectShard(const ImageSet& split, const SiteDataConfig& data, int64_t min_samples) {
-  if (data.partition == "none") return split;
-  PartitionSpec spec;
-  spec.scheme = ParsePartitionScheme(data.partition);
-  spec.num_sites = data.num_shards;
-  spec.alpha = data.alpha;
-  spec.seed = data.seed;
-  spec.min_samples_per_site = min_samples;
-  return split.Subset(ShardIndices(split.labels, split.num_classes, spec, data.shard - 1));
+// Bad files listed in the site's log, at most this many per split (all are in the loaders' own
+// warnings and in LoadReport).
+constexpr std::size_t kBadFilesLogged = 20;
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
 }
 
 std::string Histogram(const ImageSet& set) {
@@ -83,6 +84,7 @@ class SiteAgent::Impl {
     CheckCertificate();
     SetComputeThreads(config_.threads);
     LoadData(std::move(options.data));
+    LoadModel();
     if (config_.privacy.enabled()) {
       privacy_ = std::make_unique<RoundPrivacy>(config_.privacy, config_.output_dir, train_.size());
       log_->info("privacy: {}", privacy_->Describe());
@@ -148,21 +150,79 @@ class SiteAgent::Impl {
     }
   }
 
-  // `preloaded`: the file's contents when the caller loaded it already (else null).
+  // The site's train and test splits, in its [data] format, preprocessed and sharded
+  // (LoadSiteSplit). `preloaded`: the .npz file's contents when the caller loaded it already
+  // (format "medmnist" only; else null).
   void LoadData(std::shared_ptr<const MedMnist> preloaded) {
-    const std::string path = ResolveDataPath(config_.data.path, data_root_);
-    const std::shared_ptr<const MedMnist> data =
-        preloaded ? std::move(preloaded) : std::make_shared<const MedMnist>(LoadMedMnist(path));
-    train_ = SelectShard(data->train, config_.data, /*min_samples=*/10);
-    test_ = SelectShard(data->test, config_.data, /*min_samples=*/1);
-    num_classes_ = data->num_classes;
-    std::string shard = config_.data.partition == "none"
+    const SiteDataConfig& d = config_.data;
+    const std::string path = ResolveDataPath(d.path, data_root_);
+    if (preloaded && d.format != "medmnist") preloaded.reset();  // only .npz files are shared
+    LoadReport train_report, test_report;
+    train_ = LoadSiteSplit(d, Split::kTrain, data_root_, &train_report, preloaded.get());
+    test_ = LoadSiteSplit(d, Split::kTest, data_root_, &test_report, preloaded.get());
+    num_classes_ = train_.num_classes;
+    preprocessing_ = d.preprocess.Canonical();
+    std::string shard = d.partition == "none"
                             ? std::string("all of it")
-                            : "shard " + std::to_string(config_.data.shard) + "/" +
-                                  std::to_string(config_.data.num_shards) + " (" +
-                                  config_.data.partition + ")";
-    log_->info("data: {}, {}: {} training images (classes {}), {} test images", path, shard,
-               train_.size(), Histogram(train_), test_.size());
+                            : "shard " + std::to_string(d.shard) + "/" +
+                                  std::to_string(d.num_shards) + " (" + d.partition + ")";
+    log_->info("data: {} ({}), {}: {} training images (classes {}), {} test images, {}x{} px, "
+               "{} channel(s); preprocessing {}",
+               path, d.format, shard, train_.size(), Histogram(train_), test_.size(),
+               train_.height, train_.width, train_.channels, preprocessing_);
+    for (const auto& [split, report] : {std::pair<const char*, const LoadReport*>{
+                                            "training", &train_report},
+                                        {"test", &test_report}}) {
+      if (report->skipped.empty()) continue;
+      log_->warn("data: {} bad file(s) of the {} split skipped ([data] max_bad_fraction {}):",
+                 report->skipped.size(), split, d.max_bad_fraction);
+      for (std::size_t i = 0; i < report->skipped.size() && i < kBadFilesLogged; ++i) {
+        log_->warn("data:   {}: {}", report->skipped[i].path, report->skipped[i].reason);
+      }
+      if (report->skipped.size() > kBadFilesLogged) {
+        log_->warn("data:   ... and {} more", report->skipped.size() - kBadFilesLogged);
+      }
+    }
+  }
+
+  // With a [model] torchscript_path: the architecture of this site's script, announced at
+  // registration (the coordinator compares it with its own).
+  void LoadModel() {
+    const std::string& path = config_.model.torchscript_path;
+    if (path.empty()) return;
+    const torch::jit::Module script =
+        LoadTorchScriptFile(path, config_.config_path + ": [model] torchscript_path");
+    architecture_ = DescribeArchitecture(ScriptParameterState(script, path));
+    log_->info("model: TorchScript file {} ({} parameter tensors, architecture digest {}...)",
+               path, architecture_->parameters.size(), architecture_->digest.substr(0, 12));
+  }
+
+  // "" when this site can run `task`, with the model spec it trains or evaluates in *spec (the
+  // task's, with this site's torchscript_path for a TorchScript model); otherwise why not.
+  std::string CheckTask(const SiteTask& task, ModelSpec* spec) const {
+    PreprocessSpec federation;
+    try {
+      if (!task.preprocessing.empty()) federation = ParsePreprocessSpec(task.preprocessing);
+    } catch (const Error& e) {
+      return std::string("the coordinator's preprocessing cannot be read: ") + e.what();
+    }
+    if (federation != config_.data.preprocess) {
+      return "this site's preprocessing differs from the federation's: " +
+             DescribePreprocessDifference(config_.data.preprocess, federation) + " (set the " +
+             "[data] preprocessing keys of " + config_.config_path + " as the coordinator's " +
+             "[preprocessing])";
+    }
+    *spec = task.spec;
+    spec->torchscript_path.clear();
+    if (spec->name == kTorchScriptModelName) {
+      if (config_.model.torchscript_path.empty()) {
+        return "the federation trains a TorchScript model, but this site has no [model] "
+               "torchscript_path: set it in " + config_.config_path +
+               " to this site's copy of the federation's file";
+      }
+      spec->torchscript_path = config_.model.torchscript_path;
+    }
+    return "";
   }
 
   // A compute slot when the agent shares a limit with others (std::nullopt lease otherwise), or
@@ -204,9 +264,16 @@ class SiteAgent::Impl {
     while (!stopping_) {
       try {
         if (session.empty()) {
-          const Registration r = connection.Register(config_.name, train_.size(), test_.size(),
-                                                     train_.channels, num_classes_,
-                                                     Capabilities());
+          RegistrationInfo info;
+          info.site_name = config_.name;
+          info.num_train_samples = train_.size();
+          info.num_test_samples = test_.size();
+          info.in_channels = train_.channels;
+          info.num_classes = num_classes_;
+          info.capabilities = Capabilities();
+          info.preprocessing = preprocessing_;
+          info.architecture = architecture_;
+          const Registration r = connection.Register(info);
           session = r.session_id;
           total_rounds_ = r.total_rounds;
           AppendToPrivacyLog(kEventRegistered, {{"federation", r.federation},
@@ -222,6 +289,14 @@ class SiteAgent::Impl {
             break;
           case SiteTask::Kind::kTrain:
             Train(connection, session, task);
+            if (refused_in_a_row_ > 0) {
+              // The coordinator retries a round that lacks its quorum at once; a site that
+              // cannot train the federation's tasks waits before it answers the next one.
+              const double delay = NextBackoff(refused_in_a_row_ - 1);
+              log_->warn("round {}: waiting {:.1f} s before polling again ({} task(s) refused "
+                         "in a row)", task.round, delay, refused_in_a_row_);
+              if (!SleepFor(delay)) return 1;
+            }
             break;
           case SiteTask::Kind::kEvaluate:
             Evaluate(connection, session, task);
@@ -302,8 +377,24 @@ class SiteAgent::Impl {
     return *cached_;
   }
 
+  // Declines training round `round` because this site cannot train it (`why`, a model,
+  // preprocessing or training setting that does not fit the site): logged here and, with the
+  // decline, at the coordinator; the site stays registered.
+  void RefuseTraining(CoordinatorConnection& connection, const std::string& session, int round,
+                      const std::string& why) {
+    log_->error("round {}: refusing to train: {}", round, why);
+    ++refused_in_a_row_;
+    connection.DeclineTask(session, round, "cannot train: " + why, PrivacyReport{});
+  }
+
   void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
+    ModelSpec spec;
+    if (const std::string why = CheckTask(task, &spec); !why.empty()) {
+      RefuseTraining(connection, session, task.round, why);
+      return;
+    }
     TrainSettings settings = task.settings;
+    settings.augmentation = config_.data.augmentation;  // the site's own, training only
     std::optional<RoundPrivacy::Plan> plan;
     if (privacy_) {
       plan = privacy_->PlanRound(task.round, total_rounds_, settings);
@@ -338,25 +429,39 @@ class SiteAgent::Impl {
     std::optional<ComputeSlots::Lease> lease;
     if (!WaitForCompute(&lease)) return;  // stopping: nothing to send
     const ModelState& global = GlobalModel(connection, session, task.model);
-    log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {}){}",
+    log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {}){}{}",
                task.round, task.spec.name, train_.size(), settings.local_epochs,
                settings.optimizer, settings.learning_rate,
+               settings.frozen_layers.empty()
+                   ? std::string()
+                   : ", frozen layers " + Join(settings.frozen_layers),
                plan ? fmt::format(" with {} (clipping norm {}, noise multiplier {:.4f})",
                                   plan->mechanism.name, plan->mechanism.clipping_norm,
                                   plan->mechanism.noise_multiplier)
                     : std::string());
     TrainResult result;
-    Compute(lease, [&] {
-      if (plan && plan->mechanism.name == "dp-sgd") {
-        DpSgdSettings dp;
-        dp.noise_multiplier = plan->mechanism.noise_multiplier;
-        dp.clipping_norm = plan->mechanism.clipping_norm;
-        result = TrainLocalDpSgd(task.spec, global, train_, settings, dp);
-      } else {
-        result = TrainLocal(task.spec, global, train_, settings);
-      }
-    });
+    try {
+      Compute(lease, [&] {
+        if (plan && plan->mechanism.name == "dp-sgd") {
+          DpSgdSettings dp;
+          dp.noise_multiplier = plan->mechanism.noise_multiplier;
+          dp.clipping_norm = plan->mechanism.clipping_norm;
+          result = TrainLocalDpSgd(spec, global, train_, settings, dp);
+        } else {
+          result = TrainLocal(spec, global, train_, settings);
+        }
+      });
+    } catch (const ConfigError& e) {
+      // The task's model or settings do not fit this site (frozen layers that match no
+      // parameter, a script whose forward does not fit the images, DP-SGD with a script or
+      // frozen layers): nothing was sent, nothing was spent.
+      if (!keep_global_model_) cached_.reset();
+      lease.reset();
+      RefuseTraining(connection, session, task.round, e.what());
+      return;
+    }
     if (!keep_global_model_) cached_.reset();  // `global` is not used below
+    refused_in_a_row_ = 0;
     UpdateInfo info;
     if (plan) {
       if (plan->mechanism.name == "update") {
@@ -501,12 +606,23 @@ class SiteAgent::Impl {
 
   void Evaluate(CoordinatorConnection& connection, const std::string& session,
                 const SiteTask& task) {
+    ModelSpec spec;
+    if (const std::string why = CheckTask(task, &spec); !why.empty()) {
+      log_->error("round {}: refusing to evaluate: {}", task.round, why);
+      return;
+    }
     std::optional<ComputeSlots::Lease> lease;
     if (!WaitForCompute(&lease)) return;  // stopping: nothing to report
     const ModelState& global = GlobalModel(connection, session, task.model);
     const auto start = Clock::now();
     ClassificationMetrics m;
-    Compute(lease, [&] { m = EvaluateModel(task.spec, global, test_, task.eval_batch_size); });
+    try {
+      Compute(lease, [&] { m = EvaluateModel(spec, global, test_, task.eval_batch_size); });
+    } catch (const ConfigError& e) {
+      if (!keep_global_model_) cached_.reset();
+      log_->error("round {}: refusing to evaluate: {}", task.round, e.what());
+      return;
+    }
     const double seconds = Seconds(Clock::now() - start);
     if (!keep_global_model_) cached_.reset();
     lease.reset();
@@ -521,6 +637,9 @@ class SiteAgent::Impl {
   std::shared_ptr<spdlog::logger> log_;
   ImageSet train_, test_;
   int64_t num_classes_ = 0;
+  std::string preprocessing_;                    // PreprocessSpec::Canonical() of [data]
+  std::optional<ModelArchitecture> architecture_;  // of [model] torchscript_path, if set
+  int refused_in_a_row_ = 0;  // train tasks refused since the last one this site could train
   int total_rounds_ = 1;                 // announced at registration
   std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
   std::unique_ptr<PrivacyLogWriter> privacy_log_;  // null without an audit key

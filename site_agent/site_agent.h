@@ -6,8 +6,19 @@
 // reconnect backoff (steady_timer). When the coordinator is not up yet, restarts, or the network
 // fails, the agent logs why and retries after 0.5, 1, 2, ... up to [connection]
 // backoff_max_seconds (with jitter), re-registering when the coordinator has forgotten it. It
-// gives up only when the coordinator refuses it (certificate, allow-list, incompatible data) or
-// after [connection] give_up_after_seconds.
+// gives up only when the coordinator refuses it (certificate, allow-list, incompatible data,
+// preprocessing or TorchScript architecture) or after [connection] give_up_after_seconds.
+//
+// The site's images are loaded in its [data] format (MedMNIST .npz, image folder, CSV manifest
+// or DICOM; common/data/site_images.h), preprocessed with its [data] preprocessing keys, whose
+// canonical form it announces at registration. With a [model] torchscript_path it also
+// announces its script's architecture. Every train or evaluate task carries the federation's
+// preprocessing and model name: the site refuses a task whose preprocessing differs from its
+// own, or that names a TorchScript model when it has no torchscript_path (logged as an error;
+// a train task is declined with the reason, which the coordinator logs; the site stays
+// registered), and likewise a train task whose settings do not fit its model (frozen_layers
+// matching no parameter, DP-SGD with frozen layers; the ConfigError of local training). Local
+// training applies the site's own [data] augmentation.
 //
 // Files in output_dir: site.log.
 //
@@ -32,8 +43,9 @@ class SiteAgent {
   struct Options {
     // Data root for a relative [data] path (the --data flag).
     std::string data_root;
-    // The contents of the file at [data] path, already loaded, shared read-only with other
-    // agents of this process; null = the agent loads the file itself. The agent copies only its
+    // The contents of the .npz file at [data] path (format "medmnist"), already loaded, shared
+    // read-only with other agents of this process; null = the agent loads its data itself (as
+    // it always does for other formats, where this is ignored). The agent copies only its
     // shard out of it and keeps no reference after the constructor.
     std::shared_ptr<const MedMnist> data;
     // At most compute_slots->slots() trainings and evaluations at a time among the agents that
@@ -49,8 +61,11 @@ class SiteAgent {
     bool keep_global_model = true;
   };
 
-  // Loads the site's data (its shard of the configured file) and checks its certificate.
-  // Throws ConfigError / DataError / CryptoError naming what is wrong.
+  // Loads the site's data (its shard of the configured file or folder, LoadSiteSplit), reads
+  // the architecture of its [model] torchscript_path when set, and checks its certificate.
+  // Throws ConfigError / DataError / CryptoError naming what is wrong (DataError for too many
+  // bad image files, naming them; ConfigError naming [model] torchscript_path for a file that
+  // is not a usable TorchScript model).
   SiteAgent(SiteConfig config, std::string data_root);
   // The same, with the options above.
   SiteAgent(SiteConfig config, Options options);

@@ -2,7 +2,10 @@
 #ifndef FEDMED_TESTS_TEST_UTIL_H_
 #define FEDMED_TESTS_TEST_UTIL_H_
 
+#include <sys/wait.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace fedmed::testing {
 
@@ -67,6 +71,43 @@ inline bool WaitForFileContaining(const std::string& path, const std::string& ne
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+// Runs `command` with /bin/sh and returns its standard output; *status gets its exit status
+// (-1 when it could not be started or did not exit normally).
+inline std::string RunCommand(const std::string& command, int* status) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) {
+    *status = -1;
+    return "";
+  }
+  std::string out;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  const int raw = pclose(pipe);
+  *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return out;
+}
+
+// A Python interpreter that can run `import <modules>` (e.g. "torch" or "PIL, numpy"):
+// $FEDMED_PYTHON, else python3 on the PATH, else /usr/bin/python3 (where Debian's python3-torch
+// and python3-pil live, e.g. when a pyenv python3 comes first on the PATH). "" if none can;
+// *tried (when given) lists what was tried.
+inline std::string FindPythonWith(const std::string& modules, std::string* tried = nullptr) {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("FEDMED_PYTHON"); env != nullptr && *env != '\0') {
+    candidates.emplace_back(env);
+  }
+  candidates.emplace_back("python3");
+  candidates.emplace_back("/usr/bin/python3");
+  for (const std::string& python : candidates) {
+    int status = 0;
+    RunCommand(python + " -c 'import " + modules + "' 2>/dev/null", &status);
+    if (status == 0) return python;
+    if (tried != nullptr) *tried += " " + python;
+  }
+  return "";
 }
 
 }  // namespace fedmed::testing

@@ -7,6 +7,7 @@
 
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
+#include "common/model/frozen_layers.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -131,8 +132,9 @@ bool operator==(const TlsFiles& a, const TlsFiles& b) {
 
 bool operator==(const TrainingConfig& a, const TrainingConfig& b) {
   return std::tie(a.local_epochs, a.batch_size, a.optimizer, a.learning_rate, a.momentum,
-                  a.weight_decay) == std::tie(b.local_epochs, b.batch_size, b.optimizer,
-                                              b.learning_rate, b.momentum, b.weight_decay);
+                  a.weight_decay, a.frozen_layers) ==
+         std::tie(b.local_epochs, b.batch_size, b.optimizer, b.learning_rate, b.momentum,
+                  b.weight_decay, b.frozen_layers);
 }
 
 bool operator==(const StrategyConfig& a, const StrategyConfig& b) {
@@ -143,9 +145,9 @@ bool operator==(const StrategyConfig& a, const StrategyConfig& b) {
 
 bool operator==(const SecureAggregationConfig& a, const SecureAggregationConfig& b) {
   return std::tie(a.enabled, a.threshold, a.clip_range, a.quantization_bits,
-                  a.stage_timeout_seconds) == std::tie(b.enabled, b.threshold, b.clip_range,
-                                                       b.quantization_bits,
-                                                       b.stage_timeout_seconds);
+                  a.stage_timeout_seconds, a.neighbours) ==
+         std::tie(b.enabled, b.threshold, b.clip_range, b.quantization_bits,
+                  b.stage_timeout_seconds, b.neighbours);
 }
 
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
@@ -153,7 +155,8 @@ bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
     return std::tie(c.federation, c.listen_address, c.output_dir, c.threads, c.tls,
                     c.allowed_sites, c.rounds, c.min_sites, c.sites_per_round, c.min_available_sites,
                     c.round_deadline_seconds, c.registration_timeout_seconds, c.seed, c.model,
-                    c.in_channels, c.num_classes, c.image_size, c.training, c.strategy,
+                    c.in_channels, c.num_classes, c.image_size, c.torchscript_path,
+                    c.initial_weights, c.preprocessing, c.training, c.strategy,
                     c.secure_aggregation, c.eval_data,
                     c.eval_split, c.federated_evaluation, c.eval_batch_size, c.checkpoint_every);
   };
@@ -173,12 +176,16 @@ void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   file.Read("model", "in_channels", &c.in_channels);
   file.Read("model", "num_classes", &c.num_classes);
   file.Read("model", "image_size", &c.image_size);
+  file.Read("model", "torchscript_path", &c.torchscript_path);
+  file.Read("model", "initial_weights", &c.initial_weights);
+  ReadPreprocessKeys(file, "preprocessing", &c.preprocessing);
   file.Read("training", "local_epochs", &c.training.local_epochs);
   file.Read("training", "batch_size", &c.training.batch_size);
   file.Read("training", "optimizer", &c.training.optimizer);
   file.Read("training", "learning_rate", &c.training.learning_rate);
   file.Read("training", "momentum", &c.training.momentum);
   file.Read("training", "weight_decay", &c.training.weight_decay);
+  file.Read("training", "frozen_layers", &c.training.frozen_layers);
   file.Read("strategy", "name", &c.strategy.name);
   for (const StrategyKeyRule& rule : StrategyKeyRules()) {
     ReadOptional(file, "strategy", rule.key, &(c.strategy.*rule.field));
@@ -189,6 +196,7 @@ void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   file.Read("secure_aggregation", "clip_range", &a.clip_range);
   file.Read("secure_aggregation", "quantization_bits", &a.quantization_bits);
   file.Read("secure_aggregation", "stage_timeout_seconds", &a.stage_timeout_seconds);
+  file.Read("secure_aggregation", "neighbours", &a.neighbours);
   file.Read("evaluation", "data", &c.eval_data);
   file.Read("evaluation", "split", &c.eval_split);
   file.Read("evaluation", "federated", &c.federated_evaluation);
@@ -213,6 +221,8 @@ CoordinatorConfig LoadCoordinatorConfig(const std::string& path) {
 
   c.output_dir = ResolveRelativeTo(path, c.output_dir);
   ResolveTlsPaths(path, &c.tls);
+  c.torchscript_path = ResolveRelativeTo(path, c.torchscript_path);
+  c.initial_weights = ResolveRelativeTo(path, c.initial_weights);
   ValidateCoordinatorConfig(c);
   return c;
 }
@@ -288,6 +298,25 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
           c.in_channels > 0 ? "num_classes" : "in_channels",
           "a value > 0 when [evaluation] data is not set (nothing else tells the model shape)",
           num(c.in_channels > 0 ? c.num_classes : c.in_channels));
+  const bool scripted = c.model == "torchscript";
+  require(!scripted || !c.torchscript_path.empty(), "model", "torchscript_path",
+          "the TorchScript file of the network (torch.jit.save output) with name = "
+          "\"torchscript\"",
+          "nothing");
+  require(scripted || c.torchscript_path.empty(), "model", "torchscript_path",
+          "no value unless name = \"torchscript\" (the model is " + str(c.model) + ")",
+          str(c.torchscript_path));
+
+  const PreprocessSpec& p = c.preprocessing;
+  ValidatePreprocessSpec(p, SettingName(f, "preprocessing", "").substr(
+                                0, SettingName(f, "preprocessing", "").size() - 1));
+  require(p.image_size == 0 || p.image_size == c.image_size, "preprocessing", "image_size",
+          "0 (keep the images' size) or [model] image_size (" + num(c.image_size) + ")",
+          num(p.image_size));
+  require(p.channels == 0 || c.in_channels == 0 || p.channels == c.in_channels, "preprocessing",
+          "channels", "0 (keep the images' channels) or [model] in_channels (" +
+                          num(c.in_channels) + ")",
+          num(p.channels));
 
   const TrainingConfig& t = c.training;
   require(t.local_epochs >= 1, "training", "local_epochs", "an integer >= 1",
@@ -301,6 +330,12 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
           "a number in [0, 1)", TomlDouble(t.momentum));
   require(t.weight_decay >= 0, "training", "weight_decay", "a number >= 0",
           TomlDouble(t.weight_decay));
+  try {
+    ValidateFrozenLayers(t.frozen_layers);
+  } catch (const ConfigError& e) {
+    // "<file>: [training] frozen_layers[i]: ..."
+    throw ConfigError(SettingName(f, "training", e.what()));
+  }
 
   ValidateStrategyConfig(c.strategy, f);
 
@@ -320,6 +355,14 @@ void ValidateCoordinatorConfig(const CoordinatorConfig& c) {
           "quantization_bits", "an integer between 8 and 32", num(a.quantization_bits));
   require(a.stage_timeout_seconds > 0, "secure_aggregation", "stage_timeout_seconds",
           "a number of seconds > 0", TomlDouble(a.stage_timeout_seconds));
+  require(a.neighbours == 0 || (a.neighbours >= 2 && a.neighbours % 2 == 0), "secure_aggregation",
+          "neighbours", "0 (every other site) or an even number >= 2 (SecAgg+)",
+          num(a.neighbours));
+  require(a.neighbours == 0 || a.threshold <= a.neighbours + 1, "secure_aggregation",
+          "threshold",
+          "at most neighbours + 1 = " + num(a.neighbours + 1) +
+              " (each site's shares are held by itself and its neighbours)",
+          num(a.threshold));
   if (a.enabled) {
     require(num_sites >= 2, "secure_aggregation", "enabled",
             "false with a single allowed site (nothing to hide it among)", "true");
@@ -433,6 +476,18 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "num_classes = " + num(c.num_classes) + "\n"
          "# Images are image_size x image_size pixels.\n"
          "image_size = " + num(c.image_size) + "\n"
+         "# With name = \"torchscript\": the network as a TorchScript file (torch.jit.save);\n"
+         "# every site sets [model] torchscript_path to its own copy (same parameter names and\n"
+         "# shapes).\n"
+         "torchscript_path = " + TomlString(c.torchscript_path) + "\n"
+         "# Fine-tuning: initial weights (a state dict or a TorchScript file) instead of the\n"
+         "# model's own initialisation (\"\" = none).\n"
+         "initial_weights = " + TomlString(c.initial_weights) + "\n"
+         "\n"
+         "[preprocessing]\n"
+         "# What every site's [data] preprocessing keys must say (sites that differ are refused);\n"
+         "# the [evaluation] data is preprocessed alike. The defaults are MedMNIST's.\n" +
+         RenderPreprocessKeys(c.preprocessing) +
          "\n"
          "[training]\n"
          "# Local training each selected site runs per round.\n"
@@ -444,6 +499,9 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "# SGD momentum (not used by adam).\n"
          "momentum = " + TomlDouble(t.momentum) + "\n"
          "weight_decay = " + TomlDouble(t.weight_decay) + "\n"
+         "# Fine-tuning: parameter-name prefixes (matched at dots) that the sites do not train,\n"
+         "# e.g. [\"conv1\", \"gn1\"].\n"
+         "frozen_layers = " + TomlStringArray(t.frozen_layers) + "\n"
          "\n"
          "[strategy]\n" +
          RenderStrategy(c.strategy) +
@@ -460,6 +518,8 @@ std::string RenderCoordinatorConfig(const CoordinatorConfig& c) {
          "quantization_bits = " + num(c.secure_aggregation.quantization_bits) + "\n"
          "# Seconds the key exchange and unmasking stages wait for late sites.\n"
          "stage_timeout_seconds = " + TomlDouble(c.secure_aggregation.stage_timeout_seconds) + "\n"
+         "# SecAgg+: exchange keys and masks with this many neighbours only (even; 0 = all).\n"
+         "neighbours = " + num(c.secure_aggregation.neighbours) + "\n"
          "\n"
          "[evaluation]\n"
          "# Held-out images the coordinator evaluates the global model on (\"\" = none).\n"

@@ -4,18 +4,21 @@
 //   [tls]         ca_cert, cert, key, allowed_sites
 //   [federation]  rounds, min_sites, sites_per_round, min_available_sites, round_deadline_seconds,
 //                 registration_timeout_seconds, seed
-//   [model]       name, in_channels, num_classes, image_size
-//   [training]    local_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay
+//   [model]       name, in_channels, num_classes, image_size, torchscript_path, initial_weights
+//   [preprocessing] image_size, channels, normalization, mean, std, equalize
+//   [training]    local_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay,
+//                 frozen_layers
 //   [strategy]    name, proximal_mu, server_learning_rate, beta1, beta2, tau, trim_fraction
 //   [secure_aggregation]  enabled, threshold, clip_range, quantization_bits,
-//                 stage_timeout_seconds
+//                 stage_timeout_seconds, neighbours
 //   [evaluation]  data, split, federated, batch_size, checkpoint_every
 //
 // RenderCoordinatorConfig writes the full, commented file. [tls] ca_cert, cert, key and
 // allowed_sites are required; every other key has the default shown below. Unknown sections
-// and keys are errors. Relative [tls] paths and output_dir are resolved against the directory
-// of the config file and stored absolute; [evaluation] data is stored as written and resolved
-// by the binaries with ResolveDataPath (common/util/data_path.h).
+// and keys are errors. Relative [tls] paths, output_dir and [model] torchscript_path and
+// initial_weights are resolved against the directory of the config file and stored absolute;
+// [evaluation] data is stored as written and resolved by the binaries with ResolveDataPath
+// (common/util/data_path.h).
 #ifndef FEDMED_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 #define FEDMED_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 
@@ -23,6 +26,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/data/preprocess.h"
 
 namespace fedmed {
 
@@ -43,6 +48,11 @@ struct TrainingConfig {
   double learning_rate = 0.01;  // > 0
   double momentum = 0.9;        // SGD only, in [0, 1)
   double weight_decay = 0.0;    // L2 penalty, >= 0
+  // Fine-tuning: parameter-name prefixes, matched at dots (common/model/frozen_layers.h), that
+  // local training leaves unchanged, e.g. ["conv1", "gn1"]; empty = train everything. Checked
+  // here for shape (ValidateFrozenLayers) and by the coordinator at start-up against the
+  // model's parameter names (MatchFrozenLayers); sent in every train task.
+  std::vector<std::string> frozen_layers = {};
 };
 
 // [strategy]: how the coordinator turns a round's updates into the next global model
@@ -99,6 +109,10 @@ struct SecureAggregationConfig {
   // Seconds the key exchange stages and the unmasking stage wait for the sites that have not
   // answered yet before going on without them; > 0.
   double stage_timeout_seconds = 30;
+  // SecAgg+ (Bell et al., CCS 2020): k > 0 (even) makes each site exchange keys and masks with
+  // k neighbours only, so its cost stops growing with the number of sites; the threshold then
+  // applies per neighbourhood (<= k + 1; 0 = a majority of the k + 1). 0 = every other site.
+  int neighbours = 0;
 };
 
 struct CoordinatorConfig {
@@ -122,10 +136,27 @@ struct CoordinatorConfig {
   double registration_timeout_seconds = 0;     // 0 = wait forever; >= 0
   uint64_t seed = 0;                           // <= 2^63 - 1 (TOML integers are signed)
   // [model]
-  std::string model = "cnn";  // key `name`; a model zoo name
+  std::string model = "cnn";  // key `name`; a model zoo name, or "torchscript"
   int64_t in_channels = 0;    // 0 = from the evaluation data
   int64_t num_classes = 0;    // 0 = from the evaluation data; else >= 2
   int64_t image_size = 28;    // pixels per side, >= 1
+  // With name "torchscript" (required then, and only then): the coordinator's copy of the
+  // TorchScript file that defines the network (common/model/torchscript_model.h); every site
+  // names its own copy in its [model] torchscript_path, and registers only with the same
+  // architecture. Never sent to the sites.
+  std::string torchscript_path;
+  // Fine-tuning: the initial global model, read from this file instead of the zoo's
+  // initialisation (or the script's own weights): a state dict or a TorchScript file
+  // (LoadInitialWeights, common/model/model_io.h), checked against the model's layout at
+  // start-up. "" = none. A coordinator that resumes from its output_dir ignores it.
+  std::string initial_weights;
+  // [preprocessing]: what every site's preprocessing must be (PreprocessSpec, with the keys of
+  // the site's [data] table: image_size, channels, normalization, mean, std, equalize). The
+  // default is the MedMNIST one, what a site's default [data] keys give: keep the images' size
+  // and channels, (x/255 - 0.5)/0.5, no equalisation. Sites whose preprocessing differs are
+  // refused at registration; the held-out [evaluation] data is preprocessed with it. A fixed
+  // image_size must equal [model] image_size, and fixed channels a non-zero in_channels.
+  PreprocessSpec preprocessing;
   // [training]
   TrainingConfig training;
   // [strategy]
@@ -157,17 +188,22 @@ inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) {
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 
-// Reads the [federation], [model], [training], [strategy], [secure_aggregation] and [evaluation]
-// sections of `file`
+// Reads the [federation], [model], [preprocessing], [training], [strategy], [secure_aggregation]
+// and [evaluation] sections of `file`
 // into `config` exactly as LoadCoordinatorConfig does, declaring their keys as accepted (see
 // TomlFile), for files that embed a coordinator's settings, such as fedmed-simulate's experiment
 // configs.
+// Paths ([model] torchscript_path, initial_weights) are stored as written; the caller resolves
+// them (LoadCoordinatorConfig: against the config file's directory).
 // Throws ConfigError for a value of the wrong type; the caller calls file.Finish() and validates.
 void ReadFederationSections(TomlFile& file, CoordinatorConfig* config);
 
 // Checks ranges and consistency (see the field comments; in addition, either eval_data is set or
 // both in_channels and num_classes are > 0; [strategy] as ValidateStrategyConfig; a strategy
-// that needs each update on its own (median, trimmed_mean) is refused with secure aggregation). Throws
+// that needs each update on its own (median, trimmed_mean) is refused with secure aggregation;
+// [model] name "torchscript" needs torchscript_path and torchscript_path needs that name;
+// [preprocessing] as ValidatePreprocessSpec, and consistent with [model]; [training]
+// frozen_layers as ValidateFrozenLayers, each error naming its key). Throws
 // ConfigError naming config_path, section and key of the first violation. Called by
 // LoadCoordinatorConfig.
 void ValidateCoordinatorConfig(const CoordinatorConfig& config);

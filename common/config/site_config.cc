@@ -23,25 +23,7 @@ void ReadSiteImageKeys(TomlFile& file, SiteDataConfig* d) {
   file.Read("data", "format", &d->format);
   file.Read("data", "max_bad_fraction", &d->max_bad_fraction);
   file.Read("data", "decode_threads", &d->decode_threads);
-  file.Read("data", "image_size", &d->preprocess.image_size);
-  file.Read("data", "channels", &d->preprocess.channels);
-  file.Read("data", "normalization", &d->preprocess.normalization);
-  for (const auto& [key, out] : {std::pair<const char*, std::array<double, 3>*>{
-                                     "mean", &d->preprocess.mean},
-                                 {"std", &d->preprocess.std}}) {
-    std::vector<double> values;
-    file.Read("data", key, &values);
-    if (values.empty()) continue;
-    if (values.size() == 1) values.assign(3, values[0]);
-    if (values.size() != 3) {
-      ThrowBadSetting(file.path(), "data", key,
-                      "1 number (every channel) or 3 numbers (R, G, B), e.g. [0.485, 0.456, "
-                      "0.406]",
-                      std::to_string(values.size()) + " numbers");
-    }
-    *out = {values[0], values[1], values[2]};
-  }
-  file.Read("data", "equalize", &d->preprocess.equalize);
+  ReadPreprocessKeys(file, "data", &d->preprocess);
   for (const auto& [key, out] : {std::pair<const char*, std::optional<double>*>{
                                      "window_center", &d->window_center},
                                  {"window_width", &d->window_width}}) {
@@ -59,6 +41,44 @@ void ReadSiteImageKeys(TomlFile& file, SiteDataConfig* d) {
 }
 
 }  // namespace
+
+void ReadPreprocessKeys(TomlFile& file, const std::string& section, PreprocessSpec* spec) {
+  file.Read(section, "image_size", &spec->image_size);
+  file.Read(section, "channels", &spec->channels);
+  file.Read(section, "normalization", &spec->normalization);
+  for (const auto& [key, out] : {std::pair<const char*, std::array<double, 3>*>{
+                                     "mean", &spec->mean},
+                                 {"std", &spec->std}}) {
+    std::vector<double> values;
+    file.Read(section, key, &values);
+    if (values.empty()) continue;
+    if (values.size() == 1) values.assign(3, values[0]);
+    if (values.size() != 3) {
+      ThrowBadSetting(file.path(), section, key,
+                      "1 number (every channel) or 3 numbers (R, G, B), e.g. [0.485, 0.456, "
+                      "0.406]",
+                      std::to_string(values.size()) + " numbers");
+    }
+    *out = {values[0], values[1], values[2]};
+  }
+  file.Read(section, "equalize", &spec->equalize);
+}
+
+std::string RenderPreprocessKeys(const PreprocessSpec& p) {
+  const auto triple = [](const std::array<double, 3>& v) {
+    return "[" + TomlDouble(v[0]) + ", " + TomlDouble(v[1]) + ", " + TomlDouble(v[2]) + "]";
+  };
+  return std::string() +
+         "# Preprocessing, the same at every site: square size in pixels (0 = keep), channels\n"
+         "# (1 gray, 3 RGB, 0 = keep), normalization \"medmnist\" ((x/255-0.5)/0.5) or \"mean_std\"\n"
+         "# with per-channel mean and std, and per-image histogram equalisation.\n"
+         "image_size = " + std::to_string(p.image_size) + "\n"
+         "channels = " + std::to_string(p.channels) + "\n"
+         "normalization = " + TomlString(p.normalization) + "\n"
+         "mean = " + triple(p.mean) + "\n"
+         "std = " + triple(p.std) + "\n"
+         "equalize = " + TomlBool(p.equalize) + "\n";
+}
 
 void ValidateSiteDataImageKeys(const std::string& f, const SiteDataConfig& d) {
   const auto require = [&f](bool ok, const char* key, const std::string& expected,
@@ -186,11 +206,15 @@ bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b) {
                   b.budget_epsilon, b.conversion);
 }
 
+bool operator==(const SiteModelConfig& a, const SiteModelConfig& b) {
+  return a.torchscript_path == b.torchscript_path;
+}
+
 bool operator==(const SiteConfig& a, const SiteConfig& b) {
   const auto settings = [](const SiteConfig& c) {
     return std::tie(c.name, c.coordinator_address, c.output_dir, c.threads, c.tls, c.data,
                     c.backoff_initial_seconds, c.backoff_max_seconds, c.give_up_after_seconds,
-                    c.privacy);
+                    c.privacy, c.model);
   };
   return settings(a) == settings(b);
 }
@@ -217,10 +241,12 @@ SiteConfig LoadSiteConfig(const std::string& path) {
   file.Read("connection", "backoff_max_seconds", &c.backoff_max_seconds);
   file.Read("connection", "give_up_after_seconds", &c.give_up_after_seconds);
   ReadSitePrivacySection(file, &c.privacy);
+  file.Read("model", "torchscript_path", &c.model.torchscript_path);
   file.Finish();
 
   c.output_dir = ResolveRelativeTo(path, c.output_dir);
   ResolveTlsPaths(path, &c.tls);
+  c.model.torchscript_path = ResolveRelativeTo(path, c.model.torchscript_path);
   ValidateSiteConfig(c);
   return c;
 }
@@ -275,35 +301,32 @@ void ValidateSiteConfig(const SiteConfig& c) {
   require(c.give_up_after_seconds >= 0, "connection", "give_up_after_seconds",
           "a number of seconds >= 0 (0 = retry forever)", TomlDouble(c.give_up_after_seconds));
   ValidateSitePrivacyConfig(f, c.privacy);
+  if (c.privacy.mode == "dp-sgd" && !c.model.torchscript_path.empty()) {
+    throw ConfigError(SettingName(f, "privacy", "mode") +
+                      ": \"dp-sgd\" cannot train a TorchScript model ([model] torchscript_path = " +
+                      TomlString(c.model.torchscript_path) +
+                      "): DP-SGD computes per-sample gradients from each layer's activations, "
+                      "which a script's layers do not expose; use mode \"update\" (site-level DP) "
+                      "or \"none\", or remove torchscript_path when the federation trains a zoo "
+                      "model");
+  }
 }
 
 namespace {
 
 std::string RenderSiteImageKeys(const SiteDataConfig& d) {
-  const auto triple = [](const std::array<double, 3>& v) {
-    return "[" + TomlDouble(v[0]) + ", " + TomlDouble(v[1]) + ", " + TomlDouble(v[2]) + "]";
-  };
   const auto optional = [](const char* key, const std::optional<double>& v, const char* example) {
     return v ? std::string(key) + " = " + TomlDouble(*v) + "\n"
              : "# " + std::string(key) + " = " + example + "\n";
   };
-  const PreprocessSpec& p = d.preprocess;
   const AugmentationSpec& a = d.augmentation;
   return std::string() +
          "# Image files: refuse to start when more than this fraction of a split's files are\n"
          "# bad (cannot be decoded, wrong channels or size, no label); each is logged once.\n"
          "max_bad_fraction = " + TomlDouble(d.max_bad_fraction) + "\n"
          "# Background decoding threads (0 = one per core).\n"
-         "decode_threads = " + std::to_string(d.decode_threads) + "\n"
-         "# Preprocessing, the same at every site: square size in pixels (0 = keep), channels\n"
-         "# (1 gray, 3 RGB, 0 = keep), normalization \"medmnist\" ((x/255-0.5)/0.5) or \"mean_std\"\n"
-         "# with per-channel mean and std, and per-image histogram equalisation.\n"
-         "image_size = " + std::to_string(p.image_size) + "\n"
-         "channels = " + std::to_string(p.channels) + "\n"
-         "normalization = " + TomlString(p.normalization) + "\n"
-         "mean = " + triple(p.mean) + "\n"
-         "std = " + triple(p.std) + "\n"
-         "equalize = " + TomlBool(p.equalize) + "\n"
+         "decode_threads = " + std::to_string(d.decode_threads) + "\n" +
+         RenderPreprocessKeys(d.preprocess) +
          "# DICOM: window centre and width for every file (else each file's own window, else\n"
          "# its min/max), and the folder indexed for sop_instance_uid manifests.\n" +
          optional("window_center", d.window_center, "40.0") +
@@ -397,7 +420,13 @@ std::string RenderSiteConfig(const SiteConfig& c) {
          "backoff_initial_seconds = " + TomlDouble(c.backoff_initial_seconds) + "\n"
          "backoff_max_seconds = " + TomlDouble(c.backoff_max_seconds) + "\n"
          "give_up_after_seconds = " + TomlDouble(c.give_up_after_seconds) + "\n" +
-         RenderPrivacy(c.privacy);
+         RenderPrivacy(c.privacy) +
+         "\n"
+         "[model]\n"
+         "# The federation names the model in every task. Only when it trains a TorchScript model\n"
+         "# ([model] name = \"torchscript\" at the coordinator): this site's copy of that file\n"
+         "# (same parameter names and shapes; checked at registration). Never sent.\n"
+         "torchscript_path = " + TomlString(c.model.torchscript_path) + "\n";
 }
 
 }  // namespace fedmed

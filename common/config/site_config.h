@@ -11,11 +11,13 @@
 //   [connection] backoff_initial_seconds, backoff_max_seconds, give_up_after_seconds
 //   [privacy]    mode, clipping_norm, noise_multiplier | target_epsilon, delta, budget_epsilon,
 //                conversion
+//   [model]      torchscript_path
 //
 // [site] name and coordinator, [tls] ca_cert, cert, key and [data] path are required; every
 // other key has the default shown below. Unknown sections and keys are errors. Relative [tls]
-// paths and output_dir are resolved against the directory of the config file and stored
-// absolute; [data] path is stored as written and resolved by fedmed-site with ResolveDataPath.
+// paths, output_dir and [model] torchscript_path are resolved against the directory of the
+// config file and stored absolute; [data] path is stored as written and resolved by fedmed-site
+// with ResolveDataPath.
 #ifndef FEDMED_COMMON_CONFIG_SITE_CONFIG_H_
 #define FEDMED_COMMON_CONFIG_SITE_CONFIG_H_
 
@@ -97,6 +99,17 @@ struct SitePrivacyConfig {
   bool enabled() const { return mode != "none"; }
 };
 
+// [model]: the site's copy of the federation's TorchScript model. The coordinator names the
+// model (ModelSpec::name) in every task; a site needs a file only when the federation trains a
+// TorchScript model ([model] name = "torchscript" in coordinator.toml), and then it must hold a
+// file of the same architecture (parameter names and shapes), which it announces at
+// registration (common/model/architecture.h) and the coordinator checks. The path never leaves
+// the site. DP-SGD cannot train a TorchScript model, so [privacy] mode "dp-sgd" is refused with a
+// torchscript_path (ValidateSiteConfig).
+struct SiteModelConfig {
+  std::string torchscript_path;  // "" = none (zoo federations)
+};
+
 struct SiteConfig {
   std::string config_path;  // the file this was loaded from ("" when built in code)
   // [site]
@@ -116,6 +129,8 @@ struct SiteConfig {
   double give_up_after_seconds = 0;      // 0 = retry forever; >= 0
   // [privacy]
   SitePrivacyConfig privacy;
+  // [model]
+  SiteModelConfig model;
 };
 
 // Site names become certificate CNs and directory names: 1 to 64 characters from letters,
@@ -127,6 +142,7 @@ inline constexpr const char* kSiteNameRule =
 // Settings are equal; config_path is not compared.
 bool operator==(const SiteDataConfig& a, const SiteDataConfig& b);
 bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b);
+bool operator==(const SiteModelConfig& a, const SiteModelConfig& b);
 bool operator==(const SiteConfig& a, const SiteConfig& b);
 inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a == b); }
 
@@ -136,7 +152,8 @@ inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a ==
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 SiteConfig LoadSiteConfig(const std::string& path);
 
-// Checks ranges and consistency (see the field comments). Throws ConfigError naming
+// Checks ranges and consistency (see the field comments; in addition, [privacy] mode "dp-sgd"
+// with a [model] torchscript_path is refused, naming both keys). Throws ConfigError naming
 // config_path, section and key of the first violation. Called by LoadSiteConfig.
 void ValidateSiteConfig(const SiteConfig& config);
 
@@ -151,6 +168,16 @@ void ValidateSiteDataImageKeys(const std::string& config_path, const SiteDataCon
 void ValidateSitePrivacyConfig(const std::string& config_path, const SitePrivacyConfig& privacy);
 
 class TomlFile;
+// Reads the preprocessing keys image_size, channels, normalization, mean (1 or 3 numbers), std
+// and equalize of `section` (the site's [data], the coordinator's [preprocessing]) into `spec`
+// (keys absent keep their values). Throws ConfigError naming the file, section and key for a
+// value of the wrong type, or a mean/std list of other than 1 or 3 numbers. Validate with
+// ValidatePreprocessSpec (common/data/preprocess.h).
+void ReadPreprocessKeys(TomlFile& file, const std::string& section, PreprocessSpec* spec);
+
+// Those six keys as TOML lines, with a comment; read back by ReadPreprocessKeys.
+std::string RenderPreprocessKeys(const PreprocessSpec& spec);
+
 // Reads the [privacy] section of `file` into `privacy` (keys absent keep their values); for
 // files that embed it (fedmed-simulate's config). Validate with ValidateSitePrivacyConfig.
 void ReadSitePrivacySection(TomlFile& file, SitePrivacyConfig* privacy);

@@ -297,12 +297,15 @@ PreprocessSpec ParsePreprocessSpec(const std::string& canonical) {
 }
 
 std::string DescribePreprocessDifference(const PreprocessSpec& local, const PreprocessSpec& remote,
-                                         const std::string& remote_name) {
+                                         const std::string& remote_name,
+                                         const std::string& local_name) {
   std::string out;
+  const std::string where =
+      local_name.empty() ? std::string(" here, ") : " at " + local_name + ", ";
   const auto add = [&](const char* field, const std::string& here, const std::string& there) {
     if (here == there) return;
     if (!out.empty()) out += "; ";
-    out += std::string(field) + ": " + here + " here, " + there + " at " + remote_name;
+    out += std::string(field) + ": " + here + where + there + " at " + remote_name;
   };
   add("image_size", std::to_string(local.image_size), std::to_string(remote.image_size));
   add("channels", std::to_string(local.channels), std::to_string(remote.channels));

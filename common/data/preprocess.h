@@ -83,9 +83,12 @@ PreprocessSpec ParsePreprocessSpec(const std::string& canonical);
 
 // "" when `local` and `remote` are equal; otherwise one clause per differing field, e.g.
 // "image_size: 64 here, 28 at the coordinator; equalize: 1 here, 0 at the coordinator".
-// `remote_name` names the other party ("the coordinator").
+// `remote_name` names the other party ("the coordinator"); `local_name`, when not empty, names
+// this one instead of "here" (a message both parties log: "image_size: 64 at site-2, 28 at the
+// coordinator"). Never throws.
 std::string DescribePreprocessDifference(const PreprocessSpec& local, const PreprocessSpec& remote,
-                                         const std::string& remote_name = "the coordinator");
+                                         const std::string& remote_name = "the coordinator",
+                                         const std::string& local_name = "");
 
 // Applies steps 1-3 above to `image` (uint8 HWC; 1 or 3 channels; any size >= 1x1). Returns the
 // output image: image_size x image_size (or the input size if 0), `channels` channels (or the

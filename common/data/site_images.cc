@@ -58,16 +58,37 @@ ImageSet LoadFolderSplit(const std::string& root, Split split, const PreprocessS
   return LoadImageFolder(sub.string(), spec, options, report);
 }
 
+// Step 2 of LoadSiteSplit: the site's shard of `set`.
+ImageSet Shard(ImageSet set, const SiteDataConfig& data, Split split) {
+  if (data.partition == "none" || set.size() == 0) return set;
+  PartitionSpec spec;
+  spec.scheme = ParsePartitionScheme(data.partition);
+  spec.num_sites = data.num_shards;
+  spec.alpha = data.alpha;
+  spec.seed = data.seed;
+  spec.min_samples_per_site = split == Split::kTrain ? 10 : 1;
+  return set.Subset(ShardIndices(set.labels, set.num_classes, spec, data.shard - 1));
+}
+
 }  // namespace
 
 ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::string& data_root,
-                       LoadReport* report) {
+                       LoadReport* report, const MedMnist* preloaded) {
   ValidateSiteDataImageKeys("", data);
+  if (preloaded != nullptr && data.format != "medmnist") {
+    throw ConfigError("LoadSiteSplit: a preloaded MedMNIST file was given for [data] format \"" +
+                      data.format + "\" (" + data.path + ")");
+  }
+  ImageSet set;
+  if (preloaded != nullptr) {
+    set = preloaded->split(split);
+    PreprocessImageSet(data.preprocess, &set);
+    return Shard(std::move(set), data, split);
+  }
   const std::string path = ResolveDataPath(data.path, data_root);
   LoadOptions options;
   options.decode_threads = data.decode_threads;
   options.max_bad_fraction = data.max_bad_fraction;
-  ImageSet set;
   if (data.format == "medmnist") {
     set = LoadMedMnistSplit(path, split);
     PreprocessImageSet(data.preprocess, &set);
@@ -83,14 +104,7 @@ ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::strin
     dicom.window_width = data.window_width;
     set = LoadDicomManifest(path, SplitName(split), data.preprocess, dicom, report);
   }
-  if (data.partition == "none" || set.size() == 0) return set;
-  PartitionSpec spec;
-  spec.scheme = ParsePartitionScheme(data.partition);
-  spec.num_sites = data.num_shards;
-  spec.alpha = data.alpha;
-  spec.seed = data.seed;
-  spec.min_samples_per_site = split == Split::kTrain ? 10 : 1;
-  return set.Subset(ShardIndices(set.labels, set.num_classes, spec, data.shard - 1));
+  return Shard(std::move(set), data, split);
 }
 
 }  // namespace fedmed

@@ -34,11 +34,15 @@ namespace fedmed {
 // source (all splits), so that every split and every site agree on it. An empty split (no
 // val/test folder or manifest lines) gives an empty set, which is not partitioned.
 // report (may be null) receives the bad files of image formats (loaded = size before sharding).
+// preloaded (may be null; format "medmnist" only): the contents of the file at data.path, already
+// loaded by the caller (fedmed-simulate's threads mode shares one decoded file between its
+// sites); the file is then not read again, and the result is the same as from the file.
 // Throws DataError when a file or folder is missing or unreadable (ResolveDataPath lists where
 // it looked), and as the loaders (too many bad files, naming them); ConfigError for invalid
-// [data] settings (ValidateSiteDataImageKeys) or a partition that cannot be made.
+// [data] settings (ValidateSiteDataImageKeys), a partition that cannot be made, or `preloaded`
+// with a format other than "medmnist".
 ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::string& data_root = "",
-                       LoadReport* report = nullptr);
+                       LoadReport* report = nullptr, const MedMnist* preloaded = nullptr);
 
 }  // namespace fedmed
 

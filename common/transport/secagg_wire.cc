@@ -60,6 +60,7 @@ void ToProto(const SecAggRoundConfig& in, v1::SecureAggregation* out) {
   for (const std::string& p : in.participants) out->add_participants(p);
   out->set_weight_normalizer(in.weight_normalizer);
   out->set_num_values(in.num_values);
+  out->set_neighbours(in.neighbours);
 }
 
 SecAggRoundConfig FromProto(const v1::SecureAggregation& in, int round) {
@@ -72,6 +73,7 @@ SecAggRoundConfig FromProto(const v1::SecureAggregation& in, int round) {
   out.participants.assign(in.participants().begin(), in.participants().end());
   out.weight_normalizer = in.weight_normalizer();
   out.num_values = in.num_values();
+  out.neighbours = in.neighbours();
   return out;
 }
 

@@ -69,6 +69,7 @@ CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
   c.secure_aggregation.clip_range = 0.5;
   c.secure_aggregation.quantization_bits = 24;
   c.secure_aggregation.stage_timeout_seconds = 12.5;
+  c.secure_aggregation.neighbours = 2;
   c.strategy.name = "fedadam";  // beta1 and tau left to their defaults
   c.strategy.server_learning_rate = 0.1 + 0.2;
   c.strategy.beta2 = 0.999;
@@ -361,6 +362,8 @@ TEST_F(ConfigTest, SecureAggregationIsValidatedAndRefusesRobustStrategies) {
   expect_error("\n[secure_aggregation]\nclip_range = 0\n", "[secure_aggregation] clip_range");
   expect_error("\n[secure_aggregation]\nquantization_bits = 8\nclip_range = 100\n",
                "[secure_aggregation] clip_range: expected a number > 0 with 2 * clip_range");
+  expect_error("\n[secure_aggregation]\nneighbours = 3\n",
+               "[secure_aggregation] neighbours: expected 0 (every other site) or an even number");
   for (const char* robust : {"median", "trimmed_mean"}) {
     expect_error(std::string("\n[strategy]\nname = \"") + robust +
                      "\"\n\n[secure_aggregation]\nenabled = true\n",

@@ -21,38 +21,6 @@ namespace {
 
 using testing::TempDir;
 
-std::string RunShell(const std::string& command, int* status) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return out;
-  }
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  const int raw = pclose(pipe);
-  *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return out;
-}
-
-// $FEDMED_PYTHON, python3 on the PATH, or /usr/bin/python3: the first that imports PIL and numpy.
-std::string FindPythonWithPillow(std::string* tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("FEDMED_PYTHON"); env != nullptr && *env != '\0') {
-    candidates.emplace_back(env);
-  }
-  candidates.emplace_back("python3");
-  candidates.emplace_back("/usr/bin/python3");
-  for (const std::string& python : candidates) {
-    int status = 0;
-    RunShell(python + " -c 'import PIL, numpy' 2>/dev/null", &status);
-    if (status == 0) return python;
-    *tried += " " + python;
-  }
-  return "";
-}
-
 constexpr const char* kScript = R"(
 import sys
 from PIL import Image, ImageOps
@@ -73,7 +41,7 @@ for line in open(sys.argv[1]):
 
 TEST(PillowParityTest, PreprocessingMatchesPillowBitForBit) {
   std::string tried;
-  const std::string python = FindPythonWithPillow(&tried);
+  const std::string python = testing::FindPythonWith("PIL, numpy", &tried);
   ASSERT_FALSE(python.empty()) << "no Python interpreter that can 'import PIL, numpy' (tried:"
                                << tried << "); install Debian's python3-pil and python3-numpy";
   TempDir dir;
@@ -112,7 +80,8 @@ TEST(PillowParityTest, PreprocessingMatchesPillowBitForBit) {
   std::ofstream(dir / "pillow.py") << kScript;
   int status = 0;
   const std::string out =
-      RunShell(python + " " + (dir / "pillow.py") + " " + (dir / "cases.txt") + " 2>&1", &status);
+      testing::RunCommand(python + " " + (dir / "pillow.py") + " " + (dir / "cases.txt") + " 2>&1",
+                          &status);
   ASSERT_EQ(status, 0) << out;
   for (const Case& k : cases) {
     const DecodedImage ours = ApplyPreprocess(ReadImageFile(k.png), k.spec);

@@ -160,6 +160,50 @@ TEST(SweepTest, SitePathsSetTheNumberOfSitesAndEachSitesData) {
             std::string::npos);
 }
 
+TEST(SweepTest, SiteFormatsPreprocessingAndTheScriptReachEverySite) {
+  TempDir dir("fedmed-site-formats");
+  const std::string path = dir / "mixed.toml";
+  std::ofstream(path) << "[data]\nsite_paths = [\"a.npz\", \"folder\", \"dicom/labels.csv\"]\n"
+                         "site_formats = [\"medmnist\", \"image_folder\", \"dicom\"]\n"
+                         "[model]\nname = \"torchscript\"\ntorchscript_path = \"net.pt\"\n"
+                         "image_size = 32\n"
+                         "[preprocessing]\nimage_size = 32\nequalize = true\n"
+                         "[evaluation]\ndata = \"eval.npz\"\n";
+  const SimulationConfig c = LoadSimulationConfig(path);
+  EXPECT_EQ(c.sites, 3);
+  // Resolved against the config file, as coordinator.toml's paths are.
+  EXPECT_EQ(c.coordinator.torchscript_path, (dir.path() / "net.pt").string());
+  const SiteDataConfig folder = SiteDataFor(c, 2), dicom = SiteDataFor(c, 3);
+  EXPECT_EQ(SiteDataFor(c, 1).format, "medmnist");
+  EXPECT_EQ(folder.format, "image_folder");
+  EXPECT_EQ(folder.path, "folder");
+  EXPECT_EQ(dicom.format, "dicom");
+  EXPECT_EQ(dicom.partition, "none");
+  // Every site preprocesses as the coordinator says.
+  EXPECT_EQ(dicom.preprocess.Canonical(), c.coordinator.preprocessing.Canonical());
+  EXPECT_EQ(dicom.preprocess.Canonical(), "size=32;channels=0;norm=medmnist;equalize=1");
+
+  std::ofstream(path) << "[data]\nsite_paths = [\"a.npz\", \"b\"]\n"
+                         "site_formats = [\"medmnist\"]\n[evaluation]\ndata = \"e.npz\"\n";
+  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); })
+                .find("[data] site_formats: expected one format per [data] site_paths entry (2)"),
+            std::string::npos);
+  std::ofstream(path) << "[data]\nsite_paths = [\"a.npz\", \"b\"]\n"
+                         "site_formats = [\"medmnist\", \"png\"]\n[evaluation]\ndata = \"e.npz\"\n";
+  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); })
+                .find("[data] site_formats: expected \"medmnist\", \"image_folder\", \"csv\" or "
+                      "\"dicom\" for each site, got \"png\""),
+            std::string::npos);
+  std::ofstream(path) << "[data]\npath = \"x.npz\"\n[model]\nname = \"torchscript\"\n";
+  EXPECT_NE(
+      ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[model] torchscript_path"),
+      std::string::npos);
+  std::ofstream(path) << "[data]\npath = \"x.npz\"\n[preprocessing]\nchannels = 2\n";
+  EXPECT_NE(
+      ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[preprocessing] channels"),
+      std::string::npos);
+}
+
 // ---- the compute pool ----
 
 TEST(ComputeSlotsTest, AtMostSlotsHoldersRunOnTheSlotsOwnThreads) {

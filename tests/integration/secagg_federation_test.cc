@@ -59,6 +59,27 @@ TEST(SecAggFederationTest, SameGlobalModelQualityAsPlainFedAvg) {
   EXPECT_TRUE(s.back()["train_loss"].is_null()) << s.back().dump();
 }
 
+// SecAgg+ end to end: 4 sites, each exchanging keys and masks with its 2 neighbours only.
+TEST(SecAggFederationTest, SecAggPlusNeighboursOnly) {
+  testing::TempDir dir("fedmed-secagg-plus");
+  const auto run = testing::RunFederation(
+      dir,
+      testing::FederationToml(4, 1, /*federated=*/false, "",
+                              "[secure_aggregation]\nenabled = true\nneighbours = 2\n"
+                              "stage_timeout_seconds = 10\n"),
+      300);
+  ASSERT_TRUE(run);
+  const auto rows = Rows(*run);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["contributors"].size(), 4u);
+  EXPECT_EQ(rows[0]["num_samples"].get<int>(), 4708);
+  EXPECT_GE(rows[0]["global"]["accuracy"].get<double>(), 0.7) << rows[0].dump();
+  const std::string log = testing::ReadFile(*run / "coordinator" / "coordinator.log");
+  // t defaults to a majority of each site and its 2 neighbours: 2.
+  EXPECT_NE(log.find("threshold 2 of each site and its 2 neighbours (SecAgg+)"), std::string::npos)
+      << log;
+}
+
 TEST(SecAggFederationTest, SiteKilledAfterSharingKeysDoesNotStopTheRound) {
   testing::TempDir dir("fedmed-secagg-kill");
   // A short round deadline: the dead site's masked input is waited for that long.

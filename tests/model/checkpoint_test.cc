@@ -19,6 +19,7 @@
 #include "common/model/torch_state.h"
 #include "common/model/zoo.h"
 #include "common/util/error.h"
+#include "tests/test_util.h"
 
 namespace fedmed {
 namespace {
@@ -105,41 +106,6 @@ torch.save(model.state_dict(), sys.argv[3] + "/from_python_ordered.pt")
 logits("python_cnn", model, 1)
 print("done")
 )PY";
-
-// Runs `command` and returns its standard output; sets *status to its exit status.
-std::string RunCommand(const std::string& command, int* status) {
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return "";
-  }
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  const int raw = pclose(pipe);
-  *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return out;
-}
-
-// A Python interpreter that can import torch: $FEDMED_PYTHON, else python3 on the PATH, else
-// /usr/bin/python3 (where Debian's python3-torch lives, e.g. when a pyenv python3 comes first on
-// the PATH). Empty if none can; *tried lists what was tried.
-std::string FindPythonWithTorch(std::string* tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("FEDMED_PYTHON"); env != nullptr && *env != '\0') {
-    candidates.emplace_back(env);
-  }
-  candidates.emplace_back("python3");
-  candidates.emplace_back("/usr/bin/python3");
-  for (const std::string& python : candidates) {
-    int status = 0;
-    RunCommand(python + " -c 'import torch' 2>/dev/null", &status);
-    if (status == 0) return python;
-    *tried += " " + python;
-  }
-  return "";
-}
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -231,7 +197,7 @@ void ExpectClose(const std::vector<double>& expected, const std::vector<double>&
 
 TEST_F(CheckpointTest, PyTorchReadsAndWritesTheFormat) {
   std::string tried;
-  const std::string python = FindPythonWithTorch(&tried);
+  const std::string python = testing::FindPythonWith("torch", &tried);
   ASSERT_FALSE(python.empty())
       << "no Python interpreter that can 'import torch' (tried:" << tried
       << "); install Debian's python3-torch (apt-get install -y python3-torch) or set "
@@ -249,7 +215,7 @@ TEST_F(CheckpointTest, PyTorchReadsAndWritesTheFormat) {
 
   int status = 0;
   const std::string output =
-      RunCommand(python + " -B " + Path("check.py") + " " + Path("cnn.pt") + " " +
+      testing::RunCommand(python + " -B " + Path("check.py") + " " + Path("cnn.pt") + " " +
                      Path("resnet18.pt") + " " + dir_.string() + " 2>&1",
                  &status);
   ASSERT_EQ(status, 0) << output;

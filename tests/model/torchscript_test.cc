@@ -140,40 +140,6 @@ constexpr char kThreeLines[] =
     "uint8\n"
     "label = model(x.unsqueeze(0)).argmax(1).item()\n";
 
-// Runs `command` and returns its standard output; sets *status to its exit status.
-std::string RunCommand(const std::string& command, int* status) {
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) {
-    *status = -1;
-    return "";
-  }
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
-  const int raw = pclose(pipe);
-  *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return out;
-}
-
-// As checkpoint_test.cc: $FEDMED_PYTHON, python3 on the PATH, or /usr/bin/python3 (Debian's
-// python3-torch), the first that can import torch; empty if none; *tried lists what was tried.
-std::string FindPythonWithTorch(std::string* tried) {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("FEDMED_PYTHON"); env != nullptr && *env != '\0') {
-    candidates.emplace_back(env);
-  }
-  candidates.emplace_back("python3");
-  candidates.emplace_back("/usr/bin/python3");
-  for (const std::string& python : candidates) {
-    int status = 0;
-    RunCommand(python + " -c 'import torch' 2>/dev/null", &status);
-    if (status == 0) return python;
-    *tried += " " + python;
-  }
-  return "";
-}
-
 std::vector<double> ParseDoubles(const std::string& text) {
   std::istringstream in(text);
   std::vector<double> v;
@@ -385,14 +351,14 @@ class TorchScriptTest : public ::testing::Test {
     SetComputeThreads(1);
     dir_ = new testing::TempDir("fedmed-torchscript-test");
     std::string tried;
-    python_ = new std::string(FindPythonWithTorch(&tried));
+    python_ = new std::string(testing::FindPythonWith("torch", &tried));
     tried_ = new std::string(tried);
     if (python_->empty()) return;
     std::ofstream(*dir_ / "make_models.py") << kMakeModels;
     int status = 0;
-    made_ = new std::string(RunCommand(*python_ + " -B " + (*dir_ / "make_models.py") + " " +
-                                           dir_->path().string() + " 2>&1",
-                                       &status));
+    const std::string command =
+        *python_ + " -B " + (*dir_ / "make_models.py") + " " + dir_->path().string() + " 2>&1";
+    made_ = new std::string(testing::RunCommand(command, &status));
     if (status != 0) made_->insert(0, "make_models.py failed (" + std::to_string(status) + "):\n");
     try {
       data_path_ = new std::string(ResolveDataPath("medmnist/pneumoniamnist.npz"));
@@ -442,7 +408,7 @@ class TorchScriptTest : public ::testing::Test {
     SaveCheckpoint(input, Path("input.pt"));
     std::ofstream(Path("run_export.py")) << kRunExport;
     int status = 0;
-    const std::string out = RunCommand(*python_ + " -B " + Path("run_export.py") + " " +
+    const std::string out = testing::RunCommand(*python_ + " -B " + Path("run_export.py") + " " +
                                            model_file + " " + Path("input.pt") + " 2>&1",
                                        &status);
     EXPECT_EQ(status, 0) << out;
@@ -669,9 +635,9 @@ TEST_F(TorchScriptTest, TheDocumentedThreeLinesClassifyAnImage) {
   std::ofstream(Path("three_lines.py")) << script;
   int status = 0;
   const std::string out =
-      RunCommand("cd " + dir_->path().string() + " && " + *python_ + " -B three_lines.py " +
-                     *data_path_ + " 2>&1",
-                 &status);
+      testing::RunCommand("cd " + dir_->path().string() + " && " + *python_ +
+                              " -B three_lines.py " + *data_path_ + " 2>&1",
+                          &status);
   ASSERT_EQ(status, 0) << out;
   std::vector<std::string> expected;
   for (int64_t i = 0; i < test_->size(); ++i) {
