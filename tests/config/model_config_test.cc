@@ -4,7 +4,6 @@
 // defaults that keep existing configs working, and a ConfigError naming the key for each bad
 // value.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include "common/config/site_config.h"
 #include "common/data/preprocess.h"
 #include "common/util/error.h"
+#include "tests/test_util.h"
 
 namespace fedmed {
 namespace {
@@ -33,15 +33,6 @@ std::string ConfigErrorOf(const std::function<void()>& f) {
 
 class ModelConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("fedmed_model_config_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   std::string Write(const std::string& name, const std::string& text) {
     const fs::path path = dir_ / name;
     fs::create_directories(path.parent_path());
@@ -57,7 +48,8 @@ class ModelConfigTest : public ::testing::Test {
                  "[evaluation]\ndata = \"x.npz\"\n" + extra);
   }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"fedmed-model-config"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ModelConfigTest, CoordinatorModelPreprocessingAndFrozenLayersRoundTrip) {
