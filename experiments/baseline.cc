@@ -82,6 +82,7 @@ nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
   j["eval_data"] = eval_path;
   j["eval_split"] = eval_split;
   j["global"] = MetricsToJson(metrics);
+  if (selection) j["selection"] = selection->ToJson();
   return j;
 }
 
@@ -114,17 +115,8 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   result.eval_path = ResolveDataPath(c.eval_data, data_root);
   result.eval_split = c.eval_split;
   const ImageSet train = PooledTrainingSet(config, data_root);
-  ImageSet heldout = LoadMedMnistSplit(result.eval_path, ParseSplit(c.eval_split));
-  PreprocessImageSet(c.preprocessing, &heldout);
-
-  // The model exactly as the coordinator builds it (coordinator.cc LoadModelAndData).
-  ModelSpec spec;
-  spec.name = c.model;
-  spec.image_size = c.image_size;
-  spec.in_channels = c.in_channels != 0 ? c.in_channels : heldout.channels;
-  spec.num_classes = c.num_classes != 0 ? c.num_classes : heldout.num_classes;
-  spec.torchscript_path = c.torchscript_path;
-  ValidateModelSpec(spec, config.config_path + ": [model]");
+  const ImageSet heldout = LoadHeldOutSplit(config, data_root, c.eval_split);
+  const ModelSpec spec = FederationModelSpec(config, heldout);
   ModelState initial = InitialModelState(spec, c.seed);  // as the coordinator starts
   if (!c.initial_weights.empty()) initial = LoadInitialWeights(c.initial_weights, initial);
 
@@ -137,6 +129,25 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   settings.weight_decay = c.training.weight_decay;
   settings.seed = c.seed;
   settings.frozen_layers = c.training.frozen_layers;
+  std::optional<ImageSet> selection_set;
+  double selection_seconds = 0;  // evaluation inside training, not counted as training time
+  if (!config.select_split.empty()) {
+    selection_set = LoadHeldOutSplit(config, data_root, config.select_split);
+    result.selection.emplace();
+    result.selection->unit = "epoch";
+    result.selection->selection_split = config.select_split;
+    result.selection->report_split = c.eval_split;
+    settings.on_epoch_end = [&](int epoch, const ModelState& state) {
+      const auto start = std::chrono::steady_clock::now();
+      ScoredModel s;
+      s.index = epoch;
+      s.selection = EvaluateModel(spec, state, *selection_set, c.eval_batch_size);
+      s.report = EvaluateModel(spec, state, heldout, c.eval_batch_size);
+      result.selection->scored.push_back(std::move(s));
+      selection_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+  }
   SetComputeThreads(threads);
   const TrainResult trained = TrainLocal(spec, initial, train, settings);
 
@@ -149,8 +160,9 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   result.metrics = EvaluateModel(spec, final_model, heldout, c.eval_batch_size);
   result.epochs = settings.local_epochs;
   result.train_samples = trained.num_samples;
-  result.train_seconds = trained.seconds;
+  result.train_seconds = trained.seconds - selection_seconds;
   result.mean_loss = trained.mean_loss;
+  if (result.selection) result.selection->best = BestBySelectionAuc(result.selection->scored);
   return result;
 }
 

@@ -13,12 +13,14 @@
 #define FEDMED_EXPERIMENTS_BASELINE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "common/data/image_set.h"
 #include "common/metrics/classification_metrics.h"
+#include "experiments/model_selection.h"
 #include "experiments/simulation.h"
 
 namespace fedmed {
@@ -33,9 +35,13 @@ struct BaselineResult {
   uint64_t seed = 0;              // [federation] seed: initial weights and data order
   std::string eval_path;          // resolved [evaluation] data
   std::string eval_split;
+  // With [simulation] select_split: the model after every epoch scored on that split and on the
+  // held-out split, and the epoch chosen (model_selection.h); `metrics` stays the last epoch's.
+  std::optional<ModelSelection> selection;
 
   // The JSON written as baseline.json: the settings above, the [training] settings and "global",
-  // the metrics with the key names of metrics.jsonl.
+  // the metrics with the key names of metrics.jsonl, and "selection" (ModelSelection::ToJson)
+  // when there is one.
   nlohmann::json ToJson(const SimulationConfig& config) const;
 };
 
@@ -52,8 +58,11 @@ nlohmann::json MetricsToJson(const ClassificationMetrics& metrics);
 
 // Trains and evaluates the pooled baseline as described above, with `threads` LibTorch threads
 // (SetComputeThreads), from the coordinator's initial model ([model] initial_weights when set)
-// with its [training] frozen_layers, on the held-out set preprocessed with [preprocessing]. Throws ConfigError when the config has no [evaluation] data, DataError /
-// ConfigError / Error as TrainLocal and EvaluateModel do.
+// with its [training] frozen_layers, on the held-out set preprocessed with [preprocessing]. With
+// [simulation] select_split it also scores the model after every epoch on that split and on the
+// held-out split (training itself is unchanged: the same final model). Throws ConfigError when
+// the config has no [evaluation] data, DataError / ConfigError / Error as TrainLocal and
+// EvaluateModel do.
 BaselineResult RunBaseline(const SimulationConfig& config, const std::string& data_root,
                            int threads);
 

@@ -17,6 +17,7 @@
 #include "common/util/error.h"
 #include "common/util/process.h"
 #include "experiments/baseline.h"
+#include "experiments/model_selection.h"
 
 namespace fedmed {
 
@@ -62,6 +63,7 @@ struct Row {
   SweepPoint point;
   SimulationResult result;
   std::optional<BaselineResult> baseline;
+  std::optional<ModelSelection> selection;  // with [simulation] select_split
 };
 
 nlohmann::json Metric(const nlohmann::json& metrics, const char* key) {
@@ -88,6 +90,11 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
   csv << ",exit_status,rounds_completed,global_acc,global_auc,federated_acc,federated_auc,"
          "wall_seconds,peak_rss_mib";
   if (base.baseline) csv << ",baseline_acc,baseline_auc";
+  const bool select = !base.select_split.empty();
+  if (select) {
+    csv << ",selected_round,selected_acc,selected_auc";
+    if (base.baseline) csv << ",baseline_selected_epoch,baseline_selected_acc,baseline_selected_auc";
+  }
   csv << ",run_dir\n";
   std::ofstream md(dir / "sweep.md");
   md << "# Sweep `" << base.name << "`\n\n"
@@ -98,14 +105,24 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
      << base.coordinator.eval_split << " split";
   if (base.baseline) md << "; pooled = the centralised baseline (same model and epochs of data)";
   if (base.mode == "threads") md << "; peak RSS: of this process so far (it ran the earlier rows too)";
+  if (select) {
+    md << "; \"sel.\" = the round (pooled: the epoch) with the best AUC on the "
+       << base.select_split << " split, and its metrics on the " << base.coordinator.eval_split
+       << " split (experiments/model_selection.h)";
+  }
   md << ". " << rows.size() << " of " << total << " runs done.\n\n| run |";
   for (const std::string& k : keys) md << " " << k << " |";
   md << " status | rounds | ACC | AUC | federated ACC | federated AUC | wall s | peak RSS MiB |";
   if (base.baseline) md << " pooled ACC | pooled AUC |";
+  if (select) {
+    md << " sel. round | sel. ACC | sel. AUC |";
+    if (base.baseline) md << " pooled sel. epoch | pooled sel. ACC | pooled sel. AUC |";
+  }
   md << "\n|---|";
   for (std::size_t i = 0; i < keys.size(); ++i) md << "---|";
   md << "---|---|---|---|---|---|---|---|";
   if (base.baseline) md << "---|---|";
+  if (select) md << (base.baseline ? "---|---|---|---|---|---|" : "---|---|---|");
   md << "\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
@@ -134,6 +151,19 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
       md << " " << FormatNumber(Metric(b, "accuracy")) << " | " << FormatNumber(Metric(b, "auc"))
          << " |";
     }
+    if (select) {
+      auto cells = [&](const std::optional<ModelSelection>& sel) {
+        const nlohmann::json m =
+            sel ? MetricsToJson(sel->chosen().report) : nlohmann::json::object();
+        const std::string index = sel ? std::to_string(sel->chosen().index) : "";
+        csv << "," << index << "," << CsvNumber(Metric(m, "accuracy")) << ","
+            << CsvNumber(Metric(m, "auc"));
+        md << " " << (index.empty() ? "-" : index) << " | " << FormatNumber(Metric(m, "accuracy"))
+           << " | " << FormatNumber(Metric(m, "auc")) << " |";
+      };
+      cells(r.selection);
+      if (base.baseline) cells(r.baseline ? r.baseline->selection : std::nullopt);
+    }
     csv << "," << r.result.run_dir << "\n";
     md << "\n";
   }
@@ -155,6 +185,15 @@ const BaselineResult& BaselineFor(const SimulationConfig& config, const std::str
       .first->second;
 }
 
+void PrintSelection(const char* what, const ModelSelection& sel, std::ostream& progress) {
+  const ScoredModel& c = sel.chosen();
+  progress << what << ": " << sel.unit << " " << c.index << " of " << sel.scored.size()
+           << " has the best " << sel.selection_split << " AUC ("
+           << FormatNumber(MetricsToJson(c.selection)["auc"]) << "); on the " << sel.report_split
+           << " split: ACC " << FormatNumber(MetricsToJson(c.report)["accuracy"]) << ", AUC "
+           << FormatNumber(MetricsToJson(c.report)["auc"]) << std::endl;
+}
+
 void PrintComparison(const SimulationResult& result, const BaselineResult& b,
                      std::ostream& progress) {
   const nlohmann::json pooled = MetricsToJson(b.metrics);
@@ -170,6 +209,67 @@ void PrintComparison(const SimulationResult& result, const BaselineResult& b,
              << fa.get<double>() - pa.get<double>() << std::noshowpos << ")";
   }
   progress << std::endl;
+  if (b.selection) PrintSelection("pooled baseline, model selection", *b.selection, progress);
+}
+
+// What follows a successful federation: model selection on its checkpoints (selection.json) and
+// the pooled baseline beside it (baseline.json), as the config asks.
+void FinishRow(const SimulationConfig& config, const std::string& data_root,
+               std::map<uint64_t, BaselineResult>* baselines, Row* row, std::ostream& progress) {
+  if (row->result.exit_status != 0) {
+    if (config.baseline || !config.select_split.empty()) {
+      progress << "model selection and pooled baseline skipped: the federation failed"
+               << std::endl;
+    }
+    return;
+  }
+  const fs::path run_dir(row->result.run_dir);
+  if (!config.select_split.empty()) {
+    row->selection = SelectCheckpoint(config, data_root,
+                                      (run_dir / "coordinator" / "checkpoints").string());
+    std::ofstream(run_dir / "selection.json") << row->selection->ToJson().dump(2) << "\n";
+    PrintSelection("federation, model selection", *row->selection, progress);
+  }
+  if (config.baseline) {
+    const BaselineResult& b = BaselineFor(config, data_root, baselines, progress);
+    row->baseline = b;
+    std::ofstream(run_dir / "baseline.json") << b.ToJson(config).dump(2) << "\n";
+    PrintComparison(row->result, b, progress);
+  }
+}
+
+// A finished run as RunSimulation returned it, read back from its summary.json.
+SimulationResult ReadRunResult(const fs::path& run_dir) {
+  const fs::path file = run_dir / "summary.json";
+  std::ifstream in(file);
+  if (!in) throw Error(file.string() + ": cannot be read (is " + run_dir.string() + " a run?)");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(file.string() + ": not JSON (" + e.what() + ")");
+  }
+  SimulationResult r;
+  r.run_dir = fs::absolute(run_dir).string();
+  r.exit_status = j.value("exit_status", 1);
+  r.wall_seconds = j.value("wall_seconds", 0.0);
+  r.peak_rss_mib = j.value("peak_rss_mib", 0.0);
+  r.rounds_completed = j.value("rounds_completed", 0);
+  r.final_global = j.value("global", nlohmann::json());
+  r.final_federated = j.value("federated", nlohmann::json());
+  return r;
+}
+
+// "01".."99" (or "001".. from 100 runs on): the number of grid point i (0-based) of `count`.
+std::string RunNumber(std::size_t i, std::size_t count) {
+  std::ostringstream number;
+  number << std::setw(count >= 100 ? 3 : 2) << std::setfill('0') << (i + 1);
+  return number.str();
+}
+
+// The run directory of grid point i of `count` in sweep directory `dir`.
+fs::path PointDir(const fs::path& dir, std::size_t i, std::size_t count, const SweepPoint& p) {
+  return dir / (RunNumber(i, count) + "-" + p.slug);
 }
 
 }  // namespace
@@ -347,20 +447,12 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
                   std::ostream& progress) {
   std::map<uint64_t, BaselineResult> baselines;
   if (config.sweep.empty()) {
-    const SimulationResult result = RunSimulation(config, data_root, bin_dir, progress);
-    if (SimulationInterrupted()) return result.exit_status != 0 ? result.exit_status : 1;
-    if (config.baseline) {
-      if (result.exit_status != 0) {
-        progress << "pooled baseline skipped: the federation failed" << std::endl;
-      } else {
-        const BaselineResult& b = BaselineFor(config, data_root, &baselines, progress);
-        std::ofstream(fs::path(result.run_dir) / "baseline.json") << b.ToJson(config).dump(2)
-                                                                    << "\n";
-        PrintComparison(result, b, progress);
-      }
-    }
-    if (config.plots) RunPlots(bin_dir, result.run_dir, progress);
-    return result.exit_status;
+    Row row;
+    row.result = RunSimulation(config, data_root, bin_dir, progress);
+    if (SimulationInterrupted()) return row.result.exit_status != 0 ? row.result.exit_status : 1;
+    FinishRow(config, data_root, &baselines, &row, progress);
+    if (config.plots) RunPlots(bin_dir, row.result.run_dir, progress);
+    return row.result.exit_status;
   }
 
   const std::vector<SweepPoint> points = ExpandSweep(config);
@@ -373,10 +465,9 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
   for (std::size_t i = 0; i < points.size(); ++i) {
     Row row;
     row.point = points[i];
-    std::ostringstream number;
-    number << std::setw(points.size() >= 100 ? 3 : 2) << std::setfill('0') << (i + 1);
-    row.point.config.run_dir = (dir / (number.str() + "-" + row.point.slug)).string();
-    row.point.config.name = config.name + "-" + number.str();
+    const fs::path run_dir = PointDir(dir, i, points.size(), row.point);
+    row.point.config.run_dir = run_dir.string();
+    row.point.config.name = config.name + "-" + RunNumber(i, points.size());
     progress << "\n=== run " << (i + 1) << "/" << points.size() << ": " << row.point.label
              << " ===" << std::endl;
     row.result = RunSimulation(row.point.config, data_root, bin_dir, progress);
@@ -386,13 +477,7 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
       return 1;
     }
     if (row.result.exit_status != 0 && status == 0) status = row.result.exit_status;
-    if (config.baseline && row.result.exit_status == 0) {
-      const BaselineResult& b = BaselineFor(row.point.config, data_root, &baselines, progress);
-      row.baseline = b;
-      std::ofstream(fs::path(row.result.run_dir) / "baseline.json")
-          << b.ToJson(row.point.config).dump(2) << "\n";
-      PrintComparison(row.result, b, progress);
-    }
+    FinishRow(row.point.config, data_root, &baselines, &row, progress);
     rows.push_back(std::move(row));
     WriteSweepTables(dir, config, command_line, rows, points.size());
   }
@@ -401,6 +486,44 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
   std::ifstream md(dir / "sweep.md");
   progress << md.rdbuf() << std::endl;
   if (config.plots) RunPlots(bin_dir, dir.string(), progress);
+  return status;
+}
+
+int SelectFinishedExperiment(const SimulationConfig& config, const std::string& data_root,
+                             const std::string& dir, const std::string& command_line,
+                             std::ostream& progress) {
+  if (config.select_split.empty()) {
+    throw ConfigError(config.config_path + ": [simulation] select_split is not set (e.g. \"val\")");
+  }
+  std::map<uint64_t, BaselineResult> baselines;
+  if (config.sweep.empty()) {
+    Row row;
+    row.result = ReadRunResult(dir);
+    FinishRow(config, data_root, &baselines, &row, progress);
+    return row.result.exit_status;
+  }
+  const std::vector<SweepPoint> points = ExpandSweep(config);
+  std::vector<Row> rows;
+  int status = 0;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    Row row;
+    row.point = points[i];
+    const fs::path run_dir = PointDir(dir, i, points.size(), row.point);
+    if (!fs::exists(run_dir / "summary.json")) {
+      progress << "\n" << run_dir.string() << ": no summary.json (the sweep stopped before this "
+               << "run); stopping here" << std::endl;
+      break;
+    }
+    progress << "\n=== run " << (i + 1) << "/" << points.size() << ": " << row.point.label
+             << " ===" << std::endl;
+    row.result = ReadRunResult(run_dir);
+    if (row.result.exit_status != 0 && status == 0) status = row.result.exit_status;
+    FinishRow(row.point.config, data_root, &baselines, &row, progress);
+    rows.push_back(std::move(row));
+    WriteSweepTables(dir, config, command_line, rows, points.size());
+  }
+  progress << "\nmodel selection done: " << (fs::path(dir) / "sweep.csv").string()
+           << " and sweep.md (" << rows.size() << " rows)" << std::endl;
   return status;
 }
 

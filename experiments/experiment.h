@@ -5,11 +5,16 @@
 // writes it, plus baseline.json when the baseline is on, plus global_metrics.png and
 // site_metrics.png (experiments/plot_results.py) when plots are on.
 //
+// With [simulation] select_split, each successful run also gets selection.json: the round whose
+// checkpoint scores the best AUC on that split, with its metrics on [evaluation] split
+// (model_selection.h); the pooled baseline likewise chooses an epoch.
+//
 // A config with [sweep] values runs the cartesian product of the lists, one federation per grid
 // point, into <output>/<name>-sweep-<timestamp>/NN-<values>/, and after every run rewrites
 //   sweep.csv  one row per run: its swept values, exit status, rounds completed, the final global
 //              ACC and AUC (and federated ACC/AUC), wall-clock seconds, peak RSS, and the
-//              baseline's ACC and AUC when the baseline is on
+//              baseline's ACC and AUC when the baseline is on; with select_split, the selected
+//              round and its ACC and AUC (and the baseline's selected epoch, ACC and AUC)
 //   sweep.md   the same as a Markdown table, headed by the command that made it
 // in the sweep directory; at the end, global_metrics.png there compares the runs' curves.
 #ifndef FEDMED_EXPERIMENTS_EXPERIMENT_H_
@@ -57,6 +62,20 @@ std::vector<SweepPoint> ExpandSweep(const SimulationConfig& base);
 int RunExperiment(const SimulationConfig& config, const std::string& data_root,
                   const std::string& bin_dir, const std::string& command_line,
                   std::ostream& progress);
+
+// Model selection after the fact, for runs made without [simulation] select_split: `dir` is a
+// run directory (config without [sweep]) or a sweep directory made from `config`'s grid (run
+// directories NN-<slug>, read in grid order until the first one without summary.json). For each
+// successful run, scores its round checkpoints (SelectCheckpoint, model_selection.h) and writes
+// selection.json; with [simulation] baseline, retrains the pooled baseline once per seed with
+// per-epoch selection and rewrites baseline.json (training is deterministic: its final metrics
+// are those of the first run); for a sweep, rewrites sweep.csv and sweep.md with the selection
+// columns (`command_line` recorded in sweep.md). Returns 0 when every run read had succeeded,
+// else the first failing run's status. Throws ConfigError when config.select_split is empty,
+// Error / FormatError when a run directory or checkpoint cannot be read.
+int SelectFinishedExperiment(const SimulationConfig& config, const std::string& data_root,
+                             const std::string& dir, const std::string& command_line,
+                             std::ostream& progress);
 
 // Runs `bin_dir`/plot_results.py on `dir` with /usr/bin/python3 (else python3 from PATH) when
 // matplotlib can be imported, printing the PNGs it wrote; otherwise prints why plots were

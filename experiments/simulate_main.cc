@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   bool baseline = false;
   bool no_plots = false;
   bool list = false;
+  std::string select_only;
+  std::string select_split;
   std::vector<std::string> kill_sites;
   app.add_option("--config", config_path, "simulation config, e.g. experiments/demo.toml")
       ->required();
@@ -38,6 +40,12 @@ int main(int argc, char** argv) {
                  "K@R: kill site K's process during round R, after it has shared its secure "
                  "aggregation keys (process mode; repeatable), to show dropout recovery");
   app.add_flag("--list", list, "check the config, print the runs it describes and exit");
+  app.add_option("--select-split", select_split,
+                 "choose each run's round (and the baseline's epoch) by its AUC on this split, "
+                 "e.g. val ([simulation] select_split)");
+  app.add_option("--select-only", select_only,
+                 "run nothing new: apply model selection to the finished run or sweep directory "
+                 "DIR made from this config (needs a select_split)");
   CLI11_PARSE(app, argc, argv);
   std::string command_line;
   for (int i = 0; i < argc; ++i) command_line += (i ? " " : "") + std::string(argv[i]);
@@ -48,6 +56,7 @@ int main(int argc, char** argv) {
     if (baseline) config.baseline = true;
     if (no_plots) config.plots = false;
     if (sites > 0) config.sites = sites;
+    if (!select_split.empty()) config.select_split = select_split;
     for (const std::string& spec : kill_sites) {
       const auto at = spec.find('@');
       try {
@@ -67,6 +76,10 @@ int main(int argc, char** argv) {
                   << point.config.coordinator.strategy.name << "\n";
       }
       return 0;
+    }
+    if (!select_only.empty()) {
+      return fedmed::SelectFinishedExperiment(config, data_root, select_only, command_line,
+                                              std::cout);
     }
     return fedmed::RunExperiment(config, data_root, fedmed::ExecutableDir(), command_line,
                                  std::cout);

@@ -619,6 +619,19 @@ void ValidateSimulationConfig(const SimulationConfig& c) {
     ThrowBadSetting(path, "simulation", "compute_threads", "an integer >= 0 (0 = all cores)",
                     std::to_string(c.compute_threads));
   }
+  if (!c.select_split.empty()) {
+    if (c.select_split != "train" && c.select_split != "val" && c.select_split != "test") {
+      ThrowBadSetting(path, "simulation", "select_split",
+                      "\"val\" (or \"train\"; \"\" = no model selection)",
+                      TomlString(c.select_split));
+    }
+    if (c.select_split == c.coordinator.eval_split) {
+      ThrowBadSetting(path, "simulation", "select_split",
+                      "another split than [evaluation] split (choosing a model on the split it is "
+                      "reported on would overstate its score)",
+                      TomlString(c.select_split));
+    }
+  }
   if (c.partition != "iid" && c.partition != "dirichlet" && c.partition != "quantity") {
     ThrowBadSetting(path, "data", "partition", "\"iid\", \"dirichlet\" or \"quantity\"",
                     "\"" + c.partition + "\"");
@@ -768,6 +781,7 @@ SimulationConfig LoadSimulationConfig(const std::string& path) {
   file.Read("simulation", "compute_threads", &c.compute_threads);
   file.Read("simulation", "baseline", &c.baseline);
   file.Read("simulation", "plots", &c.plots);
+  file.Read("simulation", "select_split", &c.select_split);
   file.Read("data", "path", &c.data_path);
   file.Read("data", "partition", &c.partition);
   file.Read("data", "alpha", &c.alpha);

@@ -148,6 +148,7 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
       loss_sum += value * static_cast<double>(count);
       ++result.steps;
     }
+    if (settings.on_epoch_end) settings.on_epoch_end(epoch + 1, ExportState(*model));
   }
 
   result.delta = Subtract(ExportState(*model), global);

@@ -8,6 +8,7 @@
 #define FEDMED_COMMON_MODEL_LOCAL_TRAINING_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ struct TrainSettings {
   // seeded from `seed` (MakeAugmentationGenerator, common/data/augmentation.h) and applied with
   // the data's mean/std (Augment). Disabled by default: training is then unchanged.
   AugmentationSpec augmentation = {};
+  // Called by TrainLocal after each epoch (1-based `epoch`) with the model's parameters and
+  // buffers at that point, in `global`'s layout, e.g. to evaluate every epoch and keep the best on
+  // a validation split (experiments/model_selection.h). Training goes on unchanged afterwards;
+  // what it throws propagates out of TrainLocal. Empty (the default): not called, no copy made.
+  std::function<void(int epoch, const ModelState& state)> on_epoch_end = {};
 };
 
 // Throws ConfigError naming the field and the accepted range when a field of `settings` is out

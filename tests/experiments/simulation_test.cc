@@ -1,11 +1,13 @@
 // fedmed-simulate's experiments: the sweep grid and its validation, the shared compute pool of
 // the threads mode, and end to end (the fedmed-simulate binary on a small slice of real
 // PneumoniaMNIST): threads mode against process mode, a 2-point sweep with the pooled baseline,
-// and one data file per site.
+// one data file per site, and model selection on the validation split.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -20,6 +22,7 @@
 #include "common/util/error.h"
 #include "common/util/process.h"
 #include "experiments/experiment.h"
+#include "experiments/model_selection.h"
 #include "experiments/simulation.h"
 #include "site_agent/compute_slots.h"
 #include "tests/data/npz_test_util.h"
@@ -250,6 +253,44 @@ TEST(ComputeSlotsTest, RunRethrowsAndTryAcquireTimesOut) {
   EXPECT_THROW(ComputeSlots(0), ConfigError);
 }
 
+// ---- model selection ----
+
+ScoredModel Scored(int index, double selection_auc, double report_auc) {
+  ScoredModel s;
+  s.index = index;
+  s.selection.auc = selection_auc;
+  s.report.auc = report_auc;
+  return s;
+}
+
+TEST(ModelSelectionTest, HighestSelectionAucWinsWhateverTheReportSplitSays) {
+  // Round 2 has the best report-split AUC, round 3 the best selection-split AUC: 3 is chosen.
+  EXPECT_EQ(BestBySelectionAuc({Scored(1, 0.90, 0.80), Scored(2, 0.91, 0.99),
+                                Scored(3, 0.95, 0.70)}),
+            2u);
+  // Ties go to the earliest model (fewer rounds); a NaN AUC never wins.
+  EXPECT_EQ(BestBySelectionAuc({Scored(1, std::nan(""), 0.9), Scored(2, 0.93, 0.5),
+                                Scored(3, 0.93, 0.9), Scored(4, 0.92, 0.9)}),
+            1u);
+  EXPECT_THROW(BestBySelectionAuc({}), Error);
+  EXPECT_THROW(BestBySelectionAuc({Scored(1, std::nan(""), 0.9)}), Error);
+}
+
+TEST(ModelSelectionTest, SelectingOnTheReportedSplitIsRefused) {
+  SimulationConfig same = Base();
+  same.select_split = "test";  // [evaluation] split defaults to "test"
+  const std::string message = ConfigErrorMessage([&] { ValidateSimulationConfig(same); });
+  EXPECT_NE(message.find("[simulation] select_split"), std::string::npos) << message;
+  EXPECT_NE(message.find("another split than [evaluation] split"), std::string::npos) << message;
+  SimulationConfig unknown = Base();
+  unknown.select_split = "validation";
+  EXPECT_NE(ConfigErrorMessage([&] { ValidateSimulationConfig(unknown); }).find("\"val\""),
+            std::string::npos);
+  SimulationConfig val = Base();
+  val.select_split = "val";
+  EXPECT_NO_THROW(ValidateSimulationConfig(val));
+}
+
 // ---- end to end, on a slice of PneumoniaMNIST ----
 
 // Writes n_train training images from train_begin, the first n_val validation images and n_test
@@ -291,11 +332,9 @@ class SimulateBinaryTest : public ::testing::Test {
   // Writes `body` after a common [federation]/[model]/[training]/[evaluation] part, runs
   // fedmed-simulate on it with `flags`, and returns its output; fails the test on a non-zero exit.
   std::string Simulate(const std::string& name, const std::string& body,
-                       const std::vector<std::string>& flags = {}) {
+                       const std::vector<std::string>& flags = {}, int rounds = 1) {
     const std::string config = *dir_ / (name + ".toml");
-    std::ofstream(config) << body << R"(
-[federation]
-rounds = 1
+    std::ofstream(config) << body << "\n[federation]\nrounds = " << rounds << R"(
 seed = 0
 round_deadline_seconds = 300
 
@@ -312,8 +351,10 @@ learning_rate = 0.001
 split = "test"
 federated = true
 )";
-    std::vector<std::string> argv = {testing::BinDir() + "/fedmed-simulate", "--config", config,
-                                     "--output", *dir_ / ("runs-" + name)};
+    std::vector<std::string> argv = {testing::BinDir() + "/fedmed-simulate", "--config", config};
+    if (std::find(flags.begin(), flags.end(), "--select-only") == flags.end()) {
+      argv.insert(argv.end(), {"--output", *dir_ / ("runs-" + name)});
+    }
     argv.insert(argv.end(), flags.begin(), flags.end());
     const std::string out = *dir_ / (name + ".out");
     ChildProcess simulate(argv, out);
@@ -439,6 +480,73 @@ TEST_F(SimulateBinaryTest, OneFilePerSiteWithThePooledBaseline) {
   const nlohmann::json b =
       nlohmann::json::parse(testing::ReadFile((run / "baseline.json").string()));
   EXPECT_EQ(b["train_samples"], 400);  // the two files pooled
+}
+
+TEST_F(SimulateBinaryTest, TheRoundWithTheBestValidationAucIsReportedOnTest) {
+  const std::string body =
+      "[simulation]\nname = \"v\"\nsites = 2\nmode = \"threads\"\nplots = false\n"
+      "baseline = true\n[data]\npath = \"" + (*dir_ / "slice.npz") +
+      "\"\npartition = \"iid\"\nseed = 0\n";
+  const std::string out = Simulate("select", body, {"--select-split", "val"}, /*rounds=*/3);
+  const fs::path run = Only("select");
+  const nlohmann::json sel =
+      nlohmann::json::parse(testing::ReadFile((run / "selection.json").string()));
+  EXPECT_EQ(sel["unit"], "round");
+  EXPECT_EQ(sel["selection_split"], "val");
+  EXPECT_EQ(sel["report_split"], "test");
+  ASSERT_EQ(sel["candidates"].size(), 3u) << sel.dump(2);
+  // The chosen round has the highest validation AUC (the earliest of equals) ...
+  int best = 0;
+  double best_auc = -1;
+  for (const nlohmann::json& c : sel["candidates"]) {
+    if (c["selection_auc"].get<double>() > best_auc) {
+      best_auc = c["selection_auc"].get<double>();
+      best = c["index"].get<int>();
+    }
+  }
+  EXPECT_EQ(sel["chosen"], best);
+  EXPECT_EQ(sel["selection"]["num_samples"], 20);  // the slice's validation images
+  EXPECT_EQ(sel["report"]["num_samples"], 200);
+  // ... and each candidate's test score is what the coordinator measured on that round's global
+  // model: the checkpoint is that model.
+  const std::vector<nlohmann::json> rows = Metrics(run);
+  ASSERT_EQ(rows.size(), 3u);
+  for (const nlohmann::json& c : sel["candidates"]) {
+    const nlohmann::json& global = rows.at(c["index"].get<size_t>() - 1)["global"];
+    EXPECT_NEAR(c["report_auc"].get<double>(), global["auc"].get<double>(), 1e-9) << c;
+    EXPECT_EQ(c["report_accuracy"], global["accuracy"]) << c;
+  }
+  EXPECT_NE(out.find("federation, model selection: round " + std::to_string(best) + " of 3"),
+            std::string::npos) << out;
+
+  // The pooled baseline chooses among its 3 epochs the same way; its last epoch is the model it
+  // reports as final.
+  const nlohmann::json b =
+      nlohmann::json::parse(testing::ReadFile((run / "baseline.json").string()));
+  ASSERT_EQ(b["selection"]["candidates"].size(), 3u) << b.dump(2);
+  EXPECT_EQ(b["selection"]["unit"], "epoch");
+  EXPECT_NEAR(b["selection"]["candidates"][2]["report_auc"].get<double>(),
+              b["global"]["auc"].get<double>(), 1e-9);
+
+  // After the fact, on the finished run: the same choice; without a selection split, refused.
+  fs::remove(run / "selection.json");
+  Simulate("select", body, {"--select-split", "val", "--select-only", run.string()}, 3);
+  const nlohmann::json again =
+      nlohmann::json::parse(testing::ReadFile((run / "selection.json").string()));
+  EXPECT_EQ(again["chosen"], sel["chosen"]);
+  ASSERT_EQ(again["candidates"].size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {  // another process, perhaps another LibTorch thread count
+    EXPECT_NEAR(again["candidates"][i]["selection_auc"].get<double>(),
+                sel["candidates"][i]["selection_auc"].get<double>(), 1e-9);
+  }
+  const std::string config = *dir_ / "select.toml";
+  const std::string refused = *dir_ / "refused.out";
+  ChildProcess no_split({testing::BinDir() + "/fedmed-simulate", "--config", config,
+                         "--select-only", run.string()},
+                        refused);
+  EXPECT_EQ(no_split.Wait(60).value_or(-1), 2);
+  EXPECT_NE(testing::ReadFile(refused).find("select_split is not set"), std::string::npos)
+      << testing::ReadFile(refused);
 }
 
 }  // namespace

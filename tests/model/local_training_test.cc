@@ -92,6 +92,31 @@ TEST_F(LocalTrainingTest, OneEpochProducesAReproducibleUpdate) {
   EXPECT_NE(EncodeModelState(other.delta), EncodeModelState(a.delta));
 }
 
+TEST_F(LocalTrainingTest, EpochCallbackSeesEachEpochsModelAndChangesNothing) {
+  TrainSettings plain = Settings(5);
+  plain.local_epochs = 2;
+  const TrainResult without = TrainLocal(spec_, *global_, *train_, plain);
+
+  TrainSettings watched = plain;
+  std::vector<int> epochs;
+  std::vector<ModelState> states;
+  watched.on_epoch_end = [&](int epoch, const ModelState& state) {
+    epochs.push_back(epoch);
+    states.push_back(state);
+  };
+  const TrainResult with = TrainLocal(spec_, *global_, *train_, watched);
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2}));
+  ASSERT_EQ(states.size(), 2u);
+  // Observing does not change training, and the last state seen is the trained model.
+  EXPECT_EQ(EncodeModelState(with.delta), EncodeModelState(without.delta));
+  // (up to the rounding of (trained - global) + global in float32)
+  EXPECT_LT(MaxAbs(Subtract(states[1], Add(*global_, with.delta))), 1e-6);
+  EXPECT_EQ(EncodeModelState(Subtract(states[1], *global_)), EncodeModelState(with.delta));
+  // The first epoch's model is a different, intermediate one.
+  EXPECT_NE(EncodeModelState(states[0]), EncodeModelState(states[1]));
+  EXPECT_NE(EncodeModelState(states[0]), EncodeModelState(*global_));
+}
+
 TEST_F(LocalTrainingTest, ConcurrentCallsDoNotInterfere) {
   const TrainResult alone = TrainLocal(spec_, *global_, *train_, Settings(3));
   TrainResult in_thread[2];
