@@ -559,7 +559,14 @@ class Coordinator::Impl final : public SiteHandler {
       if (secagg_ && index != 0) {
         const auto stage = secagg_->stage();
         if (poll.stage() == 1 && stage != SecAggServer::Stage::kKeys) {
-          for (const AdvertisedKeys& k : secagg_->u1()) ToProto(k, reply->add_keys());
+          // Each site gets its own keys and its neighbours' (with SecAgg+, only those: what it
+          // uses; the others' would only cost bandwidth, O(n) per site).
+          const std::vector<uint32_t> mine = secagg_config_->Neighbours(index);
+          for (const AdvertisedKeys& k : secagg_->u1()) {
+            if (k.index == index || std::binary_search(mine.begin(), mine.end(), k.index)) {
+              ToProto(k, reply->add_keys());
+            }
+          }
           const bool in = std::any_of(secagg_->u1().begin(), secagg_->u1().end(),
                                       [&](const AdvertisedKeys& k) { return k.index == index; });
           if (!in) return abort(site + " did not advertise valid keys in time");

@@ -375,7 +375,14 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
                                 request.not_before_offset_seconds, not_after,
                                 request.organizational_unit);
   const std::time_t ca_not_after = ToTimeT(X509_get0_notAfter(ca_cert.get()));
-  if (ToTimeT(X509_get0_notAfter(cert.get())) > ca_not_after) {
+  const std::time_t cert_not_after = ToTimeT(X509_get0_notAfter(cert.get()));
+  if (cert_not_after > ca_not_after && cert_not_after - ca_not_after <= kCaExpirySlackSeconds) {
+    // Issued moments after a CA of the same validity (fedmed-pki init --days = --ca-days): end
+    // with the CA rather than refuse over the seconds between the two.
+    if (X509_set1_notAfter(cert.get(), X509_get0_notAfter(ca_cert.get())) != 1) {
+      ThrowOpenSslError("setting notAfter to the CA's");
+    }
+  } else if (cert_not_after > ca_not_after) {
     throw Error(what + ": it would outlive the federation CA CN=" + SubjectCn(ca_cert.get()) +
                 ", which expires on " + FormatUtc(ca_not_after) +
                 "; shorten the validity or create a new CA");

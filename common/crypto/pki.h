@@ -82,9 +82,15 @@ struct CertificateRequest {
 // Throws Error if the request is malformed (empty CN, empty DNS name, IP text that is not an
 // IPv4/IPv6 address, none of server_auth, client_auth and document_signing, document_signing
 // together with server_auth or client_auth, validity_days < 1, notAfter not after
-// notBefore, notAfter later than the CA's own notAfter); CryptoError if the CA key or
-// certificate cannot be parsed or do not match each other, or OpenSSL fails.
+// notBefore, notAfter more than kCaExpirySlackSeconds later than the CA's own notAfter: a
+// certificate may not outlive its CA); CryptoError if the CA key or certificate cannot be
+// parsed or do not match each other, or OpenSSL fails. A notAfter later than the CA's by at most
+// kCaExpirySlackSeconds (a certificate issued moments after a CA of the same validity) is set to
+// the CA's notAfter instead.
 KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& request);
+
+// 1 hour, in seconds (provisioning a federation takes far less): see IssueCertificate.
+inline constexpr int64_t kCaExpirySlackSeconds = 3600;
 
 // What a certificate says, for logs, the status page and fedmed-pki's output.
 struct CertificateInfo {

@@ -128,6 +128,40 @@ const std::string& SecAggRoundConfig::SiteAt(uint32_t index) const {
   return participants[index - 1];
 }
 
+namespace {
+
+// SecAgg+'s ring: a permutation of 1..n drawn from (round, attempt), public and the same for all,
+// and each index's position on it. Every stage asks for it once per pair of sites, so the last
+// ring drawn is kept, per thread (no locking; a config is shared between threads).
+struct Ring {
+  int round = -1;
+  int attempt = -1;
+  uint32_t n = 0;
+  std::vector<uint32_t> order;     // order[p] = index at position p
+  std::vector<uint32_t> position;  // position[index] = p (position[0] unused)
+};
+
+const Ring& RingOf(int round, int attempt, uint32_t n) {
+  thread_local Ring ring;
+  if (ring.round == round && ring.attempt == attempt && ring.n == n) return ring;
+  ring.order.resize(n);
+  for (uint32_t i = 0; i < n; ++i) ring.order[i] = i + 1;
+  std::mt19937_64 rng(0x5ecA995ULL ^ (static_cast<uint64_t>(round) << 20) ^
+                      static_cast<uint64_t>(attempt));
+  for (uint32_t i = n - 1; i > 0; --i) {  // Fisher-Yates with an explicit, portable draw
+    const uint32_t j = static_cast<uint32_t>(rng() % (i + 1));
+    std::swap(ring.order[i], ring.order[j]);
+  }
+  ring.position.assign(n + 1, 0);
+  for (uint32_t p = 0; p < n; ++p) ring.position[ring.order[p]] = p;
+  ring.round = round;
+  ring.attempt = attempt;
+  ring.n = n;
+  return ring;
+}
+
+}  // namespace
+
 std::vector<uint32_t> SecAggRoundConfig::Neighbours(uint32_t index) const {
   const uint32_t n = static_cast<uint32_t>(participants.size());
   std::vector<uint32_t> out;
@@ -137,22 +171,13 @@ std::vector<uint32_t> SecAggRoundConfig::Neighbours(uint32_t index) const {
     }
     return out;
   }
-  // A ring over a permutation of 1..n drawn from (round, attempt): public, the same for all.
-  std::vector<uint32_t> ring(n);
-  for (uint32_t i = 0; i < n; ++i) ring[i] = i + 1;
-  std::mt19937_64 rng(0x5ecA995ULL ^ (static_cast<uint64_t>(round) << 20) ^
-                      static_cast<uint64_t>(attempt));
-  for (uint32_t i = n - 1; i > 0; --i) {  // Fisher-Yates with an explicit, portable draw
-    const uint32_t j = static_cast<uint32_t>(rng() % (i + 1));
-    std::swap(ring[i], ring[j]);
-  }
-  const auto at = std::find(ring.begin(), ring.end(), index);
-  if (at == ring.end()) return out;
-  const uint32_t pos = static_cast<uint32_t>(at - ring.begin());
+  if (index < 1 || index > n) return out;
+  const Ring& ring = RingOf(round, attempt, n);
+  const uint32_t pos = ring.position[index];
   const uint32_t half = static_cast<uint32_t>(neighbours) / 2;
   for (uint32_t d = 1; d <= half; ++d) {
-    out.push_back(ring[(pos + d) % n]);
-    out.push_back(ring[(pos + n - d) % n]);
+    out.push_back(ring.order[(pos + d) % n]);
+    out.push_back(ring.order[(pos + n - d) % n]);
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -160,9 +185,13 @@ std::vector<uint32_t> SecAggRoundConfig::Neighbours(uint32_t index) const {
 }
 
 bool SecAggRoundConfig::AreNeighbours(uint32_t a, uint32_t b) const {
-  if (a == b) return false;
-  const std::vector<uint32_t> n = Neighbours(a);
-  return std::binary_search(n.begin(), n.end(), b);
+  const uint32_t n = static_cast<uint32_t>(participants.size());
+  if (a == b || a < 1 || b < 1 || a > n || b > n) return false;
+  if (neighbours == 0 || static_cast<uint32_t>(neighbours) >= n - 1) return true;
+  const Ring& ring = RingOf(round, attempt, n);
+  const uint32_t pa = ring.position[a], pb = ring.position[b];
+  const uint32_t d = pa > pb ? pa - pb : pb - pa;
+  return std::min(d, n - d) <= static_cast<uint32_t>(neighbours) / 2;
 }
 
 FixedPointCodec SecAggRoundConfig::Codec() const {
@@ -244,10 +273,11 @@ std::vector<EncryptedShare> SecAggClient::ShareKeys(const std::vector<Advertised
                                                     std::time_t now) {
   if (!c_keys_ || !s_keys_) throw SecAggAborted("secure aggregation: ShareKeys before AdvertiseKeys");
   u1_.clear();
+  const std::vector<uint32_t> mine = config_.Neighbours(index_);
   for (const AdvertisedKeys& k : u1) {
     // Only the keys this site will use are checked: its own and its neighbours' (all others
     // without SecAgg+).
-    const bool used = k.index == index_ || config_.AreNeighbours(index_, k.index);
+    const bool used = k.index == index_ || std::binary_search(mine.begin(), mine.end(), k.index);
     const std::string bad = used ? CheckAdvertisedKeys(config_, k, ca_pem_, now) : std::string();
     if (!bad.empty()) {
       throw SecAggAborted("secure aggregation, round " + std::to_string(config_.round) +
@@ -275,7 +305,6 @@ std::vector<EncryptedShare> SecAggClient::ShareKeys(const std::vector<Advertised
   std::vector<ShamirShare> s_shares =
       ShamirSplit(s_keys_->private_key.view(), config_.threshold, n);
   std::vector<EncryptedShare> out;
-  const std::vector<uint32_t> mine = config_.Neighbours(index_);
   for (const auto& [v, keys] : u1_) {
     if (v != index_ && !std::binary_search(mine.begin(), mine.end(), v)) continue;
     std::string plain;
@@ -310,8 +339,8 @@ MaskedInput SecAggClient::MaskInput(const std::vector<EncryptedShare>& inbox,
   if (!Contains(u2_, index_)) {
     throw SecAggAborted("secure aggregation: this site is not in the coordinator's U2");
   }
-  for (uint32_t v : u2_) {
-    if (!u1_.count(v)) {
+  for (uint32_t v : u2_) {  // this site holds keys of itself and its neighbours only
+    if ((v == index_ || config_.AreNeighbours(index_, v)) && !u1_.count(v)) {
       throw SecAggAborted("secure aggregation: U2 names index " + std::to_string(v) +
                           ", which did not advertise keys");
     }
@@ -328,7 +357,10 @@ MaskedInput SecAggClient::MaskInput(const std::vector<EncryptedShare>& inbox,
   MaskedInput out;
   received_.clear();
   for (const EncryptedShare& e : inbox) {
-    if (e.to != index_ || !Contains(u2_, e.from) || received_.count(e.from)) continue;
+    if (e.to != index_ || !Contains(u2_, e.from) || received_.count(e.from) ||
+        !u1_.count(e.from)) {
+      continue;  // not for this site, from outside U2 or its neighbourhood, or a duplicate
+    }
     const AdvertisedKeys& sender = u1_.at(e.from);
     const SecretBytes key = AgreeKey(c_keys_->private_key, sender.c_public_key,
                                      PairContext(config_, "share-encryption", index_, e.from),

@@ -91,7 +91,8 @@ struct SecAggRoundConfig {
   // participant, or its SecAgg+ neighbours. Symmetric: v is in Neighbours(u) iff u is in
   // Neighbours(v).
   std::vector<uint32_t> Neighbours(uint32_t index) const;
-  // True when `a` and `b` are neighbours.
+  // True when `a` and `b` are distinct participants and neighbours. O(1) once the ring of this
+  // round and attempt has been drawn (O(n), kept per thread); Neighbours is O(k log k) then.
   bool AreNeighbours(uint32_t a, uint32_t b) const;
 };
 

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "common/util/error.h"
 
@@ -227,6 +229,21 @@ TEST_F(PkiTest, MalformedRequestsAreRejected) {
   }
   EXPECT_THROW(IssueCertificate(*ca_, CertificateRequest{}), Error);
   EXPECT_THROW(CreateCa("ca", 0), Error);
+}
+
+TEST_F(PkiTest, SameValidityAsTheCaEndsWithTheCaSecondsLater) {
+  // fedmed-pki init --days 30 --ca-days 30: the site certificate is issued a second or more after
+  // the CA, so now + 30 days is later than the CA's notAfter; it ends with the CA instead.
+  const KeyAndCert ca = CreateCa("same-days-ca", 30);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CertificateRequest same;
+  same.common_name = "site-1";
+  same.validity_days = 30;
+  const KeyAndCert site = IssueCertificate(ca, same);
+  EXPECT_EQ(InspectCertificate(site.cert_pem).not_after, InspectCertificate(ca.cert_pem).not_after);
+  const PeerCheck check = VerifyPeerCertificate(site.cert_pem, ca.cert_pem, std::time(nullptr),
+                                                CertificatePurpose::kClientAuth);
+  EXPECT_TRUE(check.ok) << check.reason;  // still a valid chain
 }
 
 class PkiFileTest : public ::testing::Test {

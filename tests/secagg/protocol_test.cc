@@ -105,7 +105,19 @@ Outcome RunRound(const Federation& f, const Faults& faults) {
   std::set<int> in_u1;
   for (const AdvertisedKeys& k : u1) in_u1.insert(static_cast<int>(k.index));
   for (int i : in_u1) {
-    std::vector<EncryptedShare> shares = clients[i - 1].ShareKeys(u1, std::time(nullptr));
+    // As the coordinator relays them: the site's own keys and its neighbours' (all with plain
+    // SecAgg).
+    std::vector<AdvertisedKeys> relayed;
+    for (const AdvertisedKeys& k : u1) {
+      if (static_cast<int>(k.index) == i ||
+          f.config.AreNeighbours(static_cast<uint32_t>(i), k.index)) {
+        relayed.push_back(k);
+      }
+    }
+    if (f.config.neighbours == 0) {
+      EXPECT_EQ(relayed.size(), u1.size());
+    }
+    std::vector<EncryptedShare> shares = clients[i - 1].ShareKeys(relayed, std::time(nullptr));
     for (EncryptedShare& e : shares) {
       if (static_cast<int>(e.from) == faults.tamper_share_from &&
           static_cast<int>(e.to) == faults.tamper_share_to) {
@@ -325,9 +337,17 @@ TEST(SecAggPlusTest, NeighbourGraphIsSymmetricKRegularAndChangesPerRound) {
       EXPECT_TRUE(c.AreNeighbours(v, u)) << u << " " << v;
     }
   }
+  // AreNeighbours (O(1) on the kept ring) agrees with the lists, for every pair.
+  for (uint32_t u = 1; u <= 12; ++u) {
+    const std::vector<uint32_t> n = c.Neighbours(u);
+    for (uint32_t v = 0; v <= 13; ++v) {
+      EXPECT_EQ(c.AreNeighbours(u, v), std::binary_search(n.begin(), n.end(), v)) << u << " " << v;
+    }
+  }
   graphs.insert(c.Neighbours(1));
   c.round = 5;
   graphs.insert(c.Neighbours(1));
+  EXPECT_EQ(c.AreNeighbours(1, c.Neighbours(1)[0]), true);  // the new round's ring, not the kept one
   c.attempt = 2;
   graphs.insert(c.Neighbours(1));
   EXPECT_GT(graphs.size(), 1u) << "the graph should be redrawn per round/attempt";
