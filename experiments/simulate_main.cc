@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   std::string mode;
   int sites = 0;
   bool baseline = false;
+  bool no_baseline = false;
   bool no_plots = false;
   bool list = false;
   std::string select_only;
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--baseline", baseline,
                "also train the pooled (centralised) baseline ([simulation] baseline = true)");
+  app.add_flag("--no-baseline", no_baseline, "do not train the pooled baseline ([simulation] "
+               "baseline = false)")->excludes("--baseline");
   app.add_flag("--no-plots", no_plots, "do not run plot_results.py ([simulation] plots = false)");
   app.add_option("--kill-site", kill_sites,
                  "K@R: kill site K's process during round R, after it has shared its secure "
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
     if (!output_dir.empty()) config.output_root = output_dir;
     if (!mode.empty()) config.mode = mode;
     if (baseline) config.baseline = true;
+    if (no_baseline) config.baseline = false;
     if (no_plots) config.plots = false;
     if (sites > 0) config.sites = sites;
     if (!select_split.empty()) config.select_split = select_split;
