@@ -48,6 +48,7 @@
 #include "site_agent/site_agent.h"
 #include "tests/data/image_test_util.h"
 #include "tests/data/npz_test_util.h"
+#include "tests/integration/refusal_util.h"
 #include "tests/integration/simulate_util.h"
 #include "tools/pki/provision.h"
 
@@ -422,19 +423,7 @@ TEST(HospitalFederationTest, TorchScriptModelFineTunesAndItsExportRunsInPythonWi
 class RegistrationRefusalTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ProvisionOptions options;
-    options.out_dir = dir_ / "pki";
-    options.site_names = {"site-1", "site-2"};
-    options.coordinator_address = "127.0.0.1:0";
-    options.coordinator_template.listen_address = "127.0.0.1:0";
-    options.coordinator_template.eval_data = "";
-    options.coordinator_template.in_channels = 1;
-    options.coordinator_template.num_classes = 2;
-    options.coordinator_template.min_sites = 2;
-    options.site_template.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
-    options.site_template.data.partition = "iid";
-    options.site_template.data.num_shards = 4;
-    pki_ = ProvisionFederation(options);
+    pki_ = ProvisionFederation(testing::TwoSiteFederationOptions(dir_ / "pki"));
   }
 
   void TearDown() override { StopCoordinator(); }

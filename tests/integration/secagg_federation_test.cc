@@ -15,6 +15,7 @@
 #include "common/audit/privacy_log.h"
 #include "common/config/site_config.h"
 #include "common/util/process.h"
+#include "tests/integration/refusal_util.h"
 #include "tests/integration/simulate_util.h"
 #include "tools/pki/provision.h"
 
@@ -112,41 +113,21 @@ namespace {
 // key, which signs its secure-aggregation keys, is missing), and both sides say why.
 TEST(SecAggFederationTest, SiteWithoutSecAggSupportIsRefusedWithTheReason) {
   testing::TempDir dir("fedmed-secagg-refusal");
-  ProvisionOptions options;
-  options.out_dir = dir / "federation";
-  options.site_names = {"site-1", "site-2"};
-  options.coordinator_address = "127.0.0.1:0";
-  options.coordinator_template.listen_address = "127.0.0.1:0";
+  ProvisionOptions options = testing::TwoSiteFederationOptions(dir / "federation");
   options.coordinator_template.output_dir = dir / "coordinator";
-  options.coordinator_template.eval_data = "";
-  options.coordinator_template.in_channels = 1;
-  options.coordinator_template.num_classes = 2;
-  options.coordinator_template.min_sites = 2;
   options.coordinator_template.secure_aggregation.enabled = true;
-  options.site_template.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
-  options.site_template.data.partition = "iid";
-  options.site_template.data.num_shards = 4;
   const ProvisionResult federation = ProvisionFederation(options);
-  ChildProcess coordinator({testing::BinDir() + "/fedmed-coordinator", "--config",
-                            federation.coordinator_config},
-                           dir / "coordinator.out");
-  ASSERT_TRUE(testing::WaitForFileContaining(dir / "coordinator/status.json", "\"port\":", 30))
-      << testing::ReadFile(dir / "coordinator.out");
-  const std::string status = testing::ReadFile(dir / "coordinator/status.json");
-  const int port = std::stoi(status.substr(status.find("\"port\":") + 7));
+  testing::CoordinatorProcess coordinator(federation.coordinator_config, dir.path());
+  const int port = coordinator.WaitForPort();
+  ASSERT_GT(port, 0);
 
   SiteConfig site = LoadSiteConfig(federation.site_configs.at("site-1"));
   fs::remove(fs::path(site.tls.key).parent_path() / kAuditKeyFile);
-  site.coordinator_address = "127.0.0.1:" + std::to_string(port);
-  site.output_dir = dir / "site-1";
-  site.give_up_after_seconds = 30;
-  const std::string path = dir / "site-1.toml";
-  std::ofstream(path) << RenderSiteConfig(site);
-  ChildProcess process({testing::BinDir() + "/fedmed-site", "--config", path}, dir / "site-1.out");
-  EXPECT_EQ(process.Wait(60).value_or(-1), 2) << testing::ReadFile(dir / "site-1.out");
+  EXPECT_EQ(testing::RunSiteProcess(site, dir.path(), "site-1", port), 2)
+      << testing::ReadFile(dir / "site-1.out");
   const std::string why = "does not support secure aggregation";
   EXPECT_NE(testing::ReadFile(dir / "site-1.out").find(why), std::string::npos);
-  EXPECT_NE(testing::ReadFile(dir / "coordinator/coordinator.log").find(why), std::string::npos);
+  EXPECT_NE(coordinator.Log().find(why), std::string::npos);
 }
 
 }  // namespace

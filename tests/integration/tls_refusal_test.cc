@@ -8,8 +8,8 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
-#include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/refusal_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -23,51 +23,25 @@ class TlsRefusalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     // The federation: CA, coordinator, and site-1 / site-2 on the allow-list.
-    ProvisionOptions options;
-    options.out_dir = dir_ / "federation";
-    options.site_names = {"site-1", "site-2"};
-    options.coordinator_address = "127.0.0.1:0";
-    options.coordinator_template.listen_address = "127.0.0.1:0";
+    ProvisionOptions options = testing::TwoSiteFederationOptions(dir_ / "federation");
     options.coordinator_template.output_dir = dir_ / "coordinator";
-    options.coordinator_template.eval_data = "";
-    options.coordinator_template.in_channels = 1;
-    options.coordinator_template.num_classes = 2;
-    options.coordinator_template.min_sites = 2;
-    options.site_template.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
-    options.site_template.data.partition = "iid";
-    options.site_template.data.num_shards = 4;
     federation_ = ProvisionFederation(options);
-
-    coordinator_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{testing::BinDir() + "/fedmed-coordinator", "--config",
-                                 federation_.coordinator_config},
-        dir_ / "coordinator.out");
-    ASSERT_TRUE(testing::WaitForFileContaining(dir_ / "coordinator/status.json", "\"port\":", 30))
-        << ReadFile(dir_ / "coordinator.out");
-    const std::string status = ReadFile(dir_ / "coordinator/status.json");
-    const auto pos = status.find("\"port\":");
-    port_ = std::stoi(status.substr(pos + 7));
+    coordinator_ = std::make_unique<testing::CoordinatorProcess>(federation_.coordinator_config,
+                                                                 dir_.path());
+    port_ = coordinator_->WaitForPort();
     ASSERT_GT(port_, 0);
   }
 
   // Runs a site with `site_config` (pointed at our coordinator) to its end; returns its status.
-  int RunSite(SiteConfig site, const std::string& name) {
-    site.coordinator_address = "127.0.0.1:" + std::to_string(port_);
-    site.output_dir = dir_ / name;
-    site.give_up_after_seconds = 30;
-    const std::string path = dir_ / (name + ".toml");
-    std::ofstream(path) << RenderSiteConfig(site);
-    ChildProcess process({testing::BinDir() + "/fedmed-site", "--config", path},
-                         dir_ / (name + ".out"));
-    const std::optional<int> status = process.Wait(60);
-    return status.value_or(-1);
+  int RunSite(const SiteConfig& site, const std::string& name) {
+    return testing::RunSiteProcess(site, dir_.path(), name, port_);
   }
 
-  std::string CoordinatorLog() { return ReadFile(dir_ / "coordinator/coordinator.log"); }
+  std::string CoordinatorLog() { return coordinator_->Log(); }
 
   TempDir dir_{"fedmed-tls"};
   ProvisionResult federation_;
-  std::unique_ptr<ChildProcess> coordinator_;
+  std::unique_ptr<testing::CoordinatorProcess> coordinator_;
   int port_ = 0;
 };
 
