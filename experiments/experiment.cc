@@ -267,9 +267,16 @@ std::string RunNumber(std::size_t i, std::size_t count) {
   return number.str();
 }
 
-// The run directory of grid point i of `count` in sweep directory `dir`.
-fs::path PointDir(const fs::path& dir, std::size_t i, std::size_t count, const SweepPoint& p) {
-  return dir / (RunNumber(i, count) + "-" + p.slug);
+// The row of grid point i of `points` in sweep directory `dir` of sweep `name`: the point, run
+// in dir/NN-<slug> under the name <name>-NN.
+Row RowFor(const std::vector<SweepPoint>& points, std::size_t i, const fs::path& dir,
+           const std::string& name) {
+  Row row;
+  row.point = points[i];
+  const std::string number = RunNumber(i, points.size());
+  row.point.config.run_dir = (dir / (number + "-" + row.point.slug)).string();
+  row.point.config.name = name + "-" + number;
+  return row;
 }
 
 }  // namespace
@@ -463,11 +470,7 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
   std::vector<Row> rows;
   int status = 0;
   for (std::size_t i = 0; i < points.size(); ++i) {
-    Row row;
-    row.point = points[i];
-    const fs::path run_dir = PointDir(dir, i, points.size(), row.point);
-    row.point.config.run_dir = run_dir.string();
-    row.point.config.name = config.name + "-" + RunNumber(i, points.size());
+    Row row = RowFor(points, i, dir, config.name);
     progress << "\n=== run " << (i + 1) << "/" << points.size() << ": " << row.point.label
              << " ===" << std::endl;
     row.result = RunSimulation(row.point.config, data_root, bin_dir, progress);
@@ -506,9 +509,8 @@ int SelectFinishedExperiment(const SimulationConfig& config, const std::string& 
   std::vector<Row> rows;
   int status = 0;
   for (std::size_t i = 0; i < points.size(); ++i) {
-    Row row;
-    row.point = points[i];
-    const fs::path run_dir = PointDir(dir, i, points.size(), row.point);
+    Row row = RowFor(points, i, dir, config.name);
+    const fs::path run_dir = row.point.config.run_dir;
     if (!fs::exists(run_dir / "summary.json")) {
       progress << "\n" << run_dir.string() << ": no summary.json (the sweep stopped before this "
                << "run); stopping here" << std::endl;
