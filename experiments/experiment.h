@@ -16,7 +16,8 @@
 //              baseline's ACC and AUC when the baseline is on; with select_split, the selected
 //              round and its ACC and AUC (and the baseline's selected epoch, ACC and AUC)
 //   sweep.md   the same as a Markdown table, headed by the command that made it
-// in the sweep directory; at the end, global_metrics.png there compares the runs' curves.
+// in the sweep directory; at the end, global_metrics.png there compares the runs' curves (up to
+// 12 runs) and sweep_metrics.png their mean over seeds per strategy (plot_results.py).
 #ifndef FEDMED_EXPERIMENTS_EXPERIMENT_H_
 #define FEDMED_EXPERIMENTS_EXPERIMENT_H_
 

@@ -11,11 +11,18 @@ every subdirectory that holds coordinator/metrics.jsonl). Writes, and prints as 
   <run>/site_metrics.png     each site's local test ACC and AUC under the final global model
                              (the "sites" of the last round of metrics.jsonl that has them, i.e.
                              with [evaluation] federated = true)
-  DIR/global_metrics.png     for a directory of runs: the curves of every run in one figure
+  DIR/global_metrics.png     for a directory of up to 12 runs: the curves of every run in one
+                             figure (more would be unreadable)
+  DIR/sweep_metrics.png      for a sweep directory (it holds sweep.csv): one column of panels per
+                             value of the swept keys other than strategy and seed (e.g. alpha),
+                             global AUC (top) and ACC (bottom) per round, one line per strategy:
+                             the mean over the seeds, shaded from the lowest to the highest seed;
+                             the pooled baselines' mean dashed in black
 
 fedmed-simulate runs this at the end of a simulation when matplotlib can be imported.
 """
 
+import csv
 import json
 import os
 import sys
@@ -152,6 +159,92 @@ def plot_sites(run, out_path):
     return True
 
 
+def read_sweep(directory):
+    """(swept keys, rows of sweep.csv) of a sweep directory, or None."""
+    path = os.path.join(directory, "sweep.csv")
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "exit_status" not in rows[0]:
+        return None
+    header = list(rows[0].keys())
+    return header[1:header.index("exit_status")], rows
+
+
+def curve(run, key):
+    """{round: global metric `key`} of a run."""
+    return {r["round"]: metric(r.get("global"), key) for r in read_rows(run)
+            if metric(r.get("global"), key) is not None}
+
+
+def plot_sweep(directory, keys, rows, out_path):
+    """Mean over seeds per strategy, one column of panels per value of the other swept keys."""
+    line_key = "strategy" if "strategy" in keys else None
+    panel_keys = [k for k in keys if k not in ("seed", line_key)]
+    done = [r for r in rows if r["exit_status"] == "0"]
+    panels, lines = [], []
+    for r in done:
+        panel = tuple(r[k] for k in panel_keys)
+        if panel not in panels:
+            panels.append(panel)
+        line = r[line_key] if line_key else None
+        if line not in lines:
+            lines.append(line)
+    if not panels:
+        return False
+    fig, axes = plt.subplots(2, len(panels), figsize=(max(5.5, 3.4 * len(panels)), 6.4),
+                             squeeze=False, sharey="row")
+    last_round = 1
+    for column, panel in enumerate(panels):
+        in_panel = [r for r in done if tuple(r[k] for k in panel_keys) == panel]
+        for row_index, key in enumerate(("auc", "accuracy")):
+            ax = axes[row_index][column]
+            for index, line in enumerate(lines):
+                runs = [os.path.join(directory, r["run"]) for r in in_panel
+                        if line_key is None or r[line_key] == line]
+                curves = [curve(run, key) for run in runs]
+                rounds = sorted(set().union(*curves)) if curves else []
+                if not rounds:
+                    continue
+                last_round = max(last_round, rounds[-1])
+                values = [[c[x] for c in curves if x in c] for x in rounds]
+                colour = "C%d" % (index % 10)
+                label = "%s (mean of %d)" % (line or "federated", len(curves))
+                ax.plot(rounds, [sum(v) / len(v) for v in values], marker="o", markersize=3,
+                        color=colour, label=label)
+                if len(curves) > 1:
+                    ax.fill_between(rounds, [min(v) for v in values], [max(v) for v in values],
+                                    color=colour, alpha=0.15, linewidth=0)
+            pooled = [metric(read_baseline(os.path.join(directory, r["run"])), key)
+                      for r in in_panel]
+            pooled = [p for p in pooled if p is not None]
+            if pooled:
+                ax.axhline(sum(pooled) / len(pooled), color="black", linestyle="--",
+                           linewidth=1, label="pooled baseline (mean)")
+            ax.grid(True, alpha=0.3)
+            if row_index == 0:
+                ax.set_title(", ".join("%s = %s" % kv for kv in zip(panel_keys, panel))
+                             or "all runs", fontsize="medium")
+            else:
+                ax.set_xlabel("round")
+            if column == 0:
+                ax.set_ylabel("global " + ("AUC" if key == "auc" else "ACC"))
+    for ax in axes.flat:
+        ax.set_xlim(0.5, last_round + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)),
+               fontsize="small", frameon=False)
+    fig.suptitle("%s: shaded from the lowest to the highest seed"
+                 % os.path.basename(os.path.normpath(directory)))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    print("wrote " + out_path)
+    return True
+
+
 def main(argv):
     if len(argv) < 2:
         sys.stderr.write(__doc__)
@@ -167,9 +260,12 @@ def main(argv):
             name = os.path.basename(os.path.normpath(run))
             plot_curves([run], os.path.join(run, "global_metrics.png"), name)
             plot_sites(run, os.path.join(run, "site_metrics.png"))
-        if len(runs) > 1 or runs[0] != directory:
+        if (len(runs) > 1 or runs[0] != directory) and len(runs) <= 12:
             plot_curves(runs, os.path.join(directory, "global_metrics.png"),
                         os.path.basename(os.path.normpath(directory)))
+        sweep = read_sweep(directory)
+        if sweep is not None:
+            plot_sweep(directory, sweep[0], sweep[1], os.path.join(directory, "sweep_metrics.png"))
     return status
 
 

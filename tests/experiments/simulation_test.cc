@@ -458,6 +458,7 @@ TEST_F(SimulateBinaryTest, SweepWritesOneRowPerGridPointWithTheBaseline) {
   // Plots, when this machine has matplotlib (fedmed-simulate says so otherwise).
   if (out.find("plots skipped") == std::string::npos) {
     EXPECT_TRUE(fs::exists(sweep / "global_metrics.png")) << out;
+    EXPECT_TRUE(fs::exists(sweep / "sweep_metrics.png")) << out;  // per strategy, over seeds
     EXPECT_TRUE(fs::exists(sweep / "01-alpha1" / "site_metrics.png")) << out;
   }
 }
