@@ -2,6 +2,7 @@
 #ifndef FEDMED_TESTS_TEST_UTIL_H_
 #define FEDMED_TESTS_TEST_UTIL_H_
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -16,6 +18,19 @@
 #include <vector>
 
 namespace fedmed::testing {
+
+// Runs f, which must throw an E (or a subclass of it), and returns its what(); a test failure and
+// "" when f returns normally. Any other exception propagates.
+template <typename E>
+std::string ErrorMessageOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception; none was thrown";
+  return "";
+}
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction
 // (kept when FEDMED_KEEP_TEST_DIRS is set, for post-mortems).

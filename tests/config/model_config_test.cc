@@ -21,16 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string ConfigErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
-}
-
 class ModelConfigTest : public ::testing::Test {
  protected:
   std::string Write(const std::string& name, const std::string& text) {
@@ -113,13 +103,13 @@ TEST_F(ModelConfigTest, DefaultsAgreeSoExistingConfigsKeepWorking) {
 }
 
 TEST_F(ModelConfigTest, BadModelKeysNameTheKey) {
-  std::string e = ConfigErrorOf([&] {
+  std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[model]\nname = \"torchscript\"\n"));
   });
   EXPECT_NE(e.find("coordinator.toml: [model] torchscript_path: expected the TorchScript file"),
             std::string::npos)
       << e;
-  e = ConfigErrorOf([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[model]\nname = \"cnn\"\ntorchscript_path = \"a.pt\"\n"));
   });
   EXPECT_NE(e.find("[model] torchscript_path: expected no value unless name = \"torchscript\""),
@@ -128,23 +118,23 @@ TEST_F(ModelConfigTest, BadModelKeysNameTheKey) {
 }
 
 TEST_F(ModelConfigTest, BadPreprocessingNamesTheKey) {
-  std::string e = ConfigErrorOf([&] {
+  std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[preprocessing]\nnormalization = \"imagenet\"\n"));
   });
   EXPECT_NE(e.find("[preprocessing] normalization"), std::string::npos) << e;
-  e = ConfigErrorOf([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[preprocessing]\nmean = [0.4, 0.5]\n"));
   });
   EXPECT_NE(e.find("[preprocessing] mean: expected 1 number"), std::string::npos) << e;
   // A fixed size must be the model's.
-  e = ConfigErrorOf([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[preprocessing]\nimage_size = 64\n"));
   });
   EXPECT_NE(e.find("[preprocessing] image_size: expected 0 (keep the images' size) or [model] "
                    "image_size (28), got 64"),
             std::string::npos)
       << e;
-  e = ConfigErrorOf([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(
         Coordinator("[model]\nin_channels = 1\nnum_classes = 2\n[preprocessing]\nchannels = 3\n"));
   });
@@ -158,12 +148,12 @@ TEST_F(ModelConfigTest, BadPreprocessingNamesTheKey) {
 }
 
 TEST_F(ModelConfigTest, BadFrozenLayersNameTheEntry) {
-  std::string e = ConfigErrorOf([&] {
+  std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[training]\nfrozen_layers = [\"conv1\", \"fc..1\"]\n"));
   });
   EXPECT_NE(e.find("coordinator.toml: [training] frozen_layers[1]: \"fc..1\""), std::string::npos)
       << e;
-  e = ConfigErrorOf([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadCoordinatorConfig(Coordinator("[training]\nfrozen_layers = [\"conv1\", \"conv1\"]\n"));
   });
   EXPECT_NE(e.find("[training] frozen_layers[1]: \"conv1\" repeats frozen_layers[0]"),
@@ -172,7 +162,7 @@ TEST_F(ModelConfigTest, BadFrozenLayersNameTheEntry) {
 }
 
 TEST_F(ModelConfigTest, SiteRefusesDpSgdWithATorchScriptModel) {
-  const std::string e = ConfigErrorOf([&] {
+  const std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     LoadSiteConfig(Write("site.toml",
                          "[site]\nname = \"site-1\"\ncoordinator = \"fl:7443\"\n"
                          "[tls]\nca_cert = \"ca.pem\"\ncert = \"s.pem\"\nkey = \"s.key\"\n"

@@ -24,21 +24,10 @@ void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
-// 16-bit (12 stored) MONOCHROME2, slope 2, intercept -1024, stored = v + 512, so the modality
-// value is x = 2 v; window centre 255.5, width 511 maps x = 2 v back onto v exactly:
-// ((2v - 255) / 510 + 0.5) * 255 = v.
+// 16-bit (12 stored) MONOCHROME2, slope 2, intercept -1024, stored = v + 512, window centre 255.5,
+// width 511: displays exactly as v (image_test::WindowedDicomSpec).
 DicomWriteSpec RoundTripSpec(const std::vector<uint8_t>& v, int64_t rows, int64_t cols) {
-  DicomWriteSpec s;
-  s.rows = rows;
-  s.columns = cols;
-  s.bits_allocated = 16;
-  s.bits_stored = 12;
-  for (uint8_t p : v) s.values.push_back(p + 512);
-  s.rescale_slope = 2;
-  s.rescale_intercept = -1024;
-  s.window_center = 255.5;
-  s.window_width = 511;
-  return s;
+  return image_test::WindowedDicomSpec(v, rows, cols);
 }
 
 std::vector<uint8_t> AllLevels() {

@@ -32,6 +32,7 @@ namespace fedmed {
 namespace {
 
 using image_test::ImageAt;
+using image_test::WindowedDicomSpec;
 using image_test::WritePng8;
 using testing::TempDir;
 
@@ -100,19 +101,7 @@ TEST_F(HospitalFormatsTest, FolderCsvAndDicomGiveTheNpzPixelsAndMetrics) {
     const std::vector<uint8_t> v = ImageAt(npz, i);
     WritePng8(dir / ("folder/test/" + classes[npz.labels[i]] + "/" + Name(i) + ".png"), 28, 28, 1,
               v);
-    DicomWriteSpec s;
-    s.rows = s.columns = 28;
-    s.bits_allocated = 16;
-    s.bits_stored = 12;
-    s.rescale_slope = 2;
-    s.rescale_intercept = -1024;
-    // Modality value x = 2 s - 1024; window c 255.5, w 511: ((x - 255) / 510 + 0.5) * 255.
-    // MONOCHROME2: s = v + 512 -> x = 2 v -> v. MONOCHROME1: s = 767 - v -> 255 - v, inverted
-    // -> v.
-    s.photometric = i % 4 == 3 ? "MONOCHROME1" : "MONOCHROME2";
-    for (uint8_t p : v) s.values.push_back(i % 4 == 3 ? 767 - p : p + 512);
-    s.window_center = 255.5;
-    s.window_width = 511;
+    DicomWriteSpec s = WindowedDicomSpec(v, 28, 28, /*monochrome1=*/i % 4 == 3);
     s.sop_instance_uid = Uid(i);
     s.transfer_syntax = i % 3 == 0 ? "explicit_little" : i % 3 == 1 ? "rle" : "jpeg_ls_lossless";
     WriteDicomFile(dir / ("dicom/files/" + Name(i) + ".dcm"), s);

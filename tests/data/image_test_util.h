@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/data/dicom.h"
 #include "common/data/image_set.h"
 
 namespace fedmed::image_test {
@@ -69,6 +70,27 @@ inline void WritePng16(const std::string& path, int w, int h, int comp,
 }
 
 // Image i of `set` as a vector of its image_numel() values.
+// A DICOM image of the 8-bit pixels `v` (rows x cols) in the tests' 12-bit convention: 16 bits
+// allocated, 12 stored, Rescale Slope 2 and Intercept -1024, window centre 255.5 and width 511.
+// The modality value of a stored value s is x = 2 s - 1024, displayed as
+// ((x - 255) / 510 + 0.5) * 255; storing s = v + 512 (MONOCHROME2) or, with `monochrome1`,
+// s = 767 - v (inverted on display) makes every pixel display exactly as v.
+inline DicomWriteSpec WindowedDicomSpec(const std::vector<uint8_t>& v, int64_t rows = 28,
+                                        int64_t cols = 28, bool monochrome1 = false) {
+  DicomWriteSpec s;
+  s.rows = rows;
+  s.columns = cols;
+  s.bits_allocated = 16;
+  s.bits_stored = 12;
+  s.rescale_slope = 2;
+  s.rescale_intercept = -1024;
+  s.window_center = 255.5;
+  s.window_width = 511;
+  if (monochrome1) s.photometric = "MONOCHROME1";
+  for (const uint8_t p : v) s.values.push_back(monochrome1 ? 767 - p : p + 512);
+  return s;
+}
+
 inline std::vector<uint8_t> ImageAt(const ImageSet& set, int64_t i) {
   const int64_t n = set.image_numel();
   return std::vector<uint8_t>(set.pixels.begin() + i * n, set.pixels.begin() + (i + 1) * n);

@@ -34,16 +34,6 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-std::string ConfigErrorMessage(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected ConfigError";
-  return "";
-}
-
 // The line of `text` that starts with `prefix` ("" if none).
 std::string LineStartingWith(const std::string& text, const std::string& prefix) {
   std::istringstream in(text);
@@ -118,27 +108,32 @@ TEST(SweepTest, SitesAndEpsilonApplyToTheirSettings) {
 TEST(SweepTest, ValuesThatCannotApplyAreRefusedWithTheReason) {
   SimulationConfig iid = Base();
   iid.sweep.alpha = {0.1};
-  EXPECT_NE(ConfigErrorMessage([&] { ExpandSweep(iid); }).find("[sweep] alpha"), std::string::npos);
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] { ExpandSweep(iid); }).find("[sweep] alpha"),
+            std::string::npos);
 
   SimulationConfig no_privacy = Base();
   no_privacy.sweep.epsilon = {1};
-  EXPECT_NE(ConfigErrorMessage([&] { ExpandSweep(no_privacy); }).find("mode \"none\""),
-            std::string::npos);
+  EXPECT_NE(
+      testing::ErrorMessageOf<ConfigError>([&] { ExpandSweep(no_privacy); }).find("mode \"none\""),
+      std::string::npos);
 
   SimulationConfig files = Base();
   files.site_paths = {"a.npz", "b.npz"};
   files.sites = 2;
   files.sweep.sites = {2, 4};
-  EXPECT_NE(ConfigErrorMessage([&] { ExpandSweep(files); }).find("site_paths"), std::string::npos);
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] { ExpandSweep(files); }).find("site_paths"),
+            std::string::npos);
 
   SimulationConfig fedprox = Base();  // fedprox needs proximal_mu
   fedprox.sweep.strategy = {"fedavg", "fedprox"};
-  EXPECT_NE(ConfigErrorMessage([&] { ExpandSweep(fedprox); }).find("strategy=fedprox"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::ErrorMessageOf<ConfigError>([&] { ExpandSweep(fedprox); }).find("strategy=fedprox"),
+      std::string::npos);
 
   SimulationConfig twice = Base();
   twice.sweep.seed = {1, 1};
-  EXPECT_NE(ConfigErrorMessage([&] { ExpandSweep(twice); }).find("distinct"), std::string::npos);
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] { ExpandSweep(twice); }).find("distinct"),
+            std::string::npos);
 }
 
 TEST(SweepTest, SitePathsSetTheNumberOfSitesAndEachSitesData) {
@@ -156,10 +151,14 @@ TEST(SweepTest, SitePathsSetTheNumberOfSitesAndEachSitesData) {
 
   std::ofstream(path) << "[simulation]\nsites = 2\n[data]\nsite_paths = [\"a.npz\", \"b.npz\", "
                          "\"c.npz\"]\n";
-  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[simulation] sites"),
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] {
+              LoadSimulationConfig(path);
+            }).find("[simulation] sites"),
             std::string::npos);
   std::ofstream(path) << "[simulation]\nmode = \"fibers\"\n[data]\npath = \"x.npz\"\n";
-  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[simulation] mode"),
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] {
+              LoadSimulationConfig(path);
+            }).find("[simulation] mode"),
             std::string::npos);
 }
 
@@ -188,23 +187,25 @@ TEST(SweepTest, SiteFormatsPreprocessingAndTheScriptReachEverySite) {
 
   std::ofstream(path) << "[data]\nsite_paths = [\"a.npz\", \"b\"]\n"
                          "site_formats = [\"medmnist\"]\n[evaluation]\ndata = \"e.npz\"\n";
-  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); })
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] { LoadSimulationConfig(path); })
                 .find("[data] site_formats: expected one format per [data] site_paths entry (2)"),
             std::string::npos);
   std::ofstream(path) << "[data]\nsite_paths = [\"a.npz\", \"b\"]\n"
                          "site_formats = [\"medmnist\", \"png\"]\n[evaluation]\ndata = \"e.npz\"\n";
-  EXPECT_NE(ConfigErrorMessage([&] { LoadSimulationConfig(path); })
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] { LoadSimulationConfig(path); })
                 .find("[data] site_formats: expected \"medmnist\", \"image_folder\", \"csv\" or "
                       "\"dicom\" for each site, got \"png\""),
             std::string::npos);
   std::ofstream(path) << "[data]\npath = \"x.npz\"\n[model]\nname = \"torchscript\"\n";
-  EXPECT_NE(
-      ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[model] torchscript_path"),
-      std::string::npos);
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] {
+              LoadSimulationConfig(path);
+            }).find("[model] torchscript_path"),
+            std::string::npos);
   std::ofstream(path) << "[data]\npath = \"x.npz\"\n[preprocessing]\nchannels = 2\n";
-  EXPECT_NE(
-      ConfigErrorMessage([&] { LoadSimulationConfig(path); }).find("[preprocessing] channels"),
-      std::string::npos);
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] {
+              LoadSimulationConfig(path);
+            }).find("[preprocessing] channels"),
+            std::string::npos);
 }
 
 // ---- the compute pool ----
@@ -279,12 +280,15 @@ TEST(ModelSelectionTest, HighestSelectionAucWinsWhateverTheReportSplitSays) {
 TEST(ModelSelectionTest, SelectingOnTheReportedSplitIsRefused) {
   SimulationConfig same = Base();
   same.select_split = "test";  // [evaluation] split defaults to "test"
-  const std::string message = ConfigErrorMessage([&] { ValidateSimulationConfig(same); });
+  const std::string message =
+      testing::ErrorMessageOf<ConfigError>([&] { ValidateSimulationConfig(same); });
   EXPECT_NE(message.find("[simulation] select_split"), std::string::npos) << message;
   EXPECT_NE(message.find("another split than [evaluation] split"), std::string::npos) << message;
   SimulationConfig unknown = Base();
   unknown.select_split = "validation";
-  EXPECT_NE(ConfigErrorMessage([&] { ValidateSimulationConfig(unknown); }).find("\"val\""),
+  EXPECT_NE(testing::ErrorMessageOf<ConfigError>([&] {
+              ValidateSimulationConfig(unknown);
+            }).find("\"val\""),
             std::string::npos);
   SimulationConfig val = Base();
   val.select_split = "val";
@@ -307,7 +311,8 @@ void WriteSlice(const MedMnist& data, int64_t train_begin, int64_t n_train, int6
                              static_cast<size_t>(n) * sizeof(int64_t));
     entries.push_back({std::string(name) + "_images.npy",
                        test_util::NpyBytes("|u1", {n, set.height, set.width}, pixels)});
-    entries.push_back({std::string(name) + "_labels.npy", test_util::NpyBytes("<i8", {n, 1}, labels)});
+    entries.push_back(
+        {std::string(name) + "_labels.npy", test_util::NpyBytes("<i8", {n, 1}, labels)});
   };
   add("train", data.train, train_begin, n_train);
   add("val", data.val, 0, n_val);

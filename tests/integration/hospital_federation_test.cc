@@ -201,15 +201,7 @@ void WriteDicomShard(const ImageSet& set, const std::vector<int64_t>& indices, c
   fs::create_directories(dir / "files");
   for (size_t k = 0; k < indices.size(); ++k) {
     const int64_t i = indices[k];
-    DicomWriteSpec s;
-    s.rows = s.columns = 28;
-    s.bits_allocated = 16;
-    s.bits_stored = 12;
-    s.rescale_slope = 2;
-    s.rescale_intercept = -1024;
-    s.window_center = 255.5;
-    s.window_width = 511;
-    for (const uint8_t p : image_test::ImageAt(set, i)) s.values.push_back(p + 512);
+    const DicomWriteSpec s = image_test::WindowedDicomSpec(image_test::ImageAt(set, i));
     const std::string file = "files/" + Name(split, static_cast<int64_t>(k)) + ".dcm";
     WriteDicomFile((dir / file).string(), s);
     *manifest += file + "," + std::to_string(set.labels[static_cast<size_t>(i)]) + "," + split +
@@ -462,6 +454,18 @@ class RegistrationRefusalTest : public ::testing::Test {
     return agent.Run(/*handle_signals=*/false);
   }
 
+  // Runs the site agent `site` (named `name`) until the coordinator logs its registration (at
+  // most 30 s; a test failure otherwise), then stops it.
+  void ExpectRegisters(const SiteConfig& site, const std::string& name) {
+    SiteAgent agent(site, "");
+    std::thread runner([&] { agent.Run(/*handle_signals=*/false); });
+    EXPECT_TRUE(testing::WaitForFileContaining(dir_ / "coordinator/coordinator.log",
+                                               name + " registered", 30))
+        << CoordinatorLog();
+    agent.Stop();
+    runner.join();
+  }
+
   std::string SiteLog(const std::string& name) { return ReadFile(dir_ / (name + "/site.log")); }
   std::string CoordinatorLog() { return ReadFile(dir_ / "coordinator/coordinator.log"); }
 
@@ -519,13 +523,7 @@ TEST_F(RegistrationRefusalTest, FederationPreprocessingIsWhatSitesMustDeclare) {
 
   SiteConfig resized = Site("site-1");
   resized.data.preprocess.image_size = 32;
-  SiteAgent agent(resized, "");
-  std::thread site([&] { agent.Run(false); });
-  EXPECT_TRUE(testing::WaitForFileContaining(dir_ / "coordinator/coordinator.log",
-                                             "site-1 registered", 30))
-      << CoordinatorLog();
-  agent.Stop();
-  site.join();
+  ExpectRegisters(resized, "site-1");
   EXPECT_NE(SiteLog("site-1").find("32x32 px"), std::string::npos) << SiteLog("site-1");
 }
 
@@ -560,13 +558,7 @@ TEST_F(RegistrationRefusalTest, SiteWithoutAScriptIsToldWhatToSetAndASameArchite
   // Same names and shapes, other weights: accepted (the values are what training changes).
   SiteConfig same = Site("site-1");
   same.model.torchscript_path = dir_ / "net_other_init.pt";
-  SiteAgent agent(same, "");
-  std::thread site([&] { agent.Run(false); });
-  EXPECT_TRUE(testing::WaitForFileContaining(dir_ / "coordinator/coordinator.log",
-                                             "site-1 registered", 30))
-      << CoordinatorLog();
-  agent.Stop();
-  site.join();
+  ExpectRegisters(same, "site-1");
 }
 
 TEST_F(RegistrationRefusalTest, SiteDeclinesATrainTaskItCannotTrainWithTheReason) {

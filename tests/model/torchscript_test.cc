@@ -204,17 +204,6 @@ bool AllZero(const NamedTensor& t) {
   return true;
 }
 
-template <typename E, typename F>
-std::string ErrorOf(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
 #define EXPECT_CONTAINS(text, needle) \
   EXPECT_NE(std::string(text).find(needle), std::string::npos) << "'" << (text) << "'"
 
@@ -267,15 +256,16 @@ TEST(ArchitectureTest, CheckSameArchitectureNamesTheDifferences) {
   ModelArchitecture digest_only{{}, cnn2.digest};
   CheckSameArchitecture(cnn2, "coordinator", digest_only, "site-1");
 
-  std::string e =
-      ErrorOf<ConfigError>([&] { CheckSameArchitecture(cnn2, "coordinator", cnn3, "site-2"); });
+  std::string e = testing::ErrorMessageOf<ConfigError>(
+      [&] { CheckSameArchitecture(cnn2, "coordinator", cnn3, "site-2"); });
   EXPECT_CONTAINS(e, "coordinator");
   EXPECT_CONTAINS(e, "site-2");
   EXPECT_CONTAINS(e, "#10: 'fc2.weight' [2, 128] at coordinator vs 'fc2.weight' [3, 128] at "
                      "site-2");
   EXPECT_CONTAINS(e, "2 differing positions");
 
-  e = ErrorOf<ConfigError>([&] { CheckSameArchitecture(cnn2, "coordinator", resnet, "site-3"); });
+  e = testing::ErrorMessageOf<ConfigError>(
+      [&] { CheckSameArchitecture(cnn2, "coordinator", resnet, "site-3"); });
   EXPECT_CONTAINS(e, "12 vs 62 parameters, 62 differing positions, the first 5 listed");
   EXPECT_CONTAINS(e, "#0: 'conv1.weight' [32, 1, 3, 3] at coordinator vs 'conv1.weight' "
                      "[64, 1, 3, 3] at site-3");
@@ -283,20 +273,21 @@ TEST(ArchitectureTest, CheckSameArchitectureNamesTheDifferences) {
 
   ModelState longer = InitialModelState({"cnn", 1, 2, 28}, 0);
   longer.tensors.push_back({"extra.scale", {}, {1}});
-  e = ErrorOf<ConfigError>([&] {
+  e = testing::ErrorMessageOf<ConfigError>([&] {
     CheckSameArchitecture(cnn2, "coordinator", DescribeArchitecture(longer), "site-6");
   });
   EXPECT_CONTAINS(e, "(12 vs 13 parameters, 1 differing position)");
   EXPECT_CONTAINS(e, "#12: missing at coordinator vs 'extra.scale' [] at site-6");
 
-  e = ErrorOf<ConfigError>(
+  e = testing::ErrorMessageOf<ConfigError>(
       [&] { CheckSameArchitecture(cnn2, "coordinator", {{}, cnn3.digest}, "site-4"); });
   EXPECT_CONTAINS(e, cnn2.digest);
   EXPECT_CONTAINS(e, cnn3.digest);
 
   ModelArchitecture forged = cnn3;
   forged.digest = cnn2.digest;
-  e = ErrorOf<FormatError>([&] { CheckSameArchitecture(cnn2, "coordinator", forged, "site-5"); });
+  e = testing::ErrorMessageOf<FormatError>(
+      [&] { CheckSameArchitecture(cnn2, "coordinator", forged, "site-5"); });
   EXPECT_CONTAINS(e, "site-5");
 }
 
@@ -313,10 +304,12 @@ TEST(FrozenLayersTest, PrefixesMatchAtDotsAndMustMatchSomething) {
             (std::vector<bool>{true, true, false, true, false}));
   EXPECT_EQ(MatchFrozenLayers(names, {}), std::vector<bool>(5, false));
 
-  std::string e = ErrorOf<ConfigError>([&] { MatchFrozenLayers(names, {"conv1", "conv2"}); });
+  std::string e = testing::ErrorMessageOf<ConfigError>([&] {
+    MatchFrozenLayers(names, {"conv1", "conv2"});
+  });
   EXPECT_CONTAINS(e, "frozen_layers[1]: \"conv2\" matches no parameter");
   EXPECT_CONTAINS(e, "conv1, conv10, layer1.0.conv1, fc");
-  e = ErrorOf<ConfigError>(
+  e = testing::ErrorMessageOf<ConfigError>(
       [&] { MatchFrozenLayers(names, {"conv1", "conv10", "layer1", "fc"}); });
   EXPECT_CONTAINS(e, "every parameter");
   for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
@@ -330,15 +323,16 @@ TEST(FrozenLayersTest, PrefixesMatchAtDotsAndMustMatchSomething) {
 
 TEST(ModelSpecTest, TorchScriptNeedsItsPathAndOnlyIt) {
   ModelSpec spec{"torchscript", 1, 2, 28};
-  std::string e = ErrorOf<ConfigError>([&] { ValidateModelSpec(spec, "site.toml [model]"); });
+  std::string e =
+      testing::ErrorMessageOf<ConfigError>([&] { ValidateModelSpec(spec, "site.toml [model]"); });
   EXPECT_CONTAINS(e, "site.toml [model].torchscript_path");
   spec.torchscript_path = "mynet.pt";
   ValidateModelSpec(spec);
   ModelSpec cnn{"cnn", 1, 2, 28};
   cnn.torchscript_path = "mynet.pt";
-  e = ErrorOf<ConfigError>([&] { ValidateModelSpec(cnn); });
+  e = testing::ErrorMessageOf<ConfigError>([&] { ValidateModelSpec(cnn); });
   EXPECT_CONTAINS(e, "model.torchscript_path");
-  e = ErrorOf<ConfigError>([&] { ValidateModelSpec({"vgg", 1, 2, 28}); });
+  e = testing::ErrorMessageOf<ConfigError>([&] { ValidateModelSpec({"vgg", 1, 2, 28}); });
   EXPECT_CONTAINS(e, "\"torchscript\"");
   EXPECT_EQ(ModelNames(), (std::vector<std::string>{"cnn", "resnet18"}));
 }
@@ -468,7 +462,8 @@ TEST_F(TorchScriptTest, TrainAndEvalReachTheScript) {
 }
 
 TEST_F(TorchScriptTest, RefusesScriptsItCannotTrainProperly) {
-  std::string e = ErrorOf<ConfigError>([] { MakeModel(ScriptSpec("wrong_shape.pt")); });
+  std::string e =
+      testing::ErrorMessageOf<ConfigError>([] { MakeModel(ScriptSpec("wrong_shape.pt")); });
   EXPECT_CONTAINS(e, Path("wrong_shape.pt"));
   EXPECT_CONTAINS(e, "(2, 1, 28, 28) float32 input to a (2, 3) float32 output");
   EXPECT_CONTAINS(e, "expected (2, 2) float32 logits");
@@ -478,20 +473,21 @@ TEST_F(TorchScriptTest, RefusesScriptsItCannotTrainProperly) {
   // Input of the wrong size: forward fails inside the script.
   ModelSpec big = ScriptSpec("tiny.pt");
   big.image_size = 32;
-  e = ErrorOf<ConfigError>([&] { MakeModel(big); });
+  e = testing::ErrorMessageOf<ConfigError>([&] { MakeModel(big); });
   EXPECT_CONTAINS(e, "forward fails on a (2, 1, 32, 32) float32 input");
   EXPECT_CONTAINS(e, "model.image_size = 32");
 
-  e = ErrorOf<ConfigError>([] { MakeModel(ScriptSpec("batchnorm.pt")); });
+  e = testing::ErrorMessageOf<ConfigError>([] { MakeModel(ScriptSpec("batchnorm.pt")); });
   EXPECT_CONTAINS(e, Path("batchnorm.pt"));
   EXPECT_CONTAINS(e, "bn.running_mean");
   EXPECT_CONTAINS(e, "GroupNorm");
 
-  e = ErrorOf<ConfigError>([] { MakeModel(ScriptSpec("noparams.pt")); });
+  e = testing::ErrorMessageOf<ConfigError>([] { MakeModel(ScriptSpec("noparams.pt")); });
   EXPECT_CONTAINS(e, "has no parameters");
-  e = ErrorOf<ConfigError>([] { MakeModel(ScriptSpec("tiny_sd.pt")); });  // a state dict
+  e = testing::ErrorMessageOf<ConfigError>(
+      [] { MakeModel(ScriptSpec("tiny_sd.pt")); });  // a state dict
   EXPECT_CONTAINS(e, "is not a TorchScript file");
-  e = ErrorOf<ConfigError>([] { MakeModel(ScriptSpec("absent.pt")); });
+  e = testing::ErrorMessageOf<ConfigError>([] { MakeModel(ScriptSpec("absent.pt")); });
   EXPECT_CONTAINS(e, "cannot open TorchScript file '" + Path("absent.pt") + "'");
 }
 
@@ -504,7 +500,7 @@ TEST_F(TorchScriptTest, DpSgdRefusesScriptsAndFrozenLayers) {
   data.num_classes = 2;
   data.pixels.assign(2 * 28 * 28, 0);
   data.labels = {0, 1};
-  std::string e = ErrorOf<ConfigError>([&] {
+  std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     TrainLocalDpSgd(ScriptSpec("tiny.pt"), InitialModelState(ScriptSpec("tiny.pt"), 0), data,
                     TrainSettings{}, dp);
   });
@@ -516,7 +512,7 @@ TEST_F(TorchScriptTest, DpSgdRefusesScriptsAndFrozenLayers) {
   const ModelSpec cnn{"cnn", 1, 2, 28};
   TrainSettings frozen;
   frozen.frozen_layers = {"conv1"};
-  e = ErrorOf<ConfigError>(
+  e = testing::ErrorMessageOf<ConfigError>(
       [&] { TrainLocalDpSgd(cnn, InitialModelState(cnn, 0), data, frozen, dp); });
   EXPECT_CONTAINS(e, "frozen_layers: not supported with DP-SGD");
 }
@@ -564,7 +560,7 @@ TEST_F(TorchScriptTest, ScriptTrainsOnPneumoniaMnistAndComesBackOutForPython) {
   EXPECT_EQ(EncodeModelState(LoadInitialWeights(exported, global)), EncodeModelState(trained));
 
   // A state of another layout is refused, naming the file and the parameter.
-  const std::string e = ErrorOf<FormatError>(
+  const std::string e = testing::ErrorMessageOf<FormatError>(
       [&] { ExportTorchScript(spec, InitialModelState({"cnn", 1, 2, 28}, 0), Path("x.pt")); });
   EXPECT_CONTAINS(e, Path("x.pt"));
   EXPECT_CONTAINS(e, "'conv1.weight', expected 'features.0.weight'");
@@ -599,7 +595,7 @@ TEST_F(TorchScriptTest, ZooModelsComeOutAsTorchScriptThatPythonRuns) {
     as_script.torchscript_path = path;
     EXPECT_LT(MaxAbsDiff(Logits(as_script, state, x), cpp), 1e-5);
   }
-  const std::string e = ErrorOf<DataError>([] {
+  const std::string e = testing::ErrorMessageOf<DataError>([] {
     ExportTorchScript({"cnn", 1, 2, 28}, InitialModelState({"cnn", 1, 2, 28}, 0),
                       Path("no/such/dir/m.pt"));
   });
@@ -657,19 +653,21 @@ TEST_F(TorchScriptTest, InitialWeightsFromAStateDictOrAScript) {
   const std::vector<double> python = ParseDoubles(Lines(*made_, "logits cnn").at(0));
   EXPECT_LT(MaxAbsDiff(Logits(cnn, from_dict, Probe()), python), 1e-5);
 
-  std::string e = ErrorOf<FormatError>([&] { LoadInitialWeights(Path("cnn3_sd.pt"), layout); });
+  std::string e =
+      testing::ErrorMessageOf<FormatError>([&] { LoadInitialWeights(Path("cnn3_sd.pt"), layout); });
   EXPECT_CONTAINS(e, Path("cnn3_sd.pt"));
   EXPECT_CONTAINS(e, "'fc2.weight' has shape [3, 128]");
-  e = ErrorOf<FormatError>([&] { LoadInitialWeights(Path("tiny.pt"), layout); });
+  e = testing::ErrorMessageOf<FormatError>([&] { LoadInitialWeights(Path("tiny.pt"), layout); });
   EXPECT_CONTAINS(e, Path("tiny.pt"));
   EXPECT_CONTAINS(e, "TorchScript file");
   EXPECT_CONTAINS(e, "tensor #0 is 'features.0.weight', expected 'conv1.weight'");
-  e = ErrorOf<ConfigError>([&] { LoadInitialWeights(Path("batchnorm.pt"), layout); });
+  e = testing::ErrorMessageOf<ConfigError>(
+      [&] { LoadInitialWeights(Path("batchnorm.pt"), layout); });
   EXPECT_CONTAINS(e, "running_mean");
   std::ofstream(Path("garbage.pt")) << "not a model";
-  e = ErrorOf<FormatError>([&] { LoadInitialWeights(Path("garbage.pt"), layout); });
+  e = testing::ErrorMessageOf<FormatError>([&] { LoadInitialWeights(Path("garbage.pt"), layout); });
   EXPECT_CONTAINS(e, Path("garbage.pt"));
-  e = ErrorOf<DataError>([&] { LoadInitialWeights(Path("absent.pt"), layout); });
+  e = testing::ErrorMessageOf<DataError>([&] { LoadInitialWeights(Path("absent.pt"), layout); });
   EXPECT_CONTAINS(e, Path("absent.pt"));
 }
 
@@ -699,7 +697,7 @@ TEST_F(TorchScriptTest, FrozenLayersKeepExactlyTheirValues) {
     }
   }
   settings.frozen_layers = {"conv3"};
-  const std::string e = ErrorOf<ConfigError>([&] {
+  const std::string e = testing::ErrorMessageOf<ConfigError>([&] {
     TrainLocal({"cnn", 1, 2, 28}, InitialModelState({"cnn", 1, 2, 28}, 0), data, settings);
   });
   EXPECT_CONTAINS(e, "\"conv3\" matches no parameter");
