@@ -609,19 +609,14 @@ class Coordinator::Impl final : public SiteHandler {
   // ---- set-up ----
 
   void LoadModelAndData() {
-    spec_.name = config_.model;
-    spec_.image_size = config_.image_size;
-    spec_.in_channels = config_.in_channels;
-    spec_.num_classes = config_.num_classes;
-    spec_.torchscript_path = config_.torchscript_path;
     preprocessing_ = config_.preprocessing.Canonical();
     log_->info("preprocessing of every site and of the held-out set: {}", preprocessing_);
     if (!config_.eval_data.empty()) {
+      heldout_ = LoadHeldOutSet(config_, options_.data_root, config_.eval_split);
+    }
+    spec_ = FederationModelSpec(config_, heldout_ ? &*heldout_ : nullptr);
+    if (heldout_) {
       const std::string path = ResolveDataPath(config_.eval_data, options_.data_root);
-      heldout_ = LoadMedMnistSplit(path, ParseSplit(config_.eval_split));
-      PreprocessImageSet(config_.preprocessing, &*heldout_);
-      if (spec_.in_channels == 0) spec_.in_channels = heldout_->channels;
-      if (spec_.num_classes == 0) spec_.num_classes = heldout_->num_classes;
       if (heldout_->channels != spec_.in_channels || heldout_->height != spec_.image_size) {
         throw ConfigError(config_.config_path + ": [evaluation] data " + path + " has " +
                           std::to_string(heldout_->channels) + "-channel " +
@@ -1592,6 +1587,32 @@ class Coordinator::Impl final : public SiteHandler {
   int all_declined_attempts_ = 0;
   asio::steady_timer retry_timer_{io_};
 };
+
+ImageSet LoadHeldOutSet(const CoordinatorConfig& config, const std::string& data_root,
+                        const std::string& split) {
+  if (config.eval_data.empty()) {
+    throw ConfigError(config.config_path +
+                      ": there is no held-out set to evaluate on; set [evaluation] data");
+  }
+  ImageSet set =
+      LoadMedMnistSplit(ResolveDataPath(config.eval_data, data_root), ParseSplit(split));
+  PreprocessImageSet(config.preprocessing, &set);
+  return set;
+}
+
+ModelSpec FederationModelSpec(const CoordinatorConfig& config, const ImageSet* heldout) {
+  ModelSpec spec;
+  spec.name = config.model;
+  spec.image_size = config.image_size;
+  spec.in_channels = config.in_channels;
+  spec.num_classes = config.num_classes;
+  spec.torchscript_path = config.torchscript_path;
+  if (heldout != nullptr) {
+    if (spec.in_channels == 0) spec.in_channels = heldout->channels;
+    if (spec.num_classes == 0) spec.num_classes = heldout->num_classes;
+  }
+  return spec;
+}
 
 Coordinator::Coordinator(CoordinatorConfig config, Options options)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {}

@@ -26,6 +26,8 @@
 #include <string>
 
 #include "common/config/coordinator_config.h"
+#include "common/data/image_set.h"
+#include "common/model/model_spec.h"
 #include "common/model/model_state.h"
 
 namespace fedmed {
@@ -86,6 +88,20 @@ class Coordinator {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// The coordinator's held-out set: split `split` ("train" | "val" | "test") of [evaluation] data
+// (a MedMNIST .npz file, resolved against `data_root` as ResolveDataPath does), preprocessed with
+// [preprocessing]. The coordinator evaluates on [evaluation] split; the simulator's pooled
+// baseline and model selection use the same function. Throws ConfigError naming the config file
+// when [evaluation] data is empty, or the split name is unknown; DataError / FormatError as
+// LoadMedMnistSplit.
+ImageSet LoadHeldOutSet(const CoordinatorConfig& config, const std::string& data_root,
+                        const std::string& split);
+
+// The model the coordinator trains: [model] name, image_size and torchscript_path, and
+// in_channels / num_classes from [model], or where it leaves them 0, from `heldout` (when not
+// null). Not validated: see ValidateModelSpec (common/model/model_spec.h).
+ModelSpec FederationModelSpec(const CoordinatorConfig& config, const ImageSet* heldout);
 
 }  // namespace fedmed
 

@@ -13,6 +13,7 @@
 #include "common/model/model_state.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "coordinator/coordinator.h"
 
 namespace fedmed {
 
@@ -115,8 +116,9 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   result.eval_path = ResolveDataPath(c.eval_data, data_root);
   result.eval_split = c.eval_split;
   const ImageSet train = PooledTrainingSet(config, data_root);
-  const ImageSet heldout = LoadHeldOutSplit(config, data_root, c.eval_split);
-  const ModelSpec spec = FederationModelSpec(config, heldout);
+  const ImageSet heldout = LoadHeldOutSet(c, data_root, c.eval_split);
+  const ModelSpec spec = FederationModelSpec(c, &heldout);
+  ValidateModelSpec(spec, config.config_path + ": [model]");
   ModelState initial = InitialModelState(spec, c.seed);  // as the coordinator starts
   if (!c.initial_weights.empty()) initial = LoadInitialWeights(c.initial_weights, initial);
 
@@ -132,7 +134,7 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
   std::optional<ImageSet> selection_set;
   double selection_seconds = 0;  // evaluation inside training, not counted as training time
   if (!config.select_split.empty()) {
-    selection_set = LoadHeldOutSplit(config, data_root, config.select_split);
+    selection_set = LoadHeldOutSet(c, data_root, config.select_split);
     result.selection.emplace();
     result.selection->unit = "epoch";
     result.selection->selection_split = config.select_split;

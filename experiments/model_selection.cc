@@ -5,14 +5,13 @@
 #include <filesystem>
 #include <regex>
 
-#include "common/data/medmnist.h"
-#include "common/data/preprocess.h"
 #include "common/model/checkpoint.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
+#include "common/model/model_spec.h"
 #include "common/model/model_state.h"
-#include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "coordinator/coordinator.h"
 #include "experiments/baseline.h"
 
 namespace fedmed {
@@ -55,31 +54,6 @@ std::size_t BestBySelectionAuc(const std::vector<ScoredModel>& scored) {
   return best;
 }
 
-ImageSet LoadHeldOutSplit(const SimulationConfig& config, const std::string& data_root,
-                          const std::string& split) {
-  const CoordinatorConfig& c = config.coordinator;
-  if (c.eval_data.empty()) {
-    throw ConfigError(config.config_path +
-                      ": models are evaluated on the coordinator's held-out file; set "
-                      "[evaluation] data (or [data] path)");
-  }
-  ImageSet set = LoadMedMnistSplit(ResolveDataPath(c.eval_data, data_root), ParseSplit(split));
-  PreprocessImageSet(c.preprocessing, &set);
-  return set;
-}
-
-ModelSpec FederationModelSpec(const SimulationConfig& config, const ImageSet& heldout) {
-  const CoordinatorConfig& c = config.coordinator;
-  ModelSpec spec;  // as the coordinator builds it (coordinator.cc LoadModelAndData)
-  spec.name = c.model;
-  spec.image_size = c.image_size;
-  spec.in_channels = c.in_channels != 0 ? c.in_channels : heldout.channels;
-  spec.num_classes = c.num_classes != 0 ? c.num_classes : heldout.num_classes;
-  spec.torchscript_path = c.torchscript_path;
-  ValidateModelSpec(spec, config.config_path + ": [model]");
-  return spec;
-}
-
 ModelSelection SelectCheckpoint(const SimulationConfig& config, const std::string& data_root,
                                 const std::string& checkpoint_dir) {
   if (config.select_split.empty()) {
@@ -99,9 +73,11 @@ ModelSelection SelectCheckpoint(const SimulationConfig& config, const std::strin
   }
   std::sort(files.begin(), files.end());
 
-  const ImageSet selection_set = LoadHeldOutSplit(config, data_root, config.select_split);
-  const ImageSet report_set = LoadHeldOutSplit(config, data_root, config.coordinator.eval_split);
-  const ModelSpec spec = FederationModelSpec(config, report_set);
+  const CoordinatorConfig& c = config.coordinator;
+  const ImageSet selection_set = LoadHeldOutSet(c, data_root, config.select_split);
+  const ImageSet report_set = LoadHeldOutSet(c, data_root, c.eval_split);
+  const ModelSpec spec = FederationModelSpec(c, &report_set);
+  ValidateModelSpec(spec, config.config_path + ": [model]");
   const ModelState layout = InitialModelState(spec, config.coordinator.seed);
   ModelSelection result;
   result.unit = "round";

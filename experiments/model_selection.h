@@ -19,9 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/data/image_set.h"
 #include "common/metrics/classification_metrics.h"
-#include "common/model/model_spec.h"
 #include "experiments/simulation.h"
 
 namespace fedmed {
@@ -53,20 +51,9 @@ struct ModelSelection {
 // Throws Error when `scored` is empty or no AUC is a number.
 std::size_t BestBySelectionAuc(const std::vector<ScoredModel>& scored);
 
-// Split `split` ("train" | "val" | "test") of the coordinator's held-out file ([evaluation]
-// data, resolved against `data_root`), preprocessed with [preprocessing] as the coordinator
-// preprocesses its held-out set. Throws ConfigError when there is no [evaluation] data or the
-// split name is unknown, DataError / FormatError as LoadMedMnistSplit.
-ImageSet LoadHeldOutSplit(const SimulationConfig& config, const std::string& data_root,
-                          const std::string& split);
-
-// The model the coordinator of `config` builds ([model] name, image_size, and in_channels /
-// num_classes taken from `heldout` when the config leaves them 0), validated. Throws ConfigError
-// as ValidateModelSpec.
-ModelSpec FederationModelSpec(const SimulationConfig& config, const ImageSet& heldout);
-
 // Scores every checkpoint round-NNNN.pt in `checkpoint_dir` (a run's coordinator/checkpoints) on
-// config.select_split and on [evaluation] split, with [evaluation] batch_size, and chooses one by
+// config.select_split and on [evaluation] split (LoadHeldOutSet, coordinator/coordinator.h), with
+// [evaluation] batch_size, and chooses one by
 // BestBySelectionAuc. Takes about two held-out evaluations per checkpoint (cnn on
 // PneumoniaMNIST: ~0.3 s each on 2 cores). Throws ConfigError when config.select_split is empty,
 // Error when the directory holds no round checkpoint, FormatError when one does not load or does
