@@ -1,23 +1,23 @@
-// The coordinator: runs the rounds of one federation.
+// The coordinator: runs the rounds of one federation. This class is its process lifecycle only;
+// the parts, each with a header that documents it:
 //
-// It owns the gRPC server (FederationService, service.h), the round state machine
-// (round/round_state_machine.h), the aggregation strategy of [strategy] (strategy/strategy.h:
-// ConfigureFit and BeginRound when a round or a retry starts, AddUpdate per accepted update,
-// AggregateFit once the round has its quorum), the global model,
-// the held-out evaluation set and the per-round records (metrics_log.h). Boost.Asio carries what
-// is not an RPC: the io_context of Run() handles SIGINT/SIGTERM (signal_set) and the round,
-// evaluation and registration deadlines (steady_timer); a thread_pool runs aggregation and central
-// evaluation. gRPC handler threads only validate, enqueue and wait for decisions.
+//   service.h            gRPC: authenticates every call, maps protos to domain messages and
+//                        Status to grpc::Status (the only files with gRPC: service.cc, main.cc)
+//   site_handler.h       what a site can ask, as a domain interface
+//   round_flow.h         the domain core implementing it: rounds start and end there
+//   registration.h       where a site is admitted or refused
+//   update_acceptance.h  where an update or evaluation report is judged
+//   secure_round.h       the coordinator's side of secure aggregation
+//   checkpoint_store.h   checkpoints and resume.json: where a restart resumes
+//   round_report.h       metrics.csv / metrics.jsonl, the signed audit log, status.json
+//   federation_model.h   the model and held-out set loaded at start
+//   event_loop.h         the control thread, compute pool and timers (Boost.Asio)
+//   round/round_state_machine.h, strategy/strategy.h: the round's states, the aggregation
 //
-// Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json (current phase,
-// for progress displays), checkpoints/round-NNNN.pt and global_model.pt (PyTorch state dicts,
-// see docs/PROTOCOL.md for the parameter names), global.torchscript.pt (written when the last
-// round is done: the final global model as TorchScript, ExportTorchScript in
-// common/model/model_io.h; docs/MODELS.md), checkpoints/round-NNNN.strategy (the strategy's
-// server state after round NNNN, Strategy::SaveState: the FedOpt moments; empty for strategies
-// that keep none), and resume.json (the last completed round, its checkpoint and strategy state
-// with their SHA-256 digests: a coordinator restarted with the same output_dir and the same
-// [strategy] name goes on from there, with the same later global models as without the restart).
+// Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json, audit_log.jsonl
+// (round_report.h), checkpoints/ and resume.json (checkpoint_store.h), global_model.pt and
+// global.torchscript.pt (written when the last round is done: the final global model as
+// TorchScript, ExportTorchScript in common/model/model_io.h; docs/MODELS.md).
 #ifndef FEDMED_COORDINATOR_COORDINATOR_H_
 #define FEDMED_COORDINATOR_COORDINATOR_H_
 
@@ -26,9 +26,8 @@
 #include <string>
 
 #include "common/config/coordinator_config.h"
-#include "common/data/image_set.h"
-#include "common/model/model_spec.h"
 #include "common/model/model_state.h"
+#include "coordinator/federation_model.h"
 
 namespace fedmed {
 
@@ -56,13 +55,7 @@ class Coordinator {
   // or every one, naming the key; DataError / FormatError naming initial_weights when it cannot
   // be read or does not have the model's layout; FormatError for a strategy state file that
   // does not load or fit the model).
-  //
-  // At registration a site is refused (FAILED_PRECONDITION, logged here and given to the site)
-  // when its preprocessing differs from [preprocessing] (naming each differing field), when the
-  // federation trains a TorchScript model and the site announces no script or one of another
-  // architecture (naming the differing parameters), when its images' channels or classes do not
-  // fit the model, or when secure aggregation is on and the site does not support it. Train and
-  // evaluate tasks carry the federation's preprocessing and [training] frozen_layers.
+  // (Who is admitted at registration: registration.h.)
   Coordinator(CoordinatorConfig config, Options options);
   ~Coordinator();
 
@@ -83,25 +76,13 @@ class Coordinator {
   // The current global model's encoding (for tests).
   std::string GlobalModelBytes() const;
 
-  class Impl;
+  // The domain core, for in-process tests that call it without a server.
+  class RoundFlow& flow();
 
  private:
+  class Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// The coordinator's held-out set: split `split` ("train" | "val" | "test") of [evaluation] data
-// (a MedMNIST .npz file, resolved against `data_root` as ResolveDataPath does), preprocessed with
-// [preprocessing]. The coordinator evaluates on [evaluation] split; the simulator's pooled
-// baseline and model selection use the same function. Throws ConfigError naming the config file
-// when [evaluation] data is empty, or the split name is unknown; DataError / FormatError as
-// LoadMedMnistSplit.
-ImageSet LoadHeldOutSet(const CoordinatorConfig& config, const std::string& data_root,
-                        const std::string& split);
-
-// The model the coordinator trains: [model] name, image_size and torchscript_path, and
-// in_channels / num_classes from [model], or where it leaves them 0, from `heldout` (when not
-// null). Not validated: see ValidateModelSpec (common/model/model_spec.h).
-ModelSpec FederationModelSpec(const CoordinatorConfig& config, const ImageSet* heldout);
 
 }  // namespace fedmed
 

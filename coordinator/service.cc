@@ -7,6 +7,7 @@
 
 #include "common/transport/chunking.h"
 #include "common/transport/tls.h"
+#include "common/transport/wire.h"
 #include "common/util/error.h"
 #include "proto/fedmed.grpc.pb.h"
 
@@ -16,6 +17,24 @@ namespace {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The one mapping of the domain's Status to gRPC's (the codes are gRPC's own).
+grpc::Status ToGrpc(const Status& s) {
+  using C = Status::Code;
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  switch (s.code()) {
+    case C::kOk: return grpc::Status::OK;
+    case C::kCancelled: code = grpc::StatusCode::CANCELLED; break;
+    case C::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case C::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
+    case C::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
+    case C::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case C::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
+    case C::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
+    case C::kInternal: code = grpc::StatusCode::INTERNAL; break;
+  }
+  return grpc::Status(code, s.message());
 }
 
 class FederationService final : public v1::Federation::Service {
@@ -31,14 +50,20 @@ class FederationService final : public v1::Federation::Service {
                         v1::RegisterReply* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "Register", &site); !s.ok()) return s;
-    return handler_->Register(site, *request, reply);
+    Registration registration;
+    const Status s = handler_->Register(site, FromProto(*request), &registration);
+    if (s.ok()) ToProto(registration, reply);
+    return ToGrpc(s);
   }
 
   grpc::Status PollTask(grpc::ServerContext* context, const v1::PollRequest* request,
                         v1::Task* task) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "PollTask", &site); !s.ok()) return s;
-    return handler_->Poll(site, *request, task);
+    SiteTask domain;
+    const Status s = handler_->Poll(site, request->session_id(), request->wait_ms(), &domain);
+    if (s.ok()) ToProto(domain, UnixMillisNow(), task);
+    return ToGrpc(s);
   }
 
   grpc::Status DownloadModel(grpc::ServerContext* context, const v1::DownloadRequest* request,
@@ -46,7 +71,10 @@ class FederationService final : public v1::Federation::Service {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "DownloadModel", &site); !s.ok()) return s;
     std::shared_ptr<const EncodedModel> model;
-    if (grpc::Status s = handler_->GetModel(site, *request, &model); !s.ok()) return s;
+    if (const Status s = handler_->GetModel(site, request->session_id(), request->version(), &model);
+        !s.ok()) {
+      return ToGrpc(s);
+    }
     const auto start = std::chrono::steady_clock::now();
     v1::ModelChunk chunk;
     v1::ModelRef* header = chunk.mutable_header();
@@ -74,16 +102,16 @@ class FederationService final : public v1::Federation::Service {
       return Reject(site, grpc::StatusCode::INVALID_ARGUMENT,
                     "update stream must start with an UpdateHeader");
     }
-    const v1::UpdateHeader header = chunk.header();
-    if (grpc::Status s = handler_->CheckUpdate(site, header); !s.ok()) {
-      log_->warn("rejected update header from {}: {}", site, s.error_message());
-      return s;
+    const UpdateHeader header = FromProto(chunk.header());
+    if (const Status s = handler_->CheckUpdate(site, header); !s.ok()) {
+      log_->warn("rejected update header from {}: {}", site, s.message());
+      return ToGrpc(s);
     }
     const std::string what =
-        "update from " + site + " for round " + std::to_string(header.round());
+        "update from " + site + " for round " + std::to_string(header.info.round);
     std::string bytes;
     try {
-      ChunkAssembler assembler(header.size_bytes(), header.sha256(), what);
+      ChunkAssembler assembler(header.size_bytes, header.sha256, what);
       while (reader->Read(&chunk)) {
         if (!chunk.has_data()) throw FormatError(what + ": a second header inside the stream");
         assembler.Append(chunk.data());
@@ -93,10 +121,10 @@ class FederationService final : public v1::Federation::Service {
     } catch (const FormatError& e) {
       return Reject(site, grpc::StatusCode::INVALID_ARGUMENT, e.what());
     }
-    grpc::Status s = handler_->AcceptUpdate(site, header, std::move(bytes), SecondsSince(start));
+    const Status s = handler_->AcceptUpdate(site, header, std::move(bytes), SecondsSince(start));
     if (!s.ok()) {
-      log_->warn("rejected {}: {}", what, s.error_message());
-      return s;
+      log_->warn("rejected {}: {}", what, s.message());
+      return ToGrpc(s);
     }
     reply->set_accepted(true);
     return grpc::Status::OK;
@@ -106,36 +134,40 @@ class FederationService final : public v1::Federation::Service {
                                 v1::EvaluationReply* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "ReportEvaluation", &site); !s.ok()) return s;
-    grpc::Status s = handler_->AcceptEvaluation(site, *report);
+    const Status s = handler_->AcceptEvaluation(site, FromProto(*report));
+    if (!s.ok()) log_->warn("refused evaluation report from {}: {}", site, s.message());
     reply->set_accepted(s.ok());
-    return s;
+    return ToGrpc(s);
   }
 
   grpc::Status DeclineTask(grpc::ServerContext* context, const v1::DeclineRequest* request,
                            v1::DeclineReply* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "DeclineTask", &site); !s.ok()) return s;
-    grpc::Status s = handler_->DeclineTask(site, *request);
-    if (!s.ok()) log_->warn("refused decline from {}: {}", site, s.error_message());
+    const Status s = handler_->DeclineTask(site, FromProto(*request));
+    if (!s.ok()) log_->warn("refused decline from {}: {}", site, s.message());
     reply->set_accepted(s.ok());
-    return s;
+    return ToGrpc(s);
   }
 
   grpc::Status SecAggSend(grpc::ServerContext* context, const v1::SecAggMessage* request,
                           v1::SecAggAck* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "SecAggSend", &site); !s.ok()) return s;
-    grpc::Status s = handler_->SecAggSend(site, *request);
-    if (!s.ok()) log_->warn("refused secure-aggregation message from {}: {}", site, s.error_message());
+    const Status s = handler_->SecAggSend(site, FromProto(*request));
+    if (!s.ok()) log_->warn("refused secure-aggregation message from {}: {}", site, s.message());
     reply->set_accepted(s.ok());
-    return s;
+    return ToGrpc(s);
   }
 
   grpc::Status SecAggReceive(grpc::ServerContext* context, const v1::SecAggPoll* request,
                              v1::SecAggBroadcast* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "SecAggReceive", &site); !s.ok()) return s;
-    return handler_->SecAggReceive(site, *request, reply);
+    SecAggStage stage;
+    const Status s = handler_->SecAggReceive(site, FromProto(*request), &stage);
+    if (s.ok()) ToProto(stage, reply);
+    return ToGrpc(s);
   }
 
  private:
@@ -169,6 +201,44 @@ std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::
                                                      std::shared_ptr<spdlog::logger> logger) {
   return std::make_unique<FederationService>(handler, std::move(ca_pem), std::move(allowed_sites),
                                              std::move(logger));
+}
+
+class FederationServer::Impl {
+ public:
+  std::unique_ptr<grpc::Service> service;
+  std::unique_ptr<grpc::Server> server;
+};
+
+FederationServer::FederationServer(SiteHandler* handler, const std::string& listen_address,
+                                   const TlsFiles& tls, std::string ca_pem,
+                                   std::vector<std::string> allowed_sites,
+                                   std::shared_ptr<spdlog::logger> logger)
+    : impl_(std::make_unique<Impl>()) {
+  const size_t sites = allowed_sites.size();
+  impl_->service = MakeFederationService(handler, std::move(ca_pem), std::move(allowed_sites),
+                                         std::move(logger));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen_address, MakeServerCredentials(tls), &port_);
+  builder.RegisterService(impl_->service.get());
+  grpc::ResourceQuota quota("fedmed-coordinator");
+  // Polls are held open: allow a few threads per allowed site.
+  quota.SetMaxThreads(static_cast<int>(16 + 4 * sites));
+  builder.SetResourceQuota(quota);
+  impl_->server = builder.BuildAndStart();
+  if (!impl_->server || port_ == 0) {
+    throw Error("cannot listen on " + listen_address +
+                " ([coordinator] listen): address in use or invalid?");
+  }
+}
+
+FederationServer::~FederationServer() { Shutdown(1.0); }
+
+void FederationServer::Shutdown(double grace_seconds) {
+  if (!impl_->server) return;
+  impl_->server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(grace_seconds * 1000)));
+  impl_->server->Wait();
+  impl_->server.reset();
 }
 
 }  // namespace fedmed

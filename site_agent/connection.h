@@ -10,22 +10,13 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <vector>
 #include <string>
 
-#include "common/metrics/classification_metrics.h"
-#include "common/model/architecture.h"
-#include "common/model/local_training.h"
-#include "common/model/model_spec.h"
-#include "common/secagg/protocol.h"
+#include "common/transport/messages.h"
 #include "common/util/error.h"
 
 namespace fedmed {
-namespace v1 {
-class SecAggMessage;
-}  // namespace v1
-
 struct TlsFiles;
 
 class RpcError : public Error {
@@ -44,92 +35,6 @@ class RpcError : public Error {
  private:
   Kind kind_;
   int code_;
-};
-
-// What a site tells the coordinator when it registers (RegisterRequest in proto/fedmed.proto).
-struct RegistrationInfo {
-  std::string site_name;          // must equal the certificate CN
-  int64_t num_train_samples = 0;  // n_k
-  int64_t num_test_samples = 0;
-  int64_t in_channels = 0;        // of the site's images
-  int64_t num_classes = 0;        // of the site's label space
-  // What this site supports beyond the base protocol ("secagg-v1").
-  std::vector<std::string> capabilities;
-  // PreprocessSpec::Canonical() of the site's preprocessing ("" = the MedMNIST default).
-  std::string preprocessing;
-  // The architecture of the site's TorchScript model, when it has one ([model]
-  // torchscript_path); unset otherwise.
-  std::optional<ModelArchitecture> architecture;
-};
-
-struct Registration {
-  std::string session_id;
-  std::string federation;
-  int total_rounds = 0;
-};
-
-// A global model version as announced in a task.
-struct ModelRef {
-  int version = 0;
-  std::string sha256;
-  int64_t size_bytes = 0;
-};
-
-struct SiteTask {
-  enum class Kind { kWait, kTrain, kEvaluate, kFinish } kind = Kind::kWait;
-  int round = 0;
-  ModelRef model;
-  ModelSpec spec;             // as sent: torchscript_path is always empty
-  // kTrain, kEvaluate: the federation's preprocessing, PreprocessSpec::Canonical() ("" from an
-  // older coordinator).
-  std::string preprocessing;
-  TrainSettings settings;     // kTrain (frozen_layers included; augmentation is the site's own)
-  int eval_batch_size = 256;  // kEvaluate
-  double seconds_left = 0;    // until the coordinator's deadline for this task
-  std::string finish_reason;  // kFinish
-  // kTrain of a secure round: its parameters (common/secagg/protocol.h); unset otherwise.
-  std::optional<SecAggRoundConfig> secure;
-};
-
-// What SecAggReceive got for a stage of a secure round.
-struct SecAggStage {
-  enum class Status { kWait, kReady, kAborted } status = Status::kWait;
-  std::string reason;                 // kAborted: why
-  std::vector<AdvertisedKeys> keys;   // stage 1: U1
-  std::vector<EncryptedShare> inbox;  // stage 2: the shares addressed to this site
-  std::vector<uint32_t> u2;           // stage 2
-  std::vector<uint32_t> u3;           // stage 3
-};
-
-// What a round cost the site's privacy budget (see PrivacySpend in proto/fedmed.proto).
-struct PrivacyReport {
-  std::string mechanism = "none";  // "none" | "dp-sgd" | "update"
-  double noise_multiplier = 0;
-  double clipping_norm = 0;
-  double sampling_rate = 0;
-  int64_t steps = 0;
-  double delta = 0;
-  double epsilon_round = 0;
-  double epsilon_total = 0;
-  double budget_epsilon = 0;
-};
-
-struct UpdateInfo {
-  int round = 0;
-  int base_version = 0;
-  int64_t num_samples = 0;
-  int64_t local_steps = 0;
-  double train_loss = 0;
-  double train_seconds = 0;
-  PrivacyReport privacy;
-  // The entry of the site's signed privacy log that records this update (seq, SHA-256 of its
-  // line); empty when the site keeps no log.
-  int64_t log_seq = 0;
-  std::string log_entry_sha256;
-  // A secure round's masked input: the bytes are its words, num_samples is sent as 0 (the count
-  // is masked with the update), and these are the peers whose key shares failed authentication.
-  bool secure = false;
-  std::vector<uint32_t> secagg_complaints;
 };
 
 class CoordinatorConnection {
@@ -166,7 +71,7 @@ class CoordinatorConnection {
   // sent when its mechanism is "none" (a task declined for another reason, e.g. a model or
   // preprocessing this site cannot train).
   void DeclineTask(const std::string& session_id, int round, const std::string& reason,
-                   const PrivacyReport& privacy);
+                   const PrivacySpend& privacy);
   // Secure aggregation (common/secagg/protocol.h): this site's message of stage 0 (keys),
   // 1 (shares) or 3 (unmasking shares) of round `round`, attempt `attempt`. Throws RpcError
   // (kRejected when the coordinator refuses it, with its reason).
@@ -188,7 +93,7 @@ class CoordinatorConnection {
  private:
   class Stub;
   class CallScope;
-  void SecAggSend(const v1::SecAggMessage& message);
+  void SecAggSend(const SecAggMessage& message);
   std::string target_;
   std::unique_ptr<Stub> stub_;
 };

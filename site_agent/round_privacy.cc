@@ -79,14 +79,14 @@ RoundPrivacy::Plan RoundPrivacy::PlanRound(int round, int total_rounds,
   return plan;
 }
 
-PrivacyReport RoundPrivacy::Commit(const Plan& plan) {
+PrivacySpend RoundPrivacy::Commit(const Plan& plan) {
   const RoundSpend spend = budget_->Commit(plan.round, plan.mechanism);
   return Report(plan.mechanism, spend.epsilon_round, spend.epsilon_total);
 }
 
-PrivacyReport RoundPrivacy::Report(const PrivacyMechanism& m, double epsilon_round,
+PrivacySpend RoundPrivacy::Report(const PrivacyMechanism& m, double epsilon_round,
                                    double epsilon_total) const {
-  PrivacyReport r;
+  PrivacySpend r;
   r.mechanism = m.name;
   r.noise_multiplier = m.noise_multiplier;
   r.clipping_norm = m.clipping_norm;

@@ -31,7 +31,7 @@ class RoundPrivacy {
     bool train = false;          // false: decline the round, for `decline_reason`
     std::string decline_reason;
     PrivacyMechanism mechanism;  // the noise and clipping to train with (when train)
-    PrivacyReport report;        // spend so far, the round's cost, the budget
+    PrivacySpend report;        // spend so far, the round's cost, the budget
   };
 
   // For a site with `num_train_samples` training images and `config` (mode "dp-sgd" or
@@ -48,7 +48,7 @@ class RoundPrivacy {
   // Records `plan`'s spend durably and returns the report to send with the update (epsilon_total
   // including this round). Call after training and before the upload. Throws Error if the plan
   // would exceed the budget (a plan from PlanRound with train = true never does).
-  PrivacyReport Commit(const Plan& plan);
+  PrivacySpend Commit(const Plan& plan);
 
   // One line for the start-up log: mode, clipping, noise or target, budget, spent so far.
   std::string Describe() const;
@@ -57,7 +57,7 @@ class RoundPrivacy {
   const PrivacyBudget& budget() const { return *budget_; }
 
  private:
-  PrivacyReport Report(const PrivacyMechanism& m, double epsilon_round,
+  PrivacySpend Report(const PrivacyMechanism& m, double epsilon_round,
                        double epsilon_total) const;
 
   SitePrivacyConfig config_;

@@ -4,6 +4,7 @@
 
 #include <ctime>
 
+#include "common/transport/secagg_wire.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -95,11 +96,7 @@ std::string SecureRound::MaskUpdate(const ModelState& delta, int64_t num_samples
                "coordinator",
                c.round, names);
   }
-  std::string bytes(masked.masked.size() * 4, '\0');
-  for (size_t i = 0; i < masked.masked.size(); ++i) {
-    const uint32_t w = masked.masked[i];
-    for (int b = 0; b < 4; ++b) bytes[4 * i + b] = static_cast<char>((w >> (8 * b)) & 0xff);
-  }
+  std::string bytes = EncodeMaskedInput(masked.masked);
   info->secure = true;
   info->num_samples = 0;
   info->secagg_complaints = std::move(masked.complaints);

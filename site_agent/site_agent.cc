@@ -384,7 +384,7 @@ class SiteAgent::Impl {
                       const std::string& why) {
     log_->error("round {}: refusing to train: {}", round, why);
     ++refused_in_a_row_;
-    connection.DeclineTask(session, round, "cannot train: " + why, PrivacyReport{});
+    connection.DeclineTask(session, round, "cannot train: " + why, PrivacySpend{});
   }
 
   void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
@@ -587,7 +587,7 @@ class SiteAgent::Impl {
     }
   }
 
-  TrainedEvent TrainedEventFor(int round, const PrivacyReport& r, std::string update_sha256) {
+  TrainedEvent TrainedEventFor(int round, const PrivacySpend& r, std::string update_sha256) {
     TrainedEvent e;
     e.round = round;
     e.mechanism = r.mechanism;

@@ -1,5 +1,6 @@
 #include "common/transport/secagg_wire.h"
 
+#include "common/util/error.h"
 #include "proto/fedmed.pb.h"
 
 namespace fedmed {
@@ -75,6 +76,30 @@ SecAggRoundConfig FromProto(const v1::SecureAggregation& in, int round) {
   out.num_values = in.num_values();
   out.neighbours = in.neighbours();
   return out;
+}
+
+std::string EncodeMaskedInput(const std::vector<uint32_t>& words) {
+  std::string bytes(words.size() * 4, '\0');
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (int b = 0; b < 4; ++b) {
+      bytes[4 * i + b] = static_cast<char>((words[i] >> (8 * b)) & 0xff);
+    }
+  }
+  return bytes;
+}
+
+std::vector<uint32_t> DecodeMaskedInput(const std::string& bytes, const std::string& what) {
+  if (bytes.size() % 4 != 0) {
+    throw FormatError(what + ": " + std::to_string(bytes.size()) +
+                      " bytes is not a whole number of 32-bit words");
+  }
+  std::vector<uint32_t> words(bytes.size() / 4);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  for (size_t i = 0; i < words.size(); ++i, p += 4) {
+    words[i] = static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+               static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+  }
+  return words;
 }
 
 }  // namespace fedmed

@@ -4,6 +4,10 @@
 #ifndef FEDMED_COMMON_TRANSPORT_SECAGG_WIRE_H_
 #define FEDMED_COMMON_TRANSPORT_SECAGG_WIRE_H_
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "common/secagg/protocol.h"
 
 namespace fedmed {
@@ -27,6 +31,12 @@ UnmaskShare FromProto(const v1::SecAggUnmaskShare& in);
 // validate (SecAggClient's constructor does).
 void ToProto(const SecAggRoundConfig& in, v1::SecureAggregation* out);
 SecAggRoundConfig FromProto(const v1::SecureAggregation& in, int round);
+
+// The bytes of a masked input as uploaded (stage 2): each 32-bit word of Z_2^32, little-endian,
+// in order (4 bytes per word; num_values + 1 words, the last one the masked weight).
+std::string EncodeMaskedInput(const std::vector<uint32_t>& words);
+// The inverse. Throws FormatError naming `what` when the size is not a multiple of 4 bytes.
+std::vector<uint32_t> DecodeMaskedInput(const std::string& bytes, const std::string& what);
 
 }  // namespace fedmed
 

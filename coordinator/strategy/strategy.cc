@@ -1,6 +1,9 @@
 #include "coordinator/strategy/strategy.h"
 
 #include <algorithm>
+#include <optional>
+
+#include <spdlog/fmt/fmt.h>
 
 #include "common/util/error.h"
 #include "coordinator/strategy/fedavg_strategy.h"
@@ -93,6 +96,21 @@ std::unique_ptr<Strategy> MakeStrategy(const StrategyConfig& config) {
   }
   if (name == "median") return std::make_unique<CoordinateMedianStrategy>();
   return std::make_unique<TrimmedMeanStrategy>(*c.trim_fraction);
+}
+
+std::string DescribeStrategy(const StrategyConfig& config) {
+  const StrategyConfig c = WithStrategyDefaults(config);
+  std::string params;
+  auto add = [&params](const char* key, const std::optional<double>& value) {
+    if (value) params += fmt::format("{}{} {:g}", params.empty() ? "" : ", ", key, *value);
+  };
+  add("proximal_mu", c.proximal_mu);
+  add("server_learning_rate", c.server_learning_rate);
+  add("beta1", c.beta1);
+  add("beta2", c.beta2);
+  add("tau", c.tau);
+  add("trim_fraction", c.trim_fraction);
+  return params.empty() ? c.name : c.name + " (" + params + ")";
 }
 
 }  // namespace fedmed

@@ -129,6 +129,10 @@ class Strategy {
 // invalid.
 std::unique_ptr<Strategy> MakeStrategy(const StrategyConfig& config);
 
+// "fedadam (server_learning_rate 0.1, beta1 0.9, beta2 0.99, tau 1e-09)": the strategy's name
+// and every parameter that applies to it, defaults filled in (for the coordinator's log).
+std::string DescribeStrategy(const StrategyConfig& config);
+
 }  // namespace fedmed
 
 #endif  // FEDMED_COORDINATOR_STRATEGY_STRATEGY_H_

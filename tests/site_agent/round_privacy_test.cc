@@ -46,7 +46,7 @@ TEST(RoundPrivacyTest, TheMechanismFollowsTheTasksSchedule) {
   EXPECT_DOUBLE_EQ(plan.report.epsilon_round,
                    ComputeEpsilon(32.0 / 1570, 1.0, schedule.steps, 1e-5));
   EXPECT_EQ(plan.report.epsilon_total, 0);  // nothing committed yet
-  const PrivacyReport sent = privacy.Commit(plan);
+  const PrivacySpend sent = privacy.Commit(plan);
   EXPECT_DOUBLE_EQ(sent.epsilon_total, plan.report.epsilon_round);
   EXPECT_EQ(sent.budget_epsilon, 100);
   EXPECT_EQ(sent.delta, 1e-5);

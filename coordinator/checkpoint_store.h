@@ -1,0 +1,63 @@
+// The checkpoint store: where a coordinator saves each round and where a restarted one resumes.
+//
+// Files, under the federation's output_dir:
+//   checkpoints/round-NNNN.pt        the global model after round NNNN (a PyTorch state dict,
+//                                    common/model/checkpoint.h)
+//   checkpoints/round-NNNN.strategy  the strategy's server state after round NNNN
+//                                    (Strategy::SaveState: FedOpt's moments; empty for
+//                                    strategies that keep none)
+//   global_model.pt                  the latest global model (the same state dict)
+//   resume.json                      {"completed_round", "checkpoint", "model_sha256",
+//                                     "strategy", "strategy_state", "strategy_state_sha256"}
+// Every file is written with WriteFileAtomically (common/util/file_io.h: temp file, fsync,
+// rename, fsync of the directory), and resume.json last: a crash at any instruction leaves
+// resume.json naming a complete, consistent pair, and a failed write (a full disk) throws
+// without replacing a good file.
+#ifndef FEDMED_COORDINATOR_CHECKPOINT_STORE_H_
+#define FEDMED_COORDINATOR_CHECKPOINT_STORE_H_
+
+#include <optional>
+#include <string>
+
+#include "common/model/model_state.h"
+
+namespace fedmed {
+
+// What resume.json names, loaded and checked against its digests.
+struct ResumePoint {
+  int completed_round = 0;
+  std::string checkpoint;       // relative to output_dir
+  ModelState model;             // the global model after completed_round
+  std::string strategy;         // the [strategy] name that wrote it
+  // The strategy's server state; unset when resume.json predates strategy checkpoints.
+  std::optional<std::string> strategy_state;
+  std::string strategy_state_path;  // absolute, for messages
+};
+
+class CheckpointStore {
+ public:
+  // `output_dir` must exist; checkpoints/ is created when missing.
+  explicit CheckpointStore(std::string output_dir);
+
+  // Saves round `round`: the model, the strategy state, global_model.pt, then resume.json.
+  // `model_sha256`: SHA-256 (hex) of EncodeModelState(model), recorded for the resume check.
+  // Throws Error naming the file that could not be written.
+  void Save(int round, const ModelState& model, const std::string& model_sha256,
+            const std::string& strategy, const std::string& strategy_state) const;
+
+  // The resume point of output_dir, or nullopt when there is no resume.json. The checkpoint's
+  // layout is checked against `layout` (the federation's model). Throws Error when resume.json
+  // is malformed ("... is malformed: ..."), or a checkpoint or strategy state does not match
+  // its digest; FormatError / DataError when the checkpoint cannot be read or has another
+  // layout.
+  std::optional<ResumePoint> Load(const ModelState& layout) const;
+
+  const std::string& output_dir() const { return output_dir_; }
+
+ private:
+  std::string output_dir_;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_CHECKPOINT_STORE_H_

@@ -1,0 +1,103 @@
+#include "coordinator/event_loop.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include <csignal>
+#include <mutex>
+#include <optional>
+
+namespace fedmed {
+
+namespace asio = boost::asio;
+
+class AsioEventLoop::Impl {
+ public:
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  asio::thread_pool pool{1};
+  std::optional<asio::signal_set> signals;
+};
+
+namespace {
+
+// A steady_timer whose callback runs only for the latest Arm: a handler already queued when the
+// timer is re-armed or cancelled sees a newer generation and does nothing.
+class AsioTimer final : public EventLoop::Timer {
+ public:
+  explicit AsioTimer(asio::io_context& io) : timer_(io) {}
+
+  void Arm(EventLoop::Clock::time_point when, std::function<void()> callback) override {
+    uint64_t generation;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      generation = ++generation_;
+    }
+    timer_.expires_at(when);
+    timer_.async_wait([this, generation, callback = std::move(callback)](
+                          const boost::system::error_code& ec) {
+      if (ec) return;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (generation != generation_) return;
+      }
+      callback();
+    });
+  }
+
+  void Cancel() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++generation_;
+    }
+    timer_.cancel();
+  }
+
+ private:
+  asio::steady_timer timer_;
+  std::mutex mu_;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace
+
+AsioEventLoop::AsioEventLoop() : impl_(std::make_unique<Impl>()) {}
+
+AsioEventLoop::~AsioEventLoop() { impl_->pool.join(); }
+
+void AsioEventLoop::Post(std::function<void()> fn) { asio::post(impl_->io, std::move(fn)); }
+
+void AsioEventLoop::PostWork(std::function<void()> fn) {
+  asio::post(impl_->pool, std::move(fn));
+}
+
+std::unique_ptr<EventLoop::Timer> AsioEventLoop::MakeTimer() {
+  return std::make_unique<AsioTimer>(impl_->io);
+}
+
+void AsioEventLoop::Stop() {
+  if (impl_->signals) {
+    boost::system::error_code ignored;
+    impl_->signals->cancel(ignored);
+  }
+  impl_->io.stop();
+}
+
+void AsioEventLoop::Run() {
+  impl_->io.run();
+  impl_->pool.join();
+}
+
+void AsioEventLoop::HandleSignals(std::function<void(int)> on_signal) {
+  impl_->signals.emplace(impl_->io, SIGINT, SIGTERM);
+  impl_->signals->async_wait(
+      [on_signal = std::move(on_signal)](const boost::system::error_code& ec, int signal) {
+        if (!ec) on_signal(signal);
+      });
+}
+
+}  // namespace fedmed

@@ -1,0 +1,528 @@
+// RoundFlow, part 1: construction, resume, and the requests of the sites (SiteHandler).
+// The round's stages are in round_stages.cc.
+#include "coordinator/round_flow.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "common/crypto/sha256.h"
+#include "common/util/error.h"
+
+namespace fedmed {
+
+namespace {
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+std::string RandomSessionId() {
+  std::random_device rd;
+  std::string id;
+  static const char* kHex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) id += kHex[rd() % 16];
+  return id;
+}
+
+RegistrationPolicy::Requirements RequirementsOf(const CoordinatorConfig& config,
+                                                const FederationModel& model) {
+  RegistrationPolicy::Requirements r;
+  r.preprocessing = config.preprocessing;
+  r.spec = model.spec;
+  r.architecture = model.architecture;
+  r.check_data_shape = !model.custom;
+  r.secure_aggregation = config.secure_aggregation.enabled;
+  return r;
+}
+
+}  // namespace
+
+RoundFlow::RoundFlow(CoordinatorConfig config, FederationModel model, std::string ca_pem,
+                     EventLoop* loop, std::shared_ptr<spdlog::logger> log)
+    : config_(std::move(config)),
+      model_(std::move(model)),
+      preprocessing_(config_.preprocessing.Canonical()),
+      loop_(loop),
+      log_(std::move(log)),
+      registration_(RequirementsOf(config_, model_)),
+      checkpoints_(config_.output_dir),
+      secure_(config_.secure_aggregation.enabled),
+      deadline_(loop_->MakeTimer()),
+      registration_timer_(loop_->MakeTimer()),
+      retry_timer_(loop_->MakeTimer()),
+      secagg_timer_(loop_->MakeTimer()),
+      rsm_(config_.rounds, config_.min_sites, config_.sites_per_round, config_.seed,
+           config_.min_available_sites),
+      secure_round_(config_.secure_aggregation, std::move(ca_pem)) {
+  strategy_ = MakeStrategy(config_.strategy);
+  log_->info("strategy: {}{}", DescribeStrategy(config_.strategy),
+             strategy_->NeedsIndividualUpdates() ? "; needs each site's update on its own" : "");
+  if (secure_) {
+    if (strategy_->NeedsIndividualUpdates()) {
+      throw ConfigError(config_.config_path + ": [strategy] " + strategy_->name() +
+                        " needs each site's update, which secure aggregation hides");
+    }
+    const SecureAggregationConfig& a = config_.secure_aggregation;
+    log_->info("secure aggregation (Bonawitz et al. 2017): threshold {}, clip range {}, {}-bit "
+               "codes; the coordinator sees only the sum of each round's updates",
+               a.threshold > 0 ? std::to_string(a.threshold) : std::string("a majority"),
+               a.clip_range, a.quantization_bits);
+  }
+  report_ = std::make_unique<RoundReport>(
+      config_.output_dir, std::filesystem::path(config_.tls.key).parent_path().string(),
+      config_.federation, config_.rounds, config_.strategy.name, log_);
+  std::lock_guard<std::mutex> lock(mu_);
+  ResumeLocked();
+  if (!global_) InstallGlobalLocked(model_.initial_state, 0);
+}
+
+RoundFlow::~RoundFlow() = default;
+
+void RoundFlow::ResumeLocked() {
+  std::optional<ResumePoint> point = checkpoints_.Load(model_.initial_state);
+  if (!point) return;
+  const int round = point->completed_round;
+  rsm_.ResumeAfter(round);
+  InstallGlobalLocked(std::move(point->model), round);
+  if (!point->strategy_state) {
+    log_->warn("resume.json holds no strategy state; {} starts from its initial state",
+               strategy_->name());
+  } else {
+    if (point->strategy != strategy_->name()) {
+      throw ConfigError((config_.config_path.empty() ? "(configuration built in code)"
+                                                     : config_.config_path) +
+                        ": [strategy] name: \"" + strategy_->name() + "\", but the federation in " +
+                        config_.output_dir + " ran \"" + point->strategy + "\" up to round " +
+                        std::to_string(round) + " (resume.json); resume with the same strategy, " +
+                        "or start afresh in another output_dir");
+    }
+    try {
+      strategy_->LoadState(*point->strategy_state);
+      strategy_->BeginRound(global_state_);  // checks the state's layout against the model now
+    } catch (const FormatError& e) {
+      throw FormatError(point->strategy_state_path + ": " + e.what());
+    }
+    log_->info("{} server state restored from {} ({} bytes)", strategy_->name(),
+               point->strategy_state_path, point->strategy_state->size());
+  }
+  log_->info("resuming after round {} from {}", round, point->checkpoint);
+}
+
+void RoundFlow::InstallGlobalLocked(ModelState state, int version) {
+  auto model = std::make_shared<EncodedModel>();
+  model->version = version;
+  model->bytes = EncodeModelState(state);
+  model->sha256 = Sha256Hex(model->bytes);
+  global_state_ = std::move(state);
+  global_ = std::move(model);
+}
+
+void RoundFlow::Begin(int port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  port_ = port;
+  log_->info("federation '{}' listening on {} (port {}), mutual TLS, {} sites allowed, "
+             "waiting for {} to register",
+             config_.federation, config_.listen_address, port_, config_.allowed_sites.size(),
+             rsm_.sites_to_start());
+  WriteStatusLocked();
+  if (rsm_.phase() == Phase::kFinished) {
+    log_->info("all {} rounds were already completed in {}", config_.rounds, config_.output_dir);
+    ShutdownLocked();
+    return;
+  }
+  if (config_.registration_timeout_seconds > 0) {
+    registration_timer_->Arm(
+        loop_->Now() + SecondsToDuration(config_.registration_timeout_seconds), [this] {
+          std::lock_guard<std::mutex> l(mu_);
+          if (rsm_.phase() != Phase::kWaitingForSites) return;
+          log_->error("only {} of {} sites registered within {} s ([federation] "
+                      "registration_timeout_seconds); giving up",
+                      rsm_.sites().size(), rsm_.sites_to_start(),
+                      config_.registration_timeout_seconds);
+          exit_code_ = 2;
+          ShutdownLocked();
+        });
+  }
+}
+
+void RoundFlow::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rsm_.phase() != Phase::kFinished && exit_code_ == 0) exit_code_ = 1;
+  ShutdownLocked();
+}
+
+int RoundFlow::exit_code() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return exit_code_;
+}
+
+std::string RoundFlow::GlobalModelBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return global_->bytes;
+}
+
+Phase RoundFlow::phase() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rsm_.phase();
+}
+
+int RoundFlow::round() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rsm_.round();
+}
+
+// ---- SiteHandler ----
+
+Status RoundFlow::Register(const std::string& site, const RegistrationInfo& request,
+                           Registration* reply) {
+  std::string note;
+  if (Status s = registration_.Check(site, request, &note); !s.ok()) {
+    log_->warn("registration refused: {}", s.message());
+    return s;
+  }
+  if (!note.empty()) log_->info("{}", note);
+  std::lock_guard<std::mutex> lock(mu_);
+  RegisteredSite info;
+  info.name = site;
+  info.session_id = RandomSessionId();
+  info.num_train_samples = request.num_train_samples;
+  info.num_test_samples = request.num_test_samples;
+  const bool again = rsm_.sites().count(site) != 0;
+  rsm_.Register(info);
+  log_->info("{} {} ({} training, {} test samples); {} of {} sites needed have registered", site,
+             again ? "registered again" : "registered", info.num_train_samples,
+             info.num_test_samples, rsm_.sites().size(), rsm_.sites_to_start());
+  reply->session_id = info.session_id;
+  reply->federation = config_.federation;
+  reply->total_rounds = config_.rounds;
+  if (rsm_.ReadyToStart()) loop_->Post([this] { MaybeStartFirstRound(); });
+  WriteStatusLocked();
+  cv_.notify_all();
+  return Status::OK();
+}
+
+Status RoundFlow::Poll(const std::string& site, const std::string& session_id, int wait_ms,
+                       SiteTask* task) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, session_id); !s.ok()) return s;
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::clamp(wait_ms, 0, 30000));
+  SiteAction action = ActionForLocked(site);
+  while (action == SiteAction::kWait && !stopping_) {
+    if (cv_.wait_until(lock, until) == std::cv_status::timeout) break;
+    action = ActionForLocked(site);
+  }
+  if (stopping_) return Status::Unavailable("the coordinator is shutting down");
+  FillTaskLocked(site, action, task);
+  return Status::OK();
+}
+
+// The round state machine's answer, except that a secure round takes a site only while its
+// keys are being collected and it has not sent them yet (a site that polls later, or again
+// after leaving the attempt, waits for the next round or attempt).
+SiteAction RoundFlow::ActionForLocked(const std::string& site) const {
+  const SiteAction action = rsm_.ActionFor(site);
+  if (action != SiteAction::kTrain || !secure_) return action;
+  return secure_round_.TakesTrainee(site) ? action : SiteAction::kWait;
+}
+
+void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task) {
+  const auto fill_model = [&] {
+    task->round = rsm_.round();
+    task->model = ModelRef{global_->version, global_->sha256,
+                           static_cast<int64_t>(global_->bytes.size())};
+    task->spec = model_.spec;
+    task->spec.torchscript_path.clear();
+    task->preprocessing = preprocessing_;
+    task->seconds_left = SecondsLeftLocked();
+  };
+  switch (action) {
+    case SiteAction::kWait:
+      task->kind = SiteTask::Kind::kWait;
+      break;
+    case SiteAction::kTrain: {
+      task->kind = SiteTask::Kind::kTrain;
+      fill_model();
+      TrainSettings& s = task->settings;
+      s.local_epochs = config_.training.local_epochs;
+      s.batch_size = config_.training.batch_size;
+      s.optimizer = config_.training.optimizer;
+      s.learning_rate = config_.training.learning_rate;
+      s.momentum = config_.training.momentum;
+      s.weight_decay = config_.training.weight_decay;
+      s.seed = config_.seed * 1000003ULL + static_cast<uint64_t>(rsm_.round()) * 7919ULL +
+               Fnv1a(site) % 100000ULL;
+      s.proximal_mu = fit_.proximal_mu;
+      s.frozen_layers = config_.training.frozen_layers;
+      if (secure_) task->secure = secure_round_.config();
+      break;
+    }
+    case SiteAction::kEvaluate:
+      task->kind = SiteTask::Kind::kEvaluate;
+      fill_model();
+      task->eval_batch_size = config_.eval_batch_size;
+      break;
+    case SiteAction::kFinish:
+      task->kind = SiteTask::Kind::kFinish;
+      task->finish_reason =
+          "the federation completed its " + std::to_string(config_.rounds) + " rounds";
+      told_finish_.insert(site);
+      if (told_finish_.size() >= rsm_.sites().size()) {
+        loop_->Post([this] {
+          std::lock_guard<std::mutex> l(mu_);
+          ShutdownLocked();
+        });
+      }
+      break;
+  }
+}
+
+Status RoundFlow::GetModel(const std::string& site, const std::string& session_id, int version,
+                           std::shared_ptr<const EncodedModel>* model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, session_id); !s.ok()) return s;
+  if (version != global_->version) {
+    return Status::FailedPrecondition("global model version " + std::to_string(version) +
+                                      " is not available; the current version is " +
+                                      std::to_string(global_->version) + " (poll for a new task)");
+  }
+  *model = global_;
+  return Status::OK();
+}
+
+Status RoundFlow::CheckUpdate(const std::string& site, const UpdateHeader& header) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
+  return CheckUpdateHeader(site, header, ExpectationLocked());
+}
+
+Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& header,
+                               std::string bytes, double transfer_seconds) {
+  const std::string what = "update from " + site + " for round " + std::to_string(header.info.round);
+  ModelState delta;
+  if (!header.info.secure) {
+    // Decoded outside the lock (the costly part); the layout never changes.
+    if (Status s = DecodeUpdate(site, header, bytes, model_.initial_state, &delta); !s.ok()) {
+      return s;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
+  if (Status s = CheckUpdateHeader(site, header, ExpectationLocked()); !s.ok()) return s;
+  if (header.info.secure) {
+    if (Status s = secure_round_.AddMaskedInput(site, header, bytes); !s.ok()) {
+      log_->warn("round {}: masked input of {} refused: {}", rsm_.round(), site, s.message());
+      return s;
+    }
+    for (uint32_t v : header.info.secagg_complaints) {
+      const std::string& accused = secure_round_.config()->SiteAt(v);  // checked in range
+      log_->warn("round {}: {} reports that the key share of {} failed authentication; {} is "
+                 "excluded from the round",
+                 rsm_.round(), site, accused, accused);
+    }
+  }
+  const std::string refused = rsm_.AcceptUpdate(site, header.info.round);
+  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  RecordContributionLocked(site, header, transfer_seconds);
+  if (header.info.secure) {
+    log_->info("round {}: masked input from {} accepted ({:.1f} MB) - {}/{}", rsm_.round(), site,
+               static_cast<double>(bytes.size()) / 1e6, rsm_.contributed().size(),
+               rsm_.selected().size());
+    loop_->Post([this] {
+      std::lock_guard<std::mutex> l(mu_);
+      MaybeEndTrainingLocked();
+    });
+    WriteStatusLocked();
+    return Status::OK();
+  }
+  loss_weighted_sum_ += header.info.train_loss * static_cast<double>(header.info.num_samples);
+  ++pending_adds_;
+  log_->info("round {}: update from {} accepted ({} samples, loss {:.4f}, {:.1f} MB) - {}/{}",
+             rsm_.round(), site, header.info.num_samples, header.info.train_loss,
+             static_cast<double>(header.size_bytes) / 1e6, rsm_.contributed().size(),
+             rsm_.selected().size());
+  // The layout was checked above, and the round state machine refuses a second update from the
+  // same site, so AddUpdate does not throw here; if it did, the update would already count
+  // toward the quorum without being in the aggregate: stop rather than publish that model.
+  loop_->PostWork([this, site, delta = std::move(delta), n = header.info.num_samples, what]() {
+    std::string error;
+    try {
+      strategy_->AddUpdate(site, delta, n);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    loop_->Post([this, what, error = std::move(error)] {
+      std::lock_guard<std::mutex> l(mu_);
+      --pending_adds_;
+      if (!error.empty()) {
+        FailLocked("the " + strategy_->name() + " strategy refused the " + what +
+                   " after it was accepted: " + error);
+        return;
+      }
+      MaybeEndTrainingLocked();
+    });
+  });
+  WriteStatusLocked();
+  return Status::OK();
+}
+
+void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHeader& header,
+                                         double transfer_seconds) {
+  record_.update_sha256[site] = header.sha256;
+  if (header.has_privacy) NotePrivacyLocked(site, header.info.privacy, /*declined=*/false);
+  if (!header.info.log_entry_sha256.empty()) {
+    log_heads_[site] = LogAnchor{header.info.log_seq, header.info.log_entry_sha256};
+  }
+  transfer_seconds_[site] += transfer_seconds;
+  site_train_seconds_sum_ += header.info.train_seconds;
+}
+
+Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationReport& report) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, report.session_id); !s.ok()) return s;
+  if (eval_closed_) {
+    return Status::FailedPrecondition("evaluation of round " + std::to_string(report.round) +
+                                      " arrived after its deadline");
+  }
+  if (Status s = CheckEvaluationReport(site, report, model_.spec.num_classes); !s.ok()) return s;
+  const std::string refused = rsm_.AcceptEvaluation(site, report.round);
+  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  record_.sites[site] = report.metrics;
+  loop_->Post([this] {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeFinishRoundLocked();
+  });
+  WriteStatusLocked();
+  return Status::OK();
+}
+
+Status RoundFlow::DeclineTask(const std::string& site, const DeclineRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, request.session_id); !s.ok()) return s;
+  if (training_closed_) {
+    return Status::FailedPrecondition("round " + std::to_string(request.round) +
+                                      " no longer takes answers");
+  }
+  const std::string refused = rsm_.DeclineTask(site, request.round);
+  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  record_.declined.push_back(site);
+  if (request.privacy) NotePrivacyLocked(site, *request.privacy, /*declined=*/true);
+  log_->warn("round {}: {} declined: {} - {}/{} answered", rsm_.round(), site, request.reason,
+             rsm_.contributed().size() + rsm_.declined().size(), rsm_.selected().size());
+  loop_->Post([this] {
+    std::lock_guard<std::mutex> l(mu_);
+    MaybeEndTrainingLocked();
+  });
+  WriteStatusLocked();
+  return Status::OK();
+}
+
+Status RoundFlow::SecAggSend(const std::string& site, const SecAggMessage& m) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, m.session_id); !s.ok()) return s;
+  if (!secure_ || rsm_.phase() != Phase::kTraining || m.round != rsm_.round() ||
+      m.attempt != rsm_.attempt()) {
+    return Status::FailedPrecondition("round " + std::to_string(m.round) + " attempt " +
+                                      std::to_string(m.attempt) +
+                                      " has no secure-aggregation stage open");
+  }
+  std::string excluded;
+  const Status s = secure_round_.Add(site, m, &excluded);
+  if (!excluded.empty()) {
+    log_->warn("round {}: {} is excluded from secure aggregation: {}", rsm_.round(), site,
+               excluded);
+    record_.secagg_excluded[site] = excluded;
+  }
+  if (!s.ok()) return s;
+  loop_->Post([this] {
+    std::lock_guard<std::mutex> l(mu_);
+    CloseSecAggStageLocked(/*timeout=*/false);
+  });
+  return Status::OK();
+}
+
+Status RoundFlow::SecAggReceive(const std::string& site, const SecAggPoll& poll,
+                                SecAggStage* reply) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (Status s = CheckSessionLocked(site, poll.session_id); !s.ok()) return s;
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::clamp(poll.wait_ms, 0, 30000));
+  while (true) {
+    if (stopping_) return Status::Unavailable("the coordinator is shutting down");
+    if (!secure_ || poll.round != rsm_.round() || poll.attempt != rsm_.attempt()) {
+      reply->status = SecAggStage::Status::kAborted;
+      reply->reason = "round " + std::to_string(poll.round) + " attempt " +
+                      std::to_string(poll.attempt) + " is over" +
+                      (secure_round_.failure().empty() ? std::string()
+                                                       : ": " + secure_round_.failure());
+      return Status::OK();
+    }
+    if (secure_round_.Answer(site, poll, reply)) return Status::OK();
+    if (cv_.wait_until(lock, until) == std::cv_status::timeout) {
+      reply->status = SecAggStage::Status::kWait;
+      return Status::OK();
+    }
+  }
+}
+
+void RoundFlow::RecordDownload(const std::string& site, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (rsm_.phase() == Phase::kTraining) transfer_seconds_[site] += seconds;
+}
+
+// ---- helpers ----
+
+Status RoundFlow::CheckSessionLocked(const std::string& site, const std::string& session) const {
+  if (rsm_.IsCurrentSession(site, session)) return Status::OK();
+  return Status::NotFound("unknown session for " + site +
+                          " (the coordinator restarted or the site registered again): "
+                          "register again");
+}
+
+UpdateExpectation RoundFlow::ExpectationLocked() const {
+  UpdateExpectation e;
+  e.accepting = rsm_.phase() == Phase::kTraining && !training_closed_;
+  e.round = rsm_.round();
+  e.model_version = global_->version;
+  e.secure = secure_;
+  e.model_bytes = static_cast<int64_t>(global_->bytes.size());
+  e.num_values = global_state_.NumValues();
+  return e;
+}
+
+void RoundFlow::NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined) {
+  SitePrivacyReport& r = site_privacy_[site];
+  r.mechanism = p.mechanism;
+  r.epsilon_total = p.epsilon_total;
+  r.epsilon_round = p.epsilon_round;
+  r.delta = p.delta;
+  r.budget_epsilon = p.budget_epsilon;
+  r.declined = declined;
+}
+
+void RoundFlow::WriteStatusLocked() {
+  FederationStatus s;
+  s.federation = config_.federation;
+  s.phase = shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped"
+                                                               : PhaseName(rsm_.phase());
+  s.round = rsm_.round();
+  s.attempt = rsm_.attempt();
+  s.total_rounds = config_.rounds;
+  s.port = port_;
+  s.registered = rsm_.sites().size();
+  s.selected = rsm_.selected().size();
+  s.updates = rsm_.contributed().size();
+  s.evaluations = rsm_.evaluated().size();
+  if (last_record_ && last_record_->global) {
+    s.last_round = last_record_->round;
+    s.global_accuracy = last_record_->global->accuracy;
+    s.global_auc = last_record_->global->auc;
+  }
+  report_->WriteStatus(s);
+}
+
+}  // namespace fedmed

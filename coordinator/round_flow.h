@@ -1,0 +1,184 @@
+// The round flow: the coordinator's domain core, where rounds start and end. It implements the
+// SiteHandler interface (site_handler.h) with no gRPC and no clock of its own: the transport
+// (service.h) or a test calls it, and it runs its decisions, timers and compute work on an
+// EventLoop (event_loop.h).
+//
+// Where things happen, for a reader of the headers:
+//   a site is admitted          Register: RegistrationPolicy::Check (registration.h), then the
+//                               round state machine opens a session (round/round_state_machine.h)
+//   a round starts              StartRoundLocked (round_stages.cc): sites selected, the strategy's
+//                               ConfigureFit / BeginRound (strategy/strategy.h), the deadline armed,
+//                               with secure aggregation a SecureRound attempt (secure_round.h)
+//   an update is accepted       CheckUpdate (header, before the data) and AcceptUpdate:
+//                               update_acceptance.h, then the state machine; refused otherwise
+//   training ends               every selected site answered or the deadline passed: quorum ->
+//                               aggregation on the compute pool; no quorum -> another attempt
+//   a round ends                FinishRoundLocked: after the held-out and federated evaluation,
+//                               the checkpoint (checkpoint_store.h), metrics and audit entry
+//                               (round_report.h)
+//   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
+//
+// Thread-safety: every method may be called from any thread; all state is guarded by mu_.
+// Handlers never block on compute: they record, then post what follows to the control thread.
+#ifndef FEDMED_COORDINATOR_ROUND_FLOW_H_
+#define FEDMED_COORDINATOR_ROUND_FLOW_H_
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/audit/privacy_log.h"
+#include "common/config/coordinator_config.h"
+#include "coordinator/checkpoint_store.h"
+#include "coordinator/event_loop.h"
+#include "coordinator/federation_model.h"
+#include "coordinator/metrics_log.h"
+#include "coordinator/registration.h"
+#include "coordinator/round/round_state_machine.h"
+#include "coordinator/round_report.h"
+#include "coordinator/secure_round.h"
+#include "coordinator/site_handler.h"
+#include "coordinator/strategy/strategy.h"
+#include "coordinator/update_acceptance.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace fedmed {
+
+class RoundFlow final : public SiteHandler {
+ public:
+  // Builds the strategy of [strategy], opens the round report (metrics, audit log) in
+  // output_dir and, when output_dir holds a resume.json, resumes after its round: the global
+  // model and the strategy's server state are restored. `ca_pem`: the federation CA (secure
+  // aggregation checks the sites' audit certificates against it). `loop` must outlive this.
+  // Throws ConfigError for an invalid [strategy], one that secure aggregation cannot run, or one
+  // other than the strategy that wrote resume.json; Error / FormatError for a resume point or
+  // strategy state that does not load or fit the model.
+  RoundFlow(CoordinatorConfig config, FederationModel model, std::string ca_pem, EventLoop* loop,
+            std::shared_ptr<spdlog::logger> log);
+  ~RoundFlow() override;
+
+  RoundFlow(const RoundFlow&) = delete;
+  RoundFlow& operator=(const RoundFlow&) = delete;
+
+  // Starts waiting for sites: arms [federation] registration_timeout_seconds, or shuts down at
+  // once when every round was already done. `port`: the server's, for status.json.
+  void Begin(int port);
+  // Stops the federation (a signal, or Coordinator::Stop): exit status 1 unless it finished.
+  void Stop();
+  // 0 after the last round, 1 when stopped early, 2 after a fatal error (logged).
+  int exit_code() const;
+  // The current global model's encoding.
+  std::string GlobalModelBytes() const;
+  Phase phase() const;
+  int round() const;
+
+  // ---- SiteHandler ----
+  Status Register(const std::string& site, const RegistrationInfo& request,
+                  Registration* reply) override;
+  Status Poll(const std::string& site, const std::string& session_id, int wait_ms,
+              SiteTask* task) override;
+  Status GetModel(const std::string& site, const std::string& session_id, int version,
+                  std::shared_ptr<const EncodedModel>* model) override;
+  Status CheckUpdate(const std::string& site, const UpdateHeader& header) override;
+  Status AcceptUpdate(const std::string& site, const UpdateHeader& header, std::string bytes,
+                      double transfer_seconds) override;
+  Status AcceptEvaluation(const std::string& site, const EvaluationReport& report) override;
+  Status DeclineTask(const std::string& site, const DeclineRequest& request) override;
+  Status SecAggSend(const std::string& site, const SecAggMessage& message) override;
+  Status SecAggReceive(const std::string& site, const SecAggPoll& poll,
+                       SecAggStage* stage) override;
+  void RecordDownload(const std::string& site, double seconds) override;
+
+ private:
+  using Clock = EventLoop::Clock;
+
+  // round_flow.cc: requests
+  void ResumeLocked();
+  void InstallGlobalLocked(ModelState state, int version);
+  SiteAction ActionForLocked(const std::string& site) const;
+  void FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task);
+  Status CheckSessionLocked(const std::string& site, const std::string& session) const;
+  UpdateExpectation ExpectationLocked() const;
+  void RecordContributionLocked(const std::string& site, const UpdateHeader& header,
+                                double transfer_seconds);
+  void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined);
+  void WriteStatusLocked();
+
+  // round_stages.cc: the round's stages, on the control thread
+  void MaybeStartFirstRound();
+  void StartRoundLocked(bool retry);
+  void ArmDeadlineLocked();
+  double SecondsLeftLocked() const;
+  void MaybeEndTrainingLocked();
+  void RetryOrFailLocked();
+  void FinishAggregationLocked(int round, ModelState next, const std::string& error);
+  void StartSecureAttemptLocked();
+  void ArmSecAggTimerLocked(std::function<void()> on_timeout);
+  void CloseSecAggStageLocked(bool timeout);
+  void MaybeEndSecureTrainingLocked();
+  void StartUnmaskLocked();
+  void SecAggFailLocked(const std::string& why);
+  void StartEvaluationLocked();
+  void MaybeFinishRoundLocked();
+  void FinishRoundLocked();
+  void ExportFinalModelLocked();
+  void FailLocked(const std::string& why);
+  void ShutdownLocked();
+
+  const CoordinatorConfig config_;
+  const FederationModel model_;
+  const std::string preprocessing_;  // config_.preprocessing.Canonical()
+  EventLoop* const loop_;
+  std::shared_ptr<spdlog::logger> log_;
+  const RegistrationPolicy registration_;
+  const CheckpointStore checkpoints_;
+  const bool secure_;
+  std::unique_ptr<EventLoop::Timer> deadline_, registration_timer_, retry_timer_, secagg_timer_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // signalled when a poll's answer may have changed
+  // Everything below is guarded by mu_.
+  RoundStateMachine rsm_;
+  std::unique_ptr<RoundReport> report_;
+  ModelState global_state_;
+  std::shared_ptr<const EncodedModel> global_;
+  // AddUpdate runs on the compute pool (thread-safe); AggregateFit there while aggregating_ (no
+  // AddUpdate pending then); ConfigureFit, BeginRound, SaveState on the control thread.
+  std::unique_ptr<Strategy> strategy_;
+  FitInstructions fit_;  // this round's ConfigureFit: proximal_mu for the sites
+  SecureRound secure_round_;
+  std::vector<std::string> secagg_contributors_;
+  RoundRecord record_;
+  std::optional<RoundRecord> last_record_;
+  std::map<std::string, SitePrivacyReport> site_privacy_;  // latest report per site
+  std::map<std::string, LogAnchor> log_heads_;  // site -> its log entry for its last update
+  std::map<std::string, double> transfer_seconds_;
+  double loss_weighted_sum_ = 0;
+  double site_train_seconds_sum_ = 0;
+  int pending_adds_ = 0;
+  bool aggregating_ = false;
+  bool training_closed_ = false;
+  bool eval_closed_ = false;
+  bool central_eval_done_ = false;
+  bool stopping_ = false;
+  bool shutting_down_ = false;
+  int exit_code_ = 0;
+  int port_ = 0;
+  std::set<std::string> told_finish_;
+  Clock::time_point round_start_, training_end_, eval_start_, phase_deadline_;
+  // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
+  static constexpr int kMaxAllDeclinedAttempts = 5;
+  int all_declined_attempts_ = 0;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_ROUND_FLOW_H_

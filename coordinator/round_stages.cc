@@ -1,0 +1,453 @@
+// RoundFlow, part 2: the stages of a round, on the control thread (each method runs under mu_,
+// from a posted task or a timer): start, training's end, aggregation, the secure-aggregation
+// stages, evaluation, the round's end, shutdown.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+
+#include "common/model/evaluation.h"
+#include "common/model/model_io.h"
+#include "coordinator/round_flow.h"
+
+namespace fedmed {
+
+namespace {
+
+double Seconds(EventLoop::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+void RoundFlow::MaybeStartFirstRound() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!rsm_.ReadyToStart() || stopping_) return;
+  registration_timer_->Cancel();
+  StartRoundLocked(/*retry=*/false);
+}
+
+void RoundFlow::StartRoundLocked(bool retry) {
+  rsm_.StartRound(retry);
+  fit_ = strategy_->ConfigureFit(rsm_.round(), rsm_.selected());
+  try {
+    strategy_->BeginRound(global_state_);  // forgets the updates of an earlier attempt
+  } catch (const std::exception& e) {
+    FailLocked("round " + std::to_string(rsm_.round()) + ": the " + strategy_->name() +
+               " strategy cannot start it: " + e.what());
+    return;
+  }
+  record_ = RoundRecord{};
+  record_.secure = secure_;
+  log_heads_.clear();
+  record_.round = rsm_.round();
+  record_.attempt = rsm_.attempt();
+  record_.strategy = strategy_->name();
+  transfer_seconds_.clear();
+  loss_weighted_sum_ = 0;
+  site_train_seconds_sum_ = 0;
+  training_closed_ = false;
+  eval_closed_ = false;
+  central_eval_done_ = false;
+  round_start_ = loop_->Now();
+  std::string selected;
+  for (const std::string& s : rsm_.selected()) selected += (selected.empty() ? "" : ", ") + s;
+  log_->info("round {}/{}{} started: {} selected ({})", rsm_.round(), config_.rounds,
+             retry ? " (attempt " + std::to_string(rsm_.attempt()) + ")" : "",
+             rsm_.selected().size(), selected);
+  ArmDeadlineLocked();
+  if (secure_) StartSecureAttemptLocked();
+  WriteStatusLocked();
+  cv_.notify_all();
+}
+
+void RoundFlow::ArmDeadlineLocked() {
+  phase_deadline_ = loop_->Now() + SecondsToDuration(config_.round_deadline_seconds);
+  const Phase phase = rsm_.phase();
+  const int round = rsm_.round(), attempt = rsm_.attempt();
+  deadline_->Arm(phase_deadline_, [this, phase, round, attempt] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (rsm_.phase() != phase || rsm_.round() != round || rsm_.attempt() != attempt) return;
+    if (phase == Phase::kTraining && !training_closed_) {
+      log_->warn("round {}: deadline of {} s passed with {}/{} updates", round,
+                 config_.round_deadline_seconds, rsm_.contributed().size(),
+                 rsm_.selected().size());
+      training_closed_ = true;
+      MaybeEndTrainingLocked();
+    } else if (phase == Phase::kEvaluating && !eval_closed_) {
+      log_->warn("round {}: evaluation deadline passed with {} site report(s)", round,
+                 rsm_.evaluated().size());
+      eval_closed_ = true;
+      MaybeFinishRoundLocked();
+    }
+  });
+}
+
+double RoundFlow::SecondsLeftLocked() const {
+  return std::max(0.0, Seconds(phase_deadline_ - loop_->Now()));
+}
+
+void RoundFlow::MaybeEndTrainingLocked() {
+  if (rsm_.phase() != Phase::kTraining || pending_adds_ > 0 || aggregating_) return;
+  if (secure_) {
+    MaybeEndSecureTrainingLocked();
+    return;
+  }
+  if (!training_closed_ && !rsm_.TrainingComplete()) return;
+  training_closed_ = true;
+  deadline_->Cancel();
+  training_end_ = loop_->Now();
+  if (!rsm_.HasQuorum()) {
+    RetryOrFailLocked();
+    return;
+  }
+  all_declined_attempts_ = 0;
+  aggregating_ = true;
+  const int round = rsm_.round();
+  loop_->PostWork([this, round] {
+    // global_state_ changes only on the control thread, and not while aggregating_.
+    ModelState next;
+    std::string error;
+    try {
+      next = strategy_->AggregateFit(global_state_);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    loop_->Post([this, round, next = std::move(next), error = std::move(error)]() mutable {
+      std::lock_guard<std::mutex> lock(mu_);
+      FinishAggregationLocked(round, std::move(next), error);
+    });
+  });
+}
+
+// A plain round below its quorum: retried at once, or, when every selected site declined (spent
+// privacy budgets, a model it cannot train), a second later, and after kMaxAllDeclinedAttempts
+// such attempts the federation stops and says why.
+void RoundFlow::RetryOrFailLocked() {
+  const bool all_declined =
+      rsm_.contributed().empty() && rsm_.declined().size() == rsm_.selected().size();
+  all_declined_attempts_ = all_declined ? all_declined_attempts_ + 1 : 0;
+  if (all_declined_attempts_ >= kMaxAllDeclinedAttempts) {
+    FailLocked("round " + std::to_string(rsm_.round()) + ": every selected site declined " +
+               std::to_string(all_declined_attempts_) +
+               " attempts in a row (see their reasons above: a spent privacy budget, or a task "
+               "they cannot run); the federation cannot go on");
+    return;
+  }
+  log_->warn("round {}: {} update(s), below the quorum of {} ([federation] min_sites); "
+             "retrying the round{}",
+             rsm_.round(), rsm_.contributed().size(), config_.min_sites,
+             all_declined ? " in 1 s (every selected site declined)" : "");
+  if (!all_declined) {
+    StartRoundLocked(/*retry=*/true);
+    return;
+  }
+  const int round = rsm_.round(), attempt = rsm_.attempt();
+  retry_timer_->Arm(loop_->Now() + std::chrono::seconds(1), [this, round, attempt] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || rsm_.round() != round || rsm_.attempt() != attempt) return;
+    StartRoundLocked(/*retry=*/true);
+  });
+}
+
+// Once AggregateFit has run on the pool: installs the new global model and starts the
+// evaluation, or stops the federation on an aggregation error.
+void RoundFlow::FinishAggregationLocked(int round, ModelState next, const std::string& error) {
+  aggregating_ = false;
+  if (!error.empty()) {
+    FailLocked("round " + std::to_string(round) + ": aggregation failed: " + error);
+    return;
+  }
+  InstallGlobalLocked(std::move(next), round);
+  record_.aggregation_seconds = Seconds(loop_->Now() - training_end_);
+  StartEvaluationLocked();
+}
+
+// ---- secure aggregation (secure_round.h) ----
+
+void RoundFlow::StartSecureAttemptLocked() {
+  int64_t n_ref = 1;
+  for (const auto& [name, site] : rsm_.sites()) n_ref = std::max(n_ref, site.num_train_samples);
+  secagg_contributors_.clear();
+  const std::string cannot =
+      secure_round_.Begin(rsm_.round(), rsm_.attempt(), fit_.sites, n_ref,
+                          global_state_.NumValues(), std::time(nullptr));
+  if (!cannot.empty()) {
+    log_->error("round {}: secure aggregation cannot run with {}; retrying in {} s", rsm_.round(),
+                cannot, config_.secure_aggregation.stage_timeout_seconds);
+    ArmSecAggTimerLocked([this, cannot] { SecAggFailLocked(cannot); });
+    return;
+  }
+  const SecAggRoundConfig& c = *secure_round_.config();
+  log_->info("round {}: secure aggregation attempt {}: {} participants, threshold {}{}, n_ref {}",
+             c.round, c.attempt, c.participants.size(), c.threshold,
+             c.neighbours > 0 ? " of each site and its " + std::to_string(c.neighbours) +
+                                    " neighbours (SecAgg+)"
+                              : std::string(),
+             c.weight_normalizer);
+  ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(/*timeout=*/true); });
+}
+
+// Runs `on_timeout` (under mu_) after the stage timeout, unless the attempt or stage changed.
+void RoundFlow::ArmSecAggTimerLocked(std::function<void()> on_timeout) {
+  const int round = rsm_.round(), attempt = rsm_.attempt();
+  const auto stage = secure_round_.stage();
+  const bool active = secure_round_.active();
+  secagg_timer_->Arm(
+      loop_->Now() + SecondsToDuration(config_.secure_aggregation.stage_timeout_seconds),
+      [this, round, attempt, stage, active, on_timeout = std::move(on_timeout)] {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (rsm_.phase() != Phase::kTraining || rsm_.round() != round ||
+            rsm_.attempt() != attempt || secure_round_.active() != active ||
+            secure_round_.stage() != stage) {
+          return;
+        }
+        on_timeout();
+      });
+}
+
+// Closes the current key stage (0 or 1) or the unmasking stage when it is complete, or with
+// whatever has arrived when `timeout`.
+void RoundFlow::CloseSecAggStageLocked(bool timeout) {
+  const int round = rsm_.round();
+  try {
+    switch (secure_round_.Close(timeout)) {
+      case SecureRound::Step::kNothing:
+        return;
+      case SecureRound::Step::kKeysClosed:
+        log_->info("round {}: secure aggregation: keys of {} sites advertised{}", round,
+                   secure_round_.config()->participants.size(), timeout ? " (timeout)" : "");
+        ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
+        break;
+      case SecureRound::Step::kSharesClosed:
+        log_->info("round {}: secure aggregation: key shares exchanged{}", round,
+                   timeout ? " (timeout)" : "");
+        secagg_timer_->Cancel();  // masked inputs: until the round deadline
+        break;
+      case SecureRound::Step::kUnmask:
+        StartUnmaskLocked();
+        break;
+    }
+  } catch (const SecAggAborted& e) {
+    SecAggFailLocked(e.what());
+    return;
+  }
+  cv_.notify_all();
+}
+
+// Stage 2 ends (every member of U2 sent its masked input, or the round deadline passed).
+void RoundFlow::MaybeEndSecureTrainingLocked() {
+  if (secure_round_.KeyExchangeOpen()) {
+    if (training_closed_) SecAggFailLocked("the round deadline passed during the key exchange");
+    return;
+  }
+  if (!secure_round_.CollectingMaskedInputs()) return;
+  if (!training_closed_ && !secure_round_.MaskedInputComplete()) return;
+  training_closed_ = true;
+  deadline_->Cancel();
+  training_end_ = loop_->Now();
+  size_t survivors = 0;
+  try {
+    survivors = secure_round_.CloseMaskedInput().size();
+  } catch (const SecAggAborted& e) {
+    SecAggFailLocked(e.what());
+    return;
+  }
+  if (static_cast<int>(survivors) < config_.min_sites) {
+    SecAggFailLocked(std::to_string(survivors) + " masked input(s), below the quorum of " +
+                     std::to_string(config_.min_sites) + " ([federation] min_sites)");
+    return;
+  }
+  for (const auto& [site, why] : secure_round_.excluded()) record_.secagg_excluded[site] = why;
+  for (const std::string& site : secure_round_.Dropped()) {
+    record_.secagg_dropped.push_back(site);
+    log_->warn("round {}: {} shared its keys but sent no masked input; its masks are removed "
+               "from its peers' shares",
+               rsm_.round(), site);
+  }
+  log_->info("round {}: secure aggregation: {} masked inputs; asking the survivors to unmask",
+             rsm_.round(), survivors);
+  ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
+  cv_.notify_all();
+}
+
+// Unmasks on the pool (the PRG expansions are the costly part) and aggregates the sum.
+void RoundFlow::StartUnmaskLocked() {
+  secagg_timer_->Cancel();
+  aggregating_ = true;
+  std::shared_ptr<SecAggServer> server = secure_round_.TakeServer();
+  const int round = rsm_.round();
+  loop_->PostWork([this, server, round] {
+    ModelState next;
+    std::string error, aborted;
+    std::vector<std::string> contributors;
+    try {
+      SecureRound::Result sum = SecureRound::Unmask(*server, global_state_);
+      contributors = sum.contributors;
+      // The strategy sees one update: the exact weighted mean with weight N (strategy.h).
+      strategy_->AddUpdate("secure aggregate of " + std::to_string(contributors.size()) + " sites",
+                           sum.mean, sum.total_samples);
+      next = strategy_->AggregateFit(global_state_);
+    } catch (const SecAggAborted& e) {
+      aborted = e.what();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    loop_->Post([this, round, next = std::move(next), error = std::move(error),
+                 aborted = std::move(aborted), contributors = std::move(contributors)]() mutable {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!aborted.empty()) {
+        aggregating_ = false;
+        SecAggFailLocked(aborted);
+        return;
+      }
+      secagg_contributors_ = std::move(contributors);
+      log_->info("round {}: secure aggregation: unmasked the sum of {} sites' updates", round,
+                 secagg_contributors_.size());
+      FinishAggregationLocked(round, std::move(next), error);
+    });
+  });
+}
+
+// The attempt cannot complete: log why and try the round again with fresh keys.
+void RoundFlow::SecAggFailLocked(const std::string& why) {
+  log_->error("round {} attempt {}: secure aggregation failed: {}; the round is tried again "
+              "with fresh keys",
+              rsm_.round(), rsm_.attempt(), why);
+  secure_round_.Abort(why);
+  secagg_timer_->Cancel();
+  StartRoundLocked(/*retry=*/true);
+}
+
+// ---- evaluation and the round's end ----
+
+void RoundFlow::StartEvaluationLocked() {
+  const bool ask_sites = config_.federated_evaluation && !model_.custom;
+  rsm_.StartEvaluation(ask_sites);
+  eval_start_ = loop_->Now();
+  central_eval_done_ = !model_.heldout.has_value();
+  if (model_.heldout) {
+    loop_->PostWork([this, state = global_state_] {
+      ClassificationMetrics m =
+          EvaluateModel(model_.spec, state, *model_.heldout, config_.eval_batch_size);
+      loop_->Post([this, m = std::move(m)] {
+        std::lock_guard<std::mutex> lock(mu_);
+        record_.global = m;
+        central_eval_done_ = true;
+        MaybeFinishRoundLocked();
+      });
+    });
+  }
+  ArmDeadlineLocked();
+  WriteStatusLocked();
+  cv_.notify_all();
+  MaybeFinishRoundLocked();
+}
+
+void RoundFlow::MaybeFinishRoundLocked() {
+  if (rsm_.phase() != Phase::kEvaluating || !central_eval_done_) return;
+  if (!eval_closed_ && !rsm_.EvaluationComplete()) return;
+  eval_closed_ = true;
+  deadline_->Cancel();
+  FinishRoundLocked();
+}
+
+void RoundFlow::FinishRoundLocked() {
+  RoundRecord& r = record_;
+  r.training_seconds = Seconds(training_end_ - round_start_);
+  double transfer = 0;
+  for (const auto& [site, seconds] : transfer_seconds_) {
+    if (rsm_.contributed().count(site)) transfer += seconds;
+  }
+  const auto contributors = static_cast<double>(rsm_.contributed().size());
+  r.transfer_seconds = transfer / contributors;
+  r.training_wait_seconds = std::max(0.0, r.training_seconds - r.transfer_seconds);
+  r.evaluation_seconds = Seconds(loop_->Now() - eval_start_);
+  r.contributors.assign(rsm_.contributed().begin(), rsm_.contributed().end());
+  r.num_samples = strategy_->total_samples();
+  r.mean_train_loss = loss_weighted_sum_ / static_cast<double>(r.num_samples);
+  if (secure_) {  // only the survivors' sum counts; no site reports its own loss
+    r.contributors = secagg_contributors_;
+    r.mean_train_loss = std::nan("");
+  }
+  r.mean_site_train_seconds = site_train_seconds_sum_ / contributors;
+  r.model_sha256 = global_->sha256;
+  r.privacy = site_privacy_;
+  if (!r.sites.empty()) {
+    std::vector<ClassificationMetrics> parts;
+    for (const auto& [site, m] : r.sites) parts.push_back(m);
+    r.federated = CombineMetrics(parts);
+  }
+  const auto checkpoint_start = loop_->Now();
+  try {
+    checkpoints_.Save(r.round, global_state_, global_->sha256, strategy_->name(),
+                      strategy_->SaveState());
+    r.checkpoint_seconds = Seconds(loop_->Now() - checkpoint_start);
+    r.round_seconds = Seconds(loop_->Now() - round_start_);
+    r.unix_time = std::chrono::duration<double>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    report_->AppendRound(r, config_.rounds, rsm_.selected(), log_heads_);
+  } catch (const std::exception& e) {
+    FailLocked("round " + std::to_string(r.round) + ": cannot record the round: " + e.what() +
+               " (the federation resumes after the last round recorded once the problem is "
+               "fixed)");
+    return;
+  }
+  last_record_ = r;
+  rsm_.FinishRound();
+  if (rsm_.phase() != Phase::kFinished) {
+    StartRoundLocked(/*retry=*/false);
+    return;
+  }
+  log_->info("federation finished after {} rounds; telling sites to stop", config_.rounds);
+  ExportFinalModelLocked();
+  WriteStatusLocked();
+  cv_.notify_all();
+  // Sites learn it at their next poll; stop at the latest after a grace period.
+  deadline_->Arm(loop_->Now() + std::chrono::seconds(15), [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    ShutdownLocked();
+  });
+  if (told_finish_.size() >= rsm_.sites().size()) ShutdownLocked();
+}
+
+// The final global model for PyTorch users (docs/MODELS.md): global_model.pt, the state dict the
+// checkpoint store wrote, and global.torchscript.pt (ExportTorchScript), which torch.jit.load
+// runs without any model code. A failed export is logged and makes the exit status 2.
+void RoundFlow::ExportFinalModelLocked() {
+  if (model_.custom) return;  // no network to export
+  const std::filesystem::path dir(config_.output_dir);
+  const std::string script = (dir / "global.torchscript.pt").string();
+  try {
+    ExportTorchScript(model_.spec, global_state_, script);
+  } catch (const std::exception& e) {
+    log_->error("cannot export the global model as TorchScript: {}", e.what());
+    exit_code_ = 2;
+    return;
+  }
+  log_->info("global model: {} (state dict, torch.load) and {} (TorchScript, torch.jit.load)",
+             (dir / "global_model.pt").string(), script);
+}
+
+// A fatal error of the round (logged): the exit status is 2.
+void RoundFlow::FailLocked(const std::string& why) {
+  log_->error("{}; stopping the federation", why);
+  exit_code_ = 2;
+  ShutdownLocked();
+}
+
+void RoundFlow::ShutdownLocked() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  report_->AppendStop(rsm_.phase() == Phase::kFinished, last_record_ ? last_record_->round : 0);
+  stopping_ = true;
+  cv_.notify_all();
+  deadline_->Cancel();
+  registration_timer_->Cancel();
+  retry_timer_->Cancel();
+  secagg_timer_->Cancel();
+  WriteStatusLocked();
+  loop_->Stop();
+}
+
+}  // namespace fedmed

@@ -1,0 +1,55 @@
+// Update acceptance: where an update or an evaluation report from a site is judged, before and
+// after its bytes arrive. Pure functions of what the round expects and what the site sent: no
+// locks, no clock, no gRPC. The round flow (round_flow.h) calls them under its lock and then
+// records the accepted update with the round state machine (round/round_state_machine.h), which
+// refuses a site that was not selected or already answered.
+//
+// The order of the checks is the order of arrival: CheckUpdateHeader runs on the header alone,
+// before a byte of data is read (a refused upload costs the coordinator nothing); DecodeUpdate
+// runs on the complete bytes, whose size and SHA-256 the transport has checked against the
+// header (common/transport/chunking.h).
+#ifndef FEDMED_COORDINATOR_UPDATE_ACCEPTANCE_H_
+#define FEDMED_COORDINATOR_UPDATE_ACCEPTANCE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "common/model/model_state.h"
+#include "common/transport/messages.h"
+#include "common/util/status.h"
+
+namespace fedmed {
+
+// What the round in progress expects of an update.
+struct UpdateExpectation {
+  bool accepting = false;   // a training stage is open (not closed by its deadline or its end)
+  int round = 0;            // the round in progress
+  int model_version = 0;    // the global model the sites were sent
+  bool secure = false;      // [secure_aggregation] enabled: masked inputs only
+  int64_t model_bytes = 0;  // size of the global model's encoding (a plain update's size)
+  int64_t num_values = 0;   // values of the model (a masked input has num_values + 1 words)
+};
+
+// Whether `site` may send the update `header` announces:
+//   FAILED_PRECONDITION: no training stage open, another round, relative to another model
+//     version, a masked input to a plain federation or the reverse;
+//   INVALID_ARGUMENT: a declared size other than the model's (4 * (num_values + 1) bytes for a
+//     masked input), or fewer than 1 sample for a plain update.
+Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
+                         const UpdateExpectation& expected);
+
+// Decodes a plain update (EncodeModelState bytes of the site's model delta) into `delta` and
+// checks that its layout is `layout`'s (the global model's). INVALID_ARGUMENT naming the site,
+// the round and what is wrong otherwise.
+Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,
+                    const ModelState& layout, ModelState* delta);
+
+// Whether a federated-evaluation report's metrics can be combined with the others: num_classes
+// is the model's (`num_classes`), the confusion matrix has num_classes^2 entries, none negative,
+// summing to num_samples. INVALID_ARGUMENT naming the site and the field otherwise.
+Status CheckEvaluationReport(const std::string& site, const EvaluationReport& report,
+                             int64_t num_classes);
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_UPDATE_ACCEPTANCE_H_

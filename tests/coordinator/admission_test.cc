@@ -1,0 +1,177 @@
+// The coordinator's judgements as pure functions: RegistrationPolicy (registration.h), the
+// update and evaluation checks (update_acceptance.h) and the checkpoint store
+// (checkpoint_store.h). Asserted on Status codes and on what the files hold.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/crypto/sha256.h"
+#include "common/util/error.h"
+#include "coordinator/checkpoint_store.h"
+#include "coordinator/registration.h"
+#include "coordinator/update_acceptance.h"
+#include "tests/test_util.h"
+
+namespace fedmed {
+namespace {
+
+using Code = Status::Code;
+
+RegistrationPolicy Policy(bool secure) {
+  RegistrationPolicy::Requirements r;
+  r.spec.name = "cnn";
+  r.spec.in_channels = 1;
+  r.spec.num_classes = 2;
+  r.secure_aggregation = secure;
+  return RegistrationPolicy(r);
+}
+
+RegistrationInfo Site(const std::string& name) {
+  RegistrationInfo info;
+  info.site_name = name;
+  info.num_train_samples = 100;
+  info.in_channels = 1;
+  info.num_classes = 2;
+  info.preprocessing = PreprocessSpec{}.Canonical();
+  return info;
+}
+
+TEST(RegistrationPolicyTest, AdmitsAMatchingSite) {
+  EXPECT_TRUE(Policy(false).Check("a", Site("a")).ok());
+}
+
+TEST(RegistrationPolicyTest, RefusesWhatDoesNotFit) {
+  const RegistrationPolicy policy = Policy(false);
+  RegistrationInfo info = Site("a");
+  info.in_channels = 3;
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kFailedPrecondition);
+  info = Site("a");
+  info.num_classes = 3;
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kFailedPrecondition);
+  info = Site("a");
+  info.preprocessing = "not a spec";
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kInvalidArgument);
+  PreprocessSpec other;
+  other.image_size = 32;
+  info.preprocessing = other.Canonical();
+  const Status s = policy.Check("a", info);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("image_size"), std::string::npos) << s.message();
+  EXPECT_EQ(policy.Check("b", Site("a")).code(), Code::kInvalidArgument);  // CN mismatch
+}
+
+TEST(RegistrationPolicyTest, SecureAggregationNeedsTheCapability) {
+  const RegistrationPolicy policy = Policy(true);
+  RegistrationInfo info = Site("a");
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kFailedPrecondition);
+  info.capabilities = {kSecAggCapability};
+  EXPECT_TRUE(policy.Check("a", info).ok());
+}
+
+UpdateExpectation Expect() {
+  UpdateExpectation e;
+  e.accepting = true;
+  e.round = 3;
+  e.model_version = 2;
+  e.model_bytes = 1000;
+  e.num_values = 100;
+  return e;
+}
+
+UpdateHeader Header() {
+  UpdateHeader h;
+  h.size_bytes = 1000;
+  h.info.round = 3;
+  h.info.base_version = 2;
+  h.info.num_samples = 10;
+  return h;
+}
+
+TEST(UpdateAcceptanceTest, HeaderChecks) {
+  EXPECT_TRUE(CheckUpdateHeader("a", Header(), Expect()).ok());
+  UpdateExpectation closed = Expect();
+  closed.accepting = false;
+  EXPECT_EQ(CheckUpdateHeader("a", Header(), closed).code(), Code::kFailedPrecondition);
+  UpdateHeader h = Header();
+  h.info.round = 8;
+  EXPECT_EQ(CheckUpdateHeader("a", h, Expect()).code(), Code::kFailedPrecondition);
+  h = Header();
+  h.info.base_version = 1;
+  EXPECT_EQ(CheckUpdateHeader("a", h, Expect()).code(), Code::kFailedPrecondition);
+  h = Header();
+  h.info.num_samples = 0;
+  EXPECT_EQ(CheckUpdateHeader("a", h, Expect()).code(), Code::kInvalidArgument);
+  h = Header();
+  h.size_bytes = 1u << 30;
+  EXPECT_EQ(CheckUpdateHeader("a", h, Expect()).code(), Code::kInvalidArgument);
+  h = Header();
+  h.info.secure = true;
+  EXPECT_EQ(CheckUpdateHeader("a", h, Expect()).code(), Code::kFailedPrecondition);
+  UpdateExpectation secure = Expect();
+  secure.secure = true;
+  h.size_bytes = 4 * 101;
+  EXPECT_TRUE(CheckUpdateHeader("a", h, secure).ok());
+  h.size_bytes = 4 * 100;
+  EXPECT_EQ(CheckUpdateHeader("a", h, secure).code(), Code::kInvalidArgument);
+}
+
+TEST(UpdateAcceptanceTest, DecodeChecksTheLayout) {
+  ModelState layout;
+  layout.tensors.push_back(NamedTensor{"w", {2}, {1, 2}});
+  ModelState delta;
+  EXPECT_TRUE(DecodeUpdate("a", Header(), EncodeModelState(layout), layout, &delta).ok());
+  ModelState other;
+  other.tensors.push_back(NamedTensor{"w", {3}, {1, 2, 3}});
+  EXPECT_EQ(DecodeUpdate("a", Header(), EncodeModelState(other), layout, &delta).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(DecodeUpdate("a", Header(), "garbage", layout, &delta).code(),
+            Code::kInvalidArgument);
+}
+
+TEST(UpdateAcceptanceTest, EvaluationReportsMustBeCombinable) {
+  EvaluationReport r;
+  r.metrics.num_classes = 2;
+  r.metrics.num_samples = 10;
+  r.metrics.confusion = {4, 1, 2, 3};
+  EXPECT_TRUE(CheckEvaluationReport("a", r, 2).ok());
+  EvaluationReport three = r;
+  three.metrics.num_classes = 3;
+  EXPECT_EQ(CheckEvaluationReport("a", three, 2).code(), Code::kInvalidArgument);
+  EvaluationReport huge = r;
+  huge.metrics.num_classes = int64_t{1} << 32;
+  EXPECT_EQ(CheckEvaluationReport("a", huge, 2).code(), Code::kInvalidArgument);
+  EvaluationReport negative = r;
+  negative.metrics.confusion = {-5, 10, 2, 3};
+  EXPECT_EQ(CheckEvaluationReport("a", negative, 2).code(), Code::kInvalidArgument);
+  EvaluationReport overflow = r;
+  overflow.metrics.num_samples = INT64_MAX;
+  overflow.metrics.confusion = {INT64_MAX, INT64_MAX, 1, 1};
+  EXPECT_EQ(CheckEvaluationReport("a", overflow, 2).code(), Code::kInvalidArgument);
+}
+
+TEST(CheckpointStoreTest, SavesAndLoadsAResumePoint) {
+  testing::TempDir dir("fedmed-checkpoint-store");
+  CheckpointStore store(dir.path().string());
+  ModelState layout;
+  layout.tensors.push_back(NamedTensor{"w", {2}, {0, 0}});
+  EXPECT_FALSE(store.Load(layout).has_value());
+  ModelState model = layout;
+  model.tensors[0].values = {1.5f, -2.0f};
+  store.Save(4, model, Sha256Hex(EncodeModelState(model)), "fedadam", "state-bytes");
+  const std::optional<ResumePoint> p = store.Load(layout);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->completed_round, 4);
+  EXPECT_EQ(p->model.tensors[0].values, model.tensors[0].values);
+  EXPECT_EQ(p->strategy, "fedadam");
+  EXPECT_EQ(p->strategy_state, std::string("state-bytes"));
+  // A strategy state that does not match its digest is refused.
+  std::ofstream(dir.path() / "checkpoints" / "round-0004.strategy") << "tampered";
+  EXPECT_THROW(store.Load(layout), Error);
+  // So is a torn resume.json.
+  std::ofstream(dir.path() / "resume.json") << "{\"completed_round\": ";
+  EXPECT_THROW(store.Load(layout), Error);
+}
+
+}  // namespace
+}  // namespace fedmed

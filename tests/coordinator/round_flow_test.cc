@@ -1,0 +1,241 @@
+// The coordinator's domain layer without a server, a network or real time: RoundFlow
+// (coordinator/round_flow.h) driven through its SiteHandler interface on a ManualEventLoop,
+// with a tiny custom model and hand-made updates. Registration, update acceptance, the round
+// deadline, the round's end and the resume from the checkpoint store, each asserted on Status
+// codes, tasks and the files the round writes (metrics.jsonl, resume.json), not on log wording.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "common/crypto/sha256.h"
+#include "common/util/logging.h"
+#include "coordinator/round_flow.h"
+#include "tests/coordinator/manual_event_loop.h"
+#include "tests/test_util.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ManualEventLoop;
+
+ModelState Model(float w0) {
+  ModelState s;
+  s.tensors.push_back(NamedTensor{"fc.weight", {3, 2}, {}});
+  s.tensors.push_back(NamedTensor{"fc.bias", {2}, {}});
+  for (int i = 0; i < 6; ++i) s.tensors[0].values.push_back(w0 + 0.125f * i);
+  for (int i = 0; i < 2; ++i) s.tensors[1].values.push_back(-0.5f * i);
+  return s;
+}
+
+class RoundFlowTest : public ::testing::Test {
+ protected:
+  CoordinatorConfig Config() const {
+    CoordinatorConfig c;
+    c.federation = "unit";
+    c.output_dir = (dir_.path() / "out").string();
+    c.tls.key = (dir_.path() / "no-audit-key" / "coordinator.key").string();
+    c.rounds = 2;
+    c.min_sites = 2;
+    c.round_deadline_seconds = 60;
+    c.eval_data.clear();
+    c.federated_evaluation = false;
+    c.allowed_sites = {"site-1", "site-2", "site-3"};
+    return c;
+  }
+
+  std::unique_ptr<RoundFlow> MakeFlow(const CoordinatorConfig& c) {
+    fs::create_directories(c.output_dir);
+    FederationModel model;
+    model.custom = true;
+    model.spec.name = "custom";
+    model.initial_state = Model(1.0f);
+    return std::make_unique<RoundFlow>(c, std::move(model), "", &loop_,
+                                       MakeLogger("round-flow-test-" + std::to_string(++loggers_)));
+  }
+
+  // Registers `site` and returns its session.
+  std::string Register(RoundFlow& flow, const std::string& site, int64_t samples = 10) {
+    RegistrationInfo info;
+    info.site_name = site;
+    info.num_train_samples = samples;
+    Registration reply;
+    const Status s = flow.Register(site, info, &reply);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return reply.session_id;
+  }
+
+  SiteTask Poll(RoundFlow& flow, const std::string& site, const std::string& session) {
+    SiteTask task;
+    const Status s = flow.Poll(site, session, 0, &task);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return task;
+  }
+
+  // An update whose delta adds `add` to every value, for the task's round and model.
+  Status Send(RoundFlow& flow, const std::string& site, const std::string& session,
+              const SiteTask& task, float add, int64_t samples = 10) {
+    ModelState delta = Model(0.0f);
+    for (NamedTensor& t : delta.tensors) {
+      for (float& v : t.values) v = add;
+    }
+    const std::string bytes = EncodeModelState(delta);
+    UpdateHeader h;
+    h.session_id = session;
+    h.size_bytes = static_cast<int64_t>(bytes.size());
+    h.sha256 = Sha256Hex(bytes);
+    h.info.round = task.round;
+    h.info.base_version = task.model.version;
+    h.info.num_samples = samples;
+    if (Status s = flow.CheckUpdate(site, h); !s.ok()) return s;
+    return flow.AcceptUpdate(site, h, bytes, 0.0);
+  }
+
+  std::vector<nlohmann::json> MetricsRows() const {
+    std::vector<nlohmann::json> rows;
+    std::ifstream in(dir_.path() / "out" / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+    return rows;
+  }
+
+  ::fedmed::testing::TempDir dir_{"fedmed-round-flow"};
+  ManualEventLoop loop_;
+  int loggers_ = 0;
+};
+
+TEST_F(RoundFlowTest, UnknownSessionIsNotFound) {
+  auto flow = MakeFlow(Config());
+  SiteTask task;
+  EXPECT_EQ(flow->Poll("site-1", "no-such-session", 0, &task).code(), Status::Code::kNotFound);
+}
+
+TEST_F(RoundFlowTest, SiteNameMustMatchItsCertificate) {
+  auto flow = MakeFlow(Config());
+  RegistrationInfo info;
+  info.site_name = "site-2";
+  info.num_train_samples = 5;
+  Registration reply;
+  EXPECT_EQ(flow->Register("site-1", info, &reply).code(), Status::Code::kInvalidArgument);
+  info.site_name = "site-1";
+  info.num_train_samples = 0;
+  EXPECT_EQ(flow->Register("site-1", info, &reply).code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(RoundFlowTest, RoundRunsToItsEndAndAveragesBySampleCount) {
+  auto flow = MakeFlow(Config());
+  const std::string s1 = Register(*flow, "site-1");
+  EXPECT_EQ(Poll(*flow, "site-1", s1).kind, SiteTask::Kind::kWait);  // quorum not registered
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t1 = Poll(*flow, "site-1", s1);
+  const SiteTask t2 = Poll(*flow, "site-2", s2);
+  ASSERT_EQ(t1.kind, SiteTask::Kind::kTrain);
+  ASSERT_EQ(t2.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(t1.round, 1);
+  EXPECT_EQ(t1.model.version, 0);
+  EXPECT_DOUBLE_EQ(t1.seconds_left, 60.0);  // the manual clock has not moved
+
+  ASSERT_TRUE(Send(*flow, "site-1", s1, t1, 1.0f, 10).ok());
+  // A second update from the same site is refused, and so is one for another round.
+  EXPECT_EQ(Send(*flow, "site-1", s1, t1, 1.0f).code(), Status::Code::kFailedPrecondition);
+  SiteTask later = t2;
+  later.round = 6;
+  EXPECT_EQ(Send(*flow, "site-2", s2, later, 1.0f).code(), Status::Code::kFailedPrecondition);
+  ASSERT_TRUE(Send(*flow, "site-2", s2, t2, 4.0f, 30).ok());
+  loop_.RunPending();  // AddUpdate, AggregateFit, the (empty) evaluation, the round's end
+
+  EXPECT_EQ(flow->round(), 2);
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["round"], 1);
+  EXPECT_EQ(rows[0]["num_samples"], 40);
+  // FedAvg: the global model moved by (10 * 1 + 30 * 4) / 40 = 3.25 in every value.
+  const ModelState global = DecodeModelState(flow->GlobalModelBytes(), "global");
+  EXPECT_FLOAT_EQ(global.tensors[0].values[0], 1.0f + 3.25f);
+  const nlohmann::json resume = nlohmann::json::parse(
+      std::ifstream(dir_.path() / "out" / "resume.json"));
+  EXPECT_EQ(resume["completed_round"], 1);
+  EXPECT_EQ(resume["model_sha256"], Sha256Hex(flow->GlobalModelBytes()));
+}
+
+TEST_F(RoundFlowTest, DeadlineClosesTrainingWithTheUpdatesThatArrived) {
+  CoordinatorConfig c = Config();
+  c.min_sites = 1;
+  c.min_available_sites = 2;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t1 = Poll(*flow, "site-1", s1);
+  ASSERT_EQ(t1.kind, SiteTask::Kind::kTrain);
+  ASSERT_TRUE(Send(*flow, "site-1", s1, t1, 2.0f).ok());
+  loop_.Advance(30);
+  EXPECT_EQ(flow->round(), 1);  // still waiting for site-2
+  loop_.Advance(31);            // past the 60 s deadline
+  EXPECT_EQ(flow->round(), 2);
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-1"}));
+  // site-2's late update for round 1 is refused.
+  const SiteTask stale = Poll(*flow, "site-2", s2);
+  SiteTask old = t1;
+  EXPECT_EQ(Send(*flow, "site-2", s2, old, 1.0f).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(stale.round, 2);
+}
+
+TEST_F(RoundFlowTest, ResumesAfterTheLastCheckpointedRound) {
+  std::string after_round_1;
+  {
+    auto flow = MakeFlow(Config());
+    const std::string s1 = Register(*flow, "site-1");
+    const std::string s2 = Register(*flow, "site-2");
+    loop_.RunPending();
+    ASSERT_TRUE(Send(*flow, "site-1", s1, Poll(*flow, "site-1", s1), 1.0f).ok());
+    ASSERT_TRUE(Send(*flow, "site-2", s2, Poll(*flow, "site-2", s2), 1.0f).ok());
+    loop_.RunPending();
+    ASSERT_EQ(flow->round(), 2);
+    after_round_1 = flow->GlobalModelBytes();
+    flow->Stop();
+    EXPECT_EQ(flow->exit_code(), 1);
+  }
+  auto flow = MakeFlow(Config());
+  EXPECT_EQ(flow->GlobalModelBytes(), after_round_1);
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t = Poll(*flow, "site-1", s1);
+  ASSERT_EQ(t.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(t.round, 2);
+  EXPECT_EQ(t.model.version, 1);
+  ASSERT_TRUE(Send(*flow, "site-1", s1, t, 1.0f).ok());
+  ASSERT_TRUE(Send(*flow, "site-2", s2, Poll(*flow, "site-2", s2), 1.0f).ok());
+  loop_.RunPending();
+  EXPECT_EQ(flow->phase(), Phase::kFinished);
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 2u);  // round 1 once, then round 2
+  EXPECT_EQ(rows[1]["round"], 2);
+  // The federation is over: sites are told so, and the last one told ends the coordinator.
+  EXPECT_EQ(Poll(*flow, "site-1", s1).kind, SiteTask::Kind::kFinish);
+  EXPECT_EQ(Poll(*flow, "site-2", s2).kind, SiteTask::Kind::kFinish);
+  loop_.RunPending();
+  EXPECT_TRUE(loop_.stopped());
+  EXPECT_EQ(flow->exit_code(), 0);
+}
+
+TEST_F(RoundFlowTest, RegistrationClosesOnItsTimeout) {
+  CoordinatorConfig c = Config();
+  c.registration_timeout_seconds = 10;
+  auto flow = MakeFlow(c);
+  flow->Begin(0);
+  Register(*flow, "site-1");
+  loop_.Advance(11);
+  EXPECT_TRUE(loop_.stopped());
+  EXPECT_EQ(flow->exit_code(), 2);
+}
+
+}  // namespace
+}  // namespace fedmed
