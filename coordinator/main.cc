@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "common/config/coordinator_config.h"
@@ -9,6 +10,9 @@
 #include "coordinator/coordinator.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
+  // reports naming the file, instead of killing the process (common/util/file_io.h).
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fedmed coordinator: runs the rounds of a federation (FedAvg over mutual-TLS gRPC)"};
   std::string config_path;
   std::string data_root;
