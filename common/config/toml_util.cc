@@ -75,19 +75,24 @@ struct TomlFile::Impl {
                     Describe(node) + " (line " + std::to_string(node.source().begin.line) + ")");
   }
 
-  // The node of `section`.`key`, or nullptr when absent. Declares the key as accepted.
-  const toml::node* Lookup(const std::string& section, const std::string& key,
-                           Presence presence) {
-    std::vector<std::string>& keys = AcceptedKeys(section);
-    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  // The node of `section`.`key`, or nullptr when absent (one lookup in the parsed tree). Throws
+  // ConfigError when `section` is in the file but is not a table.
+  const toml::node* Find(const std::string& section, const std::string& key) const {
     const toml::node* section_node = root.get(section);
     if (section_node != nullptr && !section_node->is_table()) {
       throw ConfigError(path + ": [" + section + "]: expected a table (a [" + section +
                         "] section), got " + Describe(*section_node) + " (line " +
                         std::to_string(section_node->source().begin.line) + ")");
     }
-    const toml::node* node =
-        section_node != nullptr ? section_node->as_table()->get(key) : nullptr;
+    return section_node != nullptr ? section_node->as_table()->get(key) : nullptr;
+  }
+
+  // Find(), declaring the key as accepted (and noting it when required and absent).
+  const toml::node* Lookup(const std::string& section, const std::string& key,
+                           Presence presence) {
+    std::vector<std::string>& keys = AcceptedKeys(section);
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+    const toml::node* node = Find(section, key);
     if (node == nullptr && presence == Presence::kRequired) {
       missing.push_back("[" + section + "] " + key);
     }
@@ -127,61 +132,67 @@ TomlFile::~TomlFile() = default;
 
 const std::string& TomlFile::path() const { return impl_->path; }
 
-void TomlFile::Read(const std::string& section, const std::string& key, std::string* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, std::string* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   if (!node->is_string()) impl_->TypeError(section, key, *node, "a string");
   *out = *node->value<std::string>();
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, bool* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, bool* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   if (!node->is_boolean()) impl_->TypeError(section, key, *node, "true or false");
   *out = *node->value<bool>();
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, int* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, int* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   constexpr int64_t kMin = std::numeric_limits<int>::min();
   constexpr int64_t kMax = std::numeric_limits<int>::max();
   *out = static_cast<int>(impl_->ReadInteger(
       section, key, *node, kMin, kMax,
       "an integer between " + std::to_string(kMin) + " and " + std::to_string(kMax)));
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, int64_t* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, int64_t* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   *out = impl_->ReadInteger(section, key, *node, std::numeric_limits<int64_t>::min(),
                             std::numeric_limits<int64_t>::max(), "an integer");
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, uint64_t* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, uint64_t* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   *out = static_cast<uint64_t>(impl_->ReadInteger(
       section, key, *node, 0, std::numeric_limits<int64_t>::max(), "a non-negative integer"));
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, double* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, double* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   if (!node->is_number()) impl_->TypeError(section, key, *node, "a number");
   *out = *node->value<double>();
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key,
+bool TomlFile::Read(const std::string& section, const std::string& key,
                     std::vector<std::string>* out, Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   const toml::array* array = node->as_array();
   // toml++ calls an empty array homogeneous in no type; it is a valid empty list here.
   if (array == nullptr || (!array->empty() && !array->is_homogeneous(toml::node_type::string))) {
@@ -189,16 +200,19 @@ void TomlFile::Read(const std::string& section, const std::string& key,
   }
   out->clear();
   for (const toml::node& item : *array) out->push_back(*item.value<std::string>());
+  return true;
 }
 
-void TomlFile::Read(const std::string& section, const std::string& key, std::vector<double>* out,
+bool TomlFile::Read(const std::string& section, const std::string& key, std::vector<double>* out,
                     Presence presence) {
   const toml::node* node = impl_->Lookup(section, key, presence);
-  if (node == nullptr) return;
+  if (node == nullptr) return false;
   const toml::array* array = node->as_array();
   bool numbers = array != nullptr;
   if (numbers) {
-    for (const toml::node& item : *array) numbers = numbers && (item.is_floating_point() || item.is_integer());
+    for (const toml::node& item : *array) {
+      numbers = numbers && (item.is_floating_point() || item.is_integer());
+    }
   }
   if (!numbers) impl_->TypeError(section, key, *node, "an array of numbers");
   out->clear();
@@ -206,6 +220,15 @@ void TomlFile::Read(const std::string& section, const std::string& key, std::vec
     out->push_back(item.is_integer() ? static_cast<double>(*item.value<int64_t>())
                                      : *item.value<double>());
   }
+  return true;
+}
+
+void TomlFile::Refuse(const std::string& section, const std::string& key,
+                      const std::string& why) {
+  const toml::node* node = impl_->Find(section, key);
+  if (node == nullptr) return;
+  throw ConfigError(SettingName(impl_->path, section, key) + ": " + why + " (line " +
+                    std::to_string(node->source().begin.line) + ")");
 }
 
 void TomlFile::Finish() {
@@ -240,8 +263,12 @@ void TomlFile::Finish() {
 
 std::string SettingName(const std::string& file, const std::string& section,
                         const std::string& key) {
+  return SectionName(file, section) + " " + key;
+}
+
+std::string SectionName(const std::string& file, const std::string& section) {
   return (file.empty() ? std::string("(configuration built in code)") : file) + ": [" + section +
-         "] " + key;
+         "]";
 }
 
 void ThrowBadSetting(const std::string& file, const std::string& section, const std::string& key,

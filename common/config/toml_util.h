@@ -20,9 +20,14 @@ namespace fedmed {
 //
 // Each Read() call declares `key` as accepted in `section`. When the key is present it must have
 // the output's type (a double also accepts an integer) and is stored into *out; when absent, *out
-// keeps its default. After the last Read(), Finish() rejects every section and key that no Read()
-// declared, listing the accepted ones, so that a typo ("lerning_rate") is never silently
-// ignored; then it reports the first required key that is missing.
+// keeps its default. Read() returns whether the key was present: presence is looked up once, in
+// the parsed tree, so an optional setting needs no sentinel value. After the last Read(),
+// Finish() rejects every section and key that no Read() declared, listing the accepted ones, so
+// that a typo ("lerning_rate") is never silently ignored; then it reports the first required key
+// that is missing.
+//
+// Most callers do not call Read() key by key: a ConfigSection (common/config/config_schema.h)
+// reads a whole section from its key table.
 class TomlFile {
  public:
   enum class Presence { kOptional, kRequired };
@@ -36,25 +41,31 @@ class TomlFile {
 
   const std::string& path() const;
 
-  // Each throws ConfigError if the key is present with another type (or, for int, a value
-  // outside int's range; for uint64_t, a negative value).
-  void Read(const std::string& section, const std::string& key, std::string* out,
+  // Each returns true if the key is present (and stored into *out), false if absent (*out
+  // unchanged). Each throws ConfigError if the key is present with another type (or, for int, a
+  // value outside int's range; for uint64_t, a negative value).
+  bool Read(const std::string& section, const std::string& key, std::string* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, bool* out,
+  bool Read(const std::string& section, const std::string& key, bool* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, int* out,
+  bool Read(const std::string& section, const std::string& key, int* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, int64_t* out,
+  bool Read(const std::string& section, const std::string& key, int64_t* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, uint64_t* out,
+  bool Read(const std::string& section, const std::string& key, uint64_t* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, double* out,
+  bool Read(const std::string& section, const std::string& key, double* out,
             Presence presence = Presence::kOptional);
-  void Read(const std::string& section, const std::string& key, std::vector<std::string>* out,
+  bool Read(const std::string& section, const std::string& key, std::vector<std::string>* out,
             Presence presence = Presence::kOptional);
   // An array of numbers (integers accepted).
-  void Read(const std::string& section, const std::string& key, std::vector<double>* out,
+  bool Read(const std::string& section, const std::string& key, std::vector<double>* out,
             Presence presence = Presence::kOptional);
+
+  // A key that is no longer accepted: throws ConfigError "<file>: [section] key: <why> (line N)"
+  // if the file sets it, so that an old file fails with the reason instead of as an unknown key.
+  // Does not declare the key as accepted.
+  void Refuse(const std::string& section, const std::string& key, const std::string& why);
 
   // Throws ConfigError for the first unknown section, unknown key, or missing required key.
   void Finish();
@@ -67,6 +78,9 @@ class TomlFile {
 // "<file>: [section] key". An empty file is shown as "(configuration built in code)".
 std::string SettingName(const std::string& file, const std::string& section,
                         const std::string& key);
+
+// "<file>: [section]" (the prefix of SettingName without the key).
+std::string SectionName(const std::string& file, const std::string& section);
 
 // Throws ConfigError("<file>: [section] key: expected <expected>, got <got>").
 [[noreturn]] void ThrowBadSetting(const std::string& file, const std::string& section,
