@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "common/data/dicom.h"
@@ -74,8 +75,13 @@ ImageSet Shard(ImageSet set, const SiteDataConfig& data, Split split) {
 
 ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::string& data_root,
                        LoadReport* report, const MedMnist* preloaded) {
-  ValidateSiteDataImageKeys("", data);
-  if (preloaded != nullptr && data.format != "medmnist") {
+  const std::optional<DataFormat> format = ParseDataFormat(data.format);
+  if (!format) {
+    throw ConfigError("LoadSiteSplit: [data] format: expected \"medmnist\", \"image_folder\", "
+                      "\"csv\" or \"dicom\", got \"" + data.format + "\"");
+  }
+  ValidatePreprocessSpec(data.preprocess, "LoadSiteSplit: [data]");
+  if (preloaded != nullptr && *format != DataFormat::kMedMnist) {
     throw ConfigError("LoadSiteSplit: a preloaded MedMNIST file was given for [data] format \"" +
                       data.format + "\" (" + data.path + ")");
   }
@@ -89,14 +95,14 @@ ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::strin
   LoadOptions options;
   options.decode_threads = data.decode_threads;
   options.max_bad_fraction = data.max_bad_fraction;
-  if (data.format == "medmnist") {
+  if (*format == DataFormat::kMedMnist) {
     set = LoadMedMnistSplit(path, split);
     PreprocessImageSet(data.preprocess, &set);
-  } else if (data.format == "image_folder") {
+  } else if (*format == DataFormat::kImageFolder) {
     set = LoadFolderSplit(path, split, data.preprocess, options, report);
-  } else if (data.format == "csv") {
+  } else if (*format == DataFormat::kCsv) {
     set = LoadImageManifest(path, SplitName(split), data.preprocess, options, report);
-  } else {  // "dicom" (validated above)
+  } else {  // DataFormat::kDicom
     DicomOptions dicom;
     dicom.load = options;
     if (!data.dicom_dir.empty()) dicom.dicom_dir = ResolveDataPath(data.dicom_dir, data_root);

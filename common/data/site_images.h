@@ -1,15 +1,17 @@
 // A site's images, whatever their format: the one call the site agent (and the simulator) makes to
-// get its training or test set from its [data] config (common/config/site_config.h). Library
-// fedmed_hospital_data (it links DCMTK); no LibTorch.
+// get its training or test set from its [data] config (SiteDataConfig, common/data/
+// site_data_config.h; read and validated by common/config/site_config.h). Library
+// fedmed_hospital_data (it links DCMTK); no LibTorch, and no dependency on the configuration
+// library.
 #ifndef FEDMED_COMMON_DATA_SITE_IMAGES_H_
 #define FEDMED_COMMON_DATA_SITE_IMAGES_H_
 
 #include <string>
 
-#include "common/config/site_config.h"
 #include "common/data/image_loading.h"
 #include "common/data/image_set.h"
 #include "common/data/medmnist.h"
+#include "common/data/site_data_config.h"
 
 namespace fedmed {
 
@@ -37,10 +39,12 @@ namespace fedmed {
 // preloaded (may be null; format "medmnist" only): the contents of the file at data.path, already
 // loaded by the caller (fedmed-simulate's threads mode shares one decoded file between its
 // sites); the file is then not read again, and the result is the same as from the file.
+// `data` should be valid (ValidateSiteDataConfig, common/config/site_config.h, which
+// LoadSiteConfig runs); LoadSiteSplit itself checks only what it needs to choose a loader.
 // Throws DataError when a file or folder is missing or unreadable (ResolveDataPath lists where
-// it looked), and as the loaders (too many bad files, naming them); ConfigError for invalid
-// [data] settings (ValidateSiteDataImageKeys), a partition that cannot be made, or `preloaded`
-// with a format other than "medmnist".
+// it looked), and as the loaders (too many bad files, naming them); ConfigError for an unknown
+// data.format or partition, invalid preprocessing (ValidatePreprocessSpec), a partition that
+// cannot be made, or `preloaded` with a format other than "medmnist".
 ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::string& data_root = "",
                        LoadReport* report = nullptr, const MedMnist* preloaded = nullptr);
 
