@@ -8,8 +8,8 @@
 // beside the final round's. The report split never influences the choice.
 //
 // For a federation the models are the coordinator's per-round checkpoints
-// (<run>/coordinator/checkpoints/round-NNNN.pt, written every [evaluation] checkpoint_every
-// rounds); for the pooled baseline, the model after each epoch (baseline.h).
+// (<run>/coordinator/checkpoints/round-NNNN.pt, written after every round); for the pooled
+// baseline, the model after each epoch (baseline.h).
 #ifndef FEDMED_EXPERIMENTS_MODEL_SELECTION_H_
 #define FEDMED_EXPERIMENTS_MODEL_SELECTION_H_
 

@@ -11,14 +11,18 @@
 //   [strategy]    name, proximal_mu, server_learning_rate, beta1, beta2, tau, trim_fraction
 //   [secure_aggregation]  enabled, threshold, clip_range, quantization_bits,
 //                 stage_timeout_seconds, neighbours
-//   [evaluation]  data, split, federated, batch_size, checkpoint_every
+//   [evaluation]  data, split, federated, batch_size
 //
+// Each section is one key table (CoordinatorConfigSections, built with common/config/
+// config_schema.h): reading, validation, rendering and equality all follow from it.
 // RenderCoordinatorConfig writes the full, commented file. [tls] ca_cert, cert, key and
 // allowed_sites are required; every other key has the default shown below. Unknown sections
 // and keys are errors. Relative [tls] paths, output_dir and [model] torchscript_path and
 // initial_weights are resolved against the directory of the config file and stored absolute;
 // [evaluation] data is stored as written and resolved by the binaries with ResolveDataPath
-// (common/util/data_path.h).
+// (common/util/data_path.h). [evaluation] checkpoint_every is no longer accepted (the
+// coordinator writes a checkpoint after every round, which resume needs); a file that sets it
+// is refused with that reason.
 #ifndef FEDMED_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 #define FEDMED_COMMON_CONFIG_COORDINATOR_CONFIG_H_
 
@@ -27,18 +31,12 @@
 #include <string>
 #include <vector>
 
+#include "common/config/config_schema.h"
+#include "common/config/strategy_config.h"
+#include "common/config/tls_files.h"
 #include "common/data/preprocess.h"
 
 namespace fedmed {
-
-class TomlFile;  // common/config/toml_util.h
-
-// Mutual-TLS files of one party (PEM).
-struct TlsFiles {
-  std::string ca_cert;  // the federation CA certificate
-  std::string cert;     // this party's certificate
-  std::string key;      // this party's private key
-};
 
 // Local training every selected site runs in a round; sent to the sites with each task.
 struct TrainingConfig {
@@ -53,43 +51,6 @@ struct TrainingConfig {
   // here for shape (ValidateFrozenLayers) and by the coordinator at start-up against the
   // model's parameter names (MatchFrozenLayers); sent in every train task.
   std::vector<std::string> frozen_layers = {};
-};
-
-// [strategy]: how the coordinator turns a round's updates into the next global model
-// (coordinator/strategy/strategy.h implements the strategies). `name` is one of
-//   "fedavg"       weighted mean of the updates by sample count (McMahan et al., AISTATS 2017)
-//   "fedprox"      FedAvg aggregation; the sites add (mu/2)||w - w_global||^2 to their local
-//                  loss (Li et al., "Federated Optimization in Heterogeneous Networks", MLSys 2020)
-//   "fedadam", "fedyogi", "fedadagrad"
-//                  adaptive server optimisers applied to the weighted mean update (Reddi et al.,
-//                  "Adaptive Federated Optimization", ICLR 2021, Algorithm 2)
-//   "median", "trimmed_mean"
-//                  coordinate-wise median / trimmed mean of the updates, unweighted (Yin et al.,
-//                  "Byzantine-Robust Distributed Learning", ICML 2018)
-//
-// Each numeric key is optional and applies only to some strategies; a key that is set but does
-// not apply to `name` is an error (ValidateStrategyConfig). An applicable key left unset takes
-// the default below (WithStrategyDefaults), which is Flower's default (flwr.server.strategy,
-// Flower 1.x: FedAdam, FedYogi, FedAdagrad, FedTrimmedAvg):
-//
-//   key                   applies to                       default                  range
-//   proximal_mu           fedprox                          none: required           > 0
-//   server_learning_rate  fedadam, fedyogi, fedadagrad     0.1, 0.01, 0.1           > 0
-//   beta1                 fedadam, fedyogi, fedadagrad     0.9, 0.9, 0.0            [0, 1)
-//   beta2                 fedadam, fedyogi                 0.99, 0.99               [0, 1)
-//   tau                   fedadam, fedyogi, fedadagrad     1e-9, 1e-3, 1e-9         > 0
-//   trim_fraction         trimmed_mean                     0.2                      [0, 0.5)
-//
-// Every number must also be finite. The optionals record whether the file set the key, so that
-// rendering and loading give back exactly the same configuration.
-struct StrategyConfig {
-  std::string name = "fedavg";
-  std::optional<double> proximal_mu;           // mu of the FedProx proximal term
-  std::optional<double> server_learning_rate;  // eta of the FedOpt update
-  std::optional<double> beta1;                 // first-moment (momentum) decay
-  std::optional<double> beta2;                 // second-moment decay
-  std::optional<double> tau;                   // adaptivity / numerical floor of the FedOpt step
-  std::optional<double> trim_fraction;         // beta of the trimmed mean: share cut per side
 };
 
 // [secure_aggregation]: the coordinator learns only the sum of the round's updates (Bonawitz et
@@ -168,19 +129,21 @@ struct CoordinatorConfig {
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
   bool federated_evaluation = true;   // key `federated`; sites evaluate on their test split
   int eval_batch_size = 64;           // key `batch_size`; >= 1 (64 keeps evaluation memory small)
-  int checkpoint_every = 1;           // rounds between checkpoints, >= 1
 };
 
-// Settings are equal; config_path (where they came from) is not compared.
-bool operator==(const TlsFiles& a, const TlsFiles& b);
-
-// Makes the three paths absolute, relative to the directory of `config_path`.
-void ResolveTlsPaths(const std::string& config_path, TlsFiles* tls);
+// Every key of the section(s) is equal; config_path (where they came from) is not compared.
+// Never throw.
 bool operator==(const TrainingConfig& a, const TrainingConfig& b);
-bool operator==(const StrategyConfig& a, const StrategyConfig& b);
 bool operator==(const SecureAggregationConfig& a, const SecureAggregationConfig& b);
 bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }
+
+// The key tables of coordinator.toml, in file order: [coordinator], [tls], [federation], [model],
+// [preprocessing], [training], [strategy], [secure_aggregation], [evaluation]. Never throws.
+const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections();
+
+// The [strategy] key table (also embedded by fedmed-simulate's files). Never throws.
+const ConfigSection<StrategyConfig>& StrategySection();
 
 // Reads, resolves and validates the file at `path` (config_path = path as given).
 // Throws ConfigError "<path>: [section] key: expected <what>, got <value>" for a value of the
@@ -189,40 +152,26 @@ inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) {
 CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 
 // Reads the [federation], [model], [preprocessing], [training], [strategy], [secure_aggregation]
-// and [evaluation] sections of `file`
-// into `config` exactly as LoadCoordinatorConfig does, declaring their keys as accepted (see
-// TomlFile), for files that embed a coordinator's settings, such as fedmed-simulate's experiment
-// configs.
-// Paths ([model] torchscript_path, initial_weights) are stored as written; the caller resolves
-// them (LoadCoordinatorConfig: against the config file's directory).
-// Throws ConfigError for a value of the wrong type; the caller calls file.Finish() and validates.
+// and [evaluation] sections of `file` into `config` exactly as LoadCoordinatorConfig does,
+// declaring their keys as accepted (see TomlFile), for files that embed a coordinator's settings,
+// such as fedmed-simulate's experiment configs. Relative [model] torchscript_path and
+// initial_weights are resolved against the directory of file.path(). Throws ConfigError for a
+// value of the wrong type or a retired key; the caller calls file.Finish() and validates.
 void ReadFederationSections(TomlFile& file, CoordinatorConfig* config);
 
-// Checks ranges and consistency (see the field comments; in addition, either eval_data is set or
-// both in_channels and num_classes are > 0; [strategy] as ValidateStrategyConfig; a strategy
-// that needs each update on its own (median, trimmed_mean) is refused with secure aggregation;
-// [model] name "torchscript" needs torchscript_path and torchscript_path needs that name;
-// [preprocessing] as ValidatePreprocessSpec, and consistent with [model]; [training]
-// frozen_layers as ValidateFrozenLayers, each error naming its key). Throws
-// ConfigError naming config_path, section and key of the first violation. Called by
+// Checks ranges and consistency, section by section in file order (see the field comments; in
+// addition, either eval_data is set or both in_channels and num_classes are > 0; [strategy] as
+// ValidateStrategyConfig; a strategy that needs each update on its own (median, trimmed_mean) is
+// refused with secure aggregation; [model] name "torchscript" needs torchscript_path and
+// torchscript_path needs that name; [preprocessing] as ValidatePreprocessSpec, and consistent
+// with [model]; [training] frozen_layers as ValidateFrozenLayers, each error naming its key).
+// Throws ConfigError naming config_path, section and key of the first violation. Called by
 // LoadCoordinatorConfig.
 void ValidateCoordinatorConfig(const CoordinatorConfig& config);
 
-// Checks a [strategy] section (see StrategyConfig). Throws ConfigError
-//   "<config_path>: [strategy] <key>: expected <what>, got <value>"
-// for an unknown name, a value out of range or not finite, or fedprox without proximal_mu; and
-//   "<config_path>: [strategy] <key>: applies only to <strategies>, not to name = \"<name>\" ..."
-// for a key that is set but does not apply to the chosen strategy. An empty config_path is shown
-// as "(configuration built in code)".
-void ValidateStrategyConfig(const StrategyConfig& config, const std::string& config_path);
-
-// `config` with every key that applies to config.name and is unset given its default (the table
-// at StrategyConfig). Keys that do not apply stay as they are. proximal_mu has no default and
-// stays unset. Does not validate.
-StrategyConfig WithStrategyDefaults(const StrategyConfig& config);
-
-// The complete TOML file for `config`, every key with a comment, paths as they are in `config`.
-// LoadCoordinatorConfig of the rendered file gives back `config` (with relative paths resolved).
+// The complete TOML file for `config`, every key with its comment, paths as they are in
+// `config`. LoadCoordinatorConfig of the rendered file gives back `config` (with relative paths
+// resolved). Never throws.
 std::string RenderCoordinatorConfig(const CoordinatorConfig& config);
 
 }  // namespace fedmed

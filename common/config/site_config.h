@@ -13,6 +13,8 @@
 //                conversion
 //   [model]      torchscript_path
 //
+// Each section is one key table (SiteConfigSections, built with common/config/config_schema.h):
+// reading, validation, rendering and equality all follow from it.
 // [site] name and coordinator, [tls] ca_cert, cert, key and [data] path are required; every
 // other key has the default shown below. Unknown sections and keys are errors. Relative [tls]
 // paths, output_dir and [model] torchscript_path are resolved against the directory of the
@@ -25,51 +27,15 @@
 #include <optional>
 #include <string>
 
-#include "common/config/coordinator_config.h"
+#include "common/config/config_schema.h"
+#include "common/config/tls_files.h"
 #include "common/data/augmentation_spec.h"
 #include "common/data/preprocess.h"
+#include "common/data/site_data_config.h"
 
 namespace fedmed {
 
-// Which part of the data file this site trains on. A real hospital uses all of its own data
-// (partition "none"); demonstrations on one machine split one file across sites, the way
-// hospitals differ (see common/data/partition.h).
-//
-// The hospital's images come in one of four formats (docs/DATA.md, "Hospital data"), loaded by
-// LoadSiteSplit (common/data/site_images.h):
-//   "medmnist"      path = a MedMNIST .npz archive (common/data/medmnist.h)
-//   "image_folder"  path = a folder in torchvision's ImageFolder convention; with subfolders
-//                   train/, val/, test/ each is a split, else every image is training data
-//                   (common/data/image_folder.h)
-//   "csv"           path = a CSV manifest path,label[,split] of PNG/JPEG files
-//   "dicom"         path = a CSV manifest path,label[,split] or sop_instance_uid,label[,split] of
-//                   DICOM files (common/data/dicom.h); dicom_dir, window_center/width apply
-// Preprocessing (image_size, channels, normalization, mean, std, equalize; common/data/
-// preprocess.h) applies to every format and must be the same at every site of a federation.
-struct SiteDataConfig {
-  std::string path;                 // the site's images: see format
-  std::string partition = "none";   // "none" | "iid" | "dirichlet" | "quantity"
-  int shard = 1;                    // 1-based, 1..num_shards
-  int num_shards = 1;               // >= 1; must be 1 with partition "none"
-  double alpha = 0.5;               // Dirichlet concentration (dirichlet, quantity); > 0
-  uint64_t seed = 0;                // seed of the split, the same at every site; <= 2^63 - 1
-  // (The fields below come after those above so that aggregate initialisers written before
-  // they existed keep their meaning.)
-  std::string format = "medmnist";  // "medmnist" | "image_folder" | "csv" | "dicom"
-  // Image files (formats other than medmnist): the site refuses to start when more than this
-  // fraction of a split's files are bad (undecodable, wrong channels or size, no label); in [0, 1].
-  double max_bad_fraction = 0.05;
-  int decode_threads = 0;           // background decoding threads; 0 = one per core; >= 0
-  // Keys image_size, channels, normalization, mean (1 or 3 numbers), std, equalize.
-  PreprocessSpec preprocess{};
-  // DICOM only: window override (both or neither; width >= 1, modality units such as HU) and
-  // the directory indexed for sop_instance_uid manifests (resolved like path).
-  std::optional<double> window_center{}, window_width{};
-  std::string dicom_dir{};
-  // Training-time augmentation (keys augment_<field>; common/data/augmentation_spec.h); the site
-  // agent copies it into TrainSettings::augmentation.
-  AugmentationSpec augmentation{};
-};
+// SiteDataConfig, the [data] section: common/data/site_data_config.h.
 
 // Differential privacy of what the site sends (docs/PRIVACY.md explains the modes to a privacy
 // officer; common/privacy/ implements them). A value of 0 means "not set".
@@ -139,12 +105,28 @@ bool IsValidSiteName(const std::string& name);
 inline constexpr const char* kSiteNameRule =
     "a site name of 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit";
 
-// Settings are equal; config_path is not compared.
+// Every key of the section(s) is equal; config_path is not compared. Never throw.
 bool operator==(const SiteDataConfig& a, const SiteDataConfig& b);
 bool operator==(const SitePrivacyConfig& a, const SitePrivacyConfig& b);
 bool operator==(const SiteModelConfig& a, const SiteModelConfig& b);
 bool operator==(const SiteConfig& a, const SiteConfig& b);
+inline bool operator!=(const SiteDataConfig& a, const SiteDataConfig& b) { return !(a == b); }
 inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a == b); }
+
+// SitePrivacyConfig::mode, parsed.
+enum class PrivacyMode { kNone, kDpSgd, kUpdate };
+
+// The mode named `name` ("none", "dp-sgd", "update"), or nullopt. Never throws.
+std::optional<PrivacyMode> ParsePrivacyMode(const std::string& name);
+
+// The key tables of site.toml, in file order: [site], [tls], [data], [connection], [privacy],
+// [model]. Never throws.
+const ConfigSections<SiteConfig>& SiteConfigSections();
+
+// The [data] and [privacy] key tables on their own (fedmed-simulate embeds [privacy]). Never
+// throw.
+const ConfigSection<SiteDataConfig>& SiteDataSection();
+const ConfigSection<SitePrivacyConfig>& SitePrivacySection();
 
 // Reads, resolves and validates the file at `path` (config_path = path as given).
 // Throws ConfigError "<path>: [section] key: expected <what>, got <value>" for a value of the
@@ -152,38 +134,30 @@ inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a ==
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 SiteConfig LoadSiteConfig(const std::string& path);
 
-// Checks ranges and consistency (see the field comments; in addition, [privacy] mode "dp-sgd"
-// with a [model] torchscript_path is refused, naming both keys). Throws ConfigError naming
-// config_path, section and key of the first violation. Called by LoadSiteConfig.
+// Checks ranges and consistency, section by section in file order (see the field comments; in
+// addition, [privacy] mode "dp-sgd" with a [model] torchscript_path is refused, naming both
+// keys). Throws ConfigError naming config_path, section and key of the first violation. Called
+// by LoadSiteConfig.
 void ValidateSiteConfig(const SiteConfig& config);
 
-// Checks the [data] keys of image files, preprocessing, DICOM and augmentation (format,
-// max_bad_fraction, decode_threads, image_size .. equalize, window_center/width, dicom_dir,
-// augment_*). Throws ConfigError "<config_path>: [data] key: ..." for the first violation.
-// Called by ValidateSiteConfig.
-void ValidateSiteDataImageKeys(const std::string& config_path, const SiteDataConfig& data);
+// Checks every [data] key: path, partition and shards, image files, preprocessing
+// (ValidatePreprocessSpec), DICOM windowing and augmentation (ValidateAugmentationSpec). Throws
+// ConfigError "<config_path>: [data] key: ..." for the first violation ("" = "(configuration
+// built in code)"). Called by ValidateSiteConfig.
+void ValidateSiteDataConfig(const std::string& config_path, const SiteDataConfig& data);
 
 // Checks the [privacy] rules above. Throws ConfigError "<config_path>: [privacy] key: ..." for
 // the first violation.
 void ValidateSitePrivacyConfig(const std::string& config_path, const SitePrivacyConfig& privacy);
 
-class TomlFile;
-// Reads the preprocessing keys image_size, channels, normalization, mean (1 or 3 numbers), std
-// and equalize of `section` (the site's [data], the coordinator's [preprocessing]) into `spec`
-// (keys absent keep their values). Throws ConfigError naming the file, section and key for a
-// value of the wrong type, or a mean/std list of other than 1 or 3 numbers. Validate with
-// ValidatePreprocessSpec (common/data/preprocess.h).
-void ReadPreprocessKeys(TomlFile& file, const std::string& section, PreprocessSpec* spec);
-
-// Those six keys as TOML lines, with a comment; read back by ReadPreprocessKeys.
-std::string RenderPreprocessKeys(const PreprocessSpec& spec);
-
-// Reads the [privacy] section of `file` into `privacy` (keys absent keep their values); for
-// files that embed it (fedmed-simulate's config). Validate with ValidateSitePrivacyConfig.
+// Reads the [privacy] section of `file` into `privacy` (keys absent keep their values), declaring
+// its keys as accepted; for files that embed it (fedmed-simulate's config). Throws ConfigError
+// for a value of the wrong type. Validate with ValidateSitePrivacyConfig.
 void ReadSitePrivacySection(TomlFile& file, SitePrivacyConfig* privacy);
 
-// The complete TOML file for `config`, every key with a comment, paths as they are in `config`.
-// LoadSiteConfig of the rendered file gives back `config` (with relative paths resolved).
+// The complete TOML file for `config`, every key with its comment, paths as they are in
+// `config`. LoadSiteConfig of the rendered file gives back `config` (with relative paths
+// resolved). Never throws.
 std::string RenderSiteConfig(const SiteConfig& config);
 
 }  // namespace fedmed

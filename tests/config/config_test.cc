@@ -77,7 +77,6 @@ CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
   c.eval_split = "val";
   c.federated_evaluation = false;
   c.eval_batch_size = 128;
-  c.checkpoint_every = 4;
   return c;
 }
 

@@ -150,7 +150,7 @@ TEST(SiteDataConfigTest, ValidateNamesConfigBuiltInCode) {
   d.path = "x.npz";
   d.augmentation.contrast = -1;
   try {
-    ValidateSiteDataImageKeys("", d);
+    ValidateSiteDataConfig("", d);
     FAIL() << "no error";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("(configuration built in code): [data] augment_contrast"),
