@@ -15,6 +15,7 @@
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 #include "common/util/process.h"
 #include "experiments/baseline.h"
 #include "experiments/model_selection.h"
@@ -84,7 +85,7 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
   if (!rows.empty()) {
     for (const auto& [key, value] : rows.front().point.values) keys.push_back(key);
   }
-  std::ofstream csv(dir / "sweep.csv");
+  std::ostringstream csv;
   csv << "run";
   for (const std::string& k : keys) csv << "," << k;
   csv << ",exit_status,rounds_completed,global_acc,global_auc,federated_acc,federated_auc,"
@@ -96,7 +97,7 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
     if (base.baseline) csv << ",baseline_selected_epoch,baseline_selected_acc,baseline_selected_auc";
   }
   csv << ",run_dir\n";
-  std::ofstream md(dir / "sweep.md");
+  std::ostringstream md;
   md << "# Sweep `" << base.name << "`\n\n"
      << "Command: `" << command_line << "`  \n"
      << "Config: `" << base.config_path << "`; mode " << base.mode << ", rounds "
@@ -167,6 +168,8 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
     csv << "," << r.result.run_dir << "\n";
     md << "\n";
   }
+  WriteFileAtomically((dir / "sweep.csv").string(), csv.str(), "sweep table");
+  WriteFileAtomically((dir / "sweep.md").string(), md.str(), "sweep table");
 }
 
 // The baseline of `config`, trained once per seed (the pooled data do not depend on how the
@@ -227,13 +230,15 @@ void FinishRow(const SimulationConfig& config, const std::string& data_root,
   if (!config.select_split.empty()) {
     row->selection = SelectCheckpoint(config, data_root,
                                       (run_dir / "coordinator" / "checkpoints").string());
-    std::ofstream(run_dir / "selection.json") << row->selection->ToJson().dump(2) << "\n";
+    WriteFileAtomically((run_dir / "selection.json").string(),
+                        row->selection->ToJson().dump(2) + "\n", "model selection");
     PrintSelection("federation, model selection", *row->selection, progress);
   }
   if (config.baseline) {
     const BaselineResult& b = BaselineFor(config, data_root, baselines, progress);
     row->baseline = b;
-    std::ofstream(run_dir / "baseline.json") << b.ToJson(config).dump(2) << "\n";
+    WriteFileAtomically((run_dir / "baseline.json").string(), b.ToJson(config).dump(2) + "\n",
+                        "baseline result");
     PrintComparison(row->result, b, progress);
   }
 }
@@ -241,11 +246,15 @@ void FinishRow(const SimulationConfig& config, const std::string& data_root,
 // A finished run as RunSimulation returned it, read back from its summary.json.
 SimulationResult ReadRunResult(const fs::path& run_dir) {
   const fs::path file = run_dir / "summary.json";
-  std::ifstream in(file);
-  if (!in) throw Error(file.string() + ": cannot be read (is " + run_dir.string() + " a run?)");
+  std::string text;
+  try {
+    text = ReadFile(file.string(), "run summary");
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (is " + run_dir.string() + " a run?)");
+  }
   nlohmann::json j;
   try {
-    in >> j;
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(file.string() + ": not JSON (" + e.what() + ")");
   }
@@ -486,8 +495,7 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
   }
   progress << "\nsweep done: " << (dir / "sweep.csv").string() << " and sweep.md ("
            << rows.size() << " rows)" << std::endl;
-  std::ifstream md(dir / "sweep.md");
-  progress << md.rdbuf() << std::endl;
+  progress << ReadFile((dir / "sweep.md").string(), "sweep table") << std::endl;
   if (config.plots) RunPlots(bin_dir, dir.string(), progress);
   return status;
 }

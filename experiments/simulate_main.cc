@@ -2,6 +2,7 @@
 // experiments/simulation.h and experiments/experiment.h.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <iostream>
 #include <string>
 
@@ -11,6 +12,9 @@
 #include "experiments/simulation.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
+  // reports naming the file, instead of killing the process (common/util/file_io.h).
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fedmed simulator: one coordinator and N sites over mutual-TLS gRPC, as processes "
                "or as threads of this process"};
   std::string config_path;

@@ -33,6 +33,7 @@
 #include "common/model/frozen_layers.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 #include "common/util/process.h"
 #include "coordinator/coordinator.h"
 #include "experiments/experiment.h"
@@ -304,7 +305,7 @@ SiteConfig SiteConfigFor(const SimulationConfig& config, const Prepared& p, int 
   if (!config.budget_epsilon_per_site.empty()) {
     site.privacy.budget_epsilon = config.budget_epsilon_per_site[static_cast<size_t>(k - 1)];
   }
-  std::ofstream(path) << RenderSiteConfig(site);
+  WriteFileAtomically(path, RenderSiteConfig(site), "site configuration");
   return site;
 }
 
@@ -870,7 +871,8 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
   summary["compute_threads"] = config.mode == "threads" ? ComputeThreads(config) : 0;
   summary["global"] = result.final_global;
   summary["federated"] = result.final_federated;
-  std::ofstream(prepared.run_dir / "summary.json") << summary.dump(2) << "\n";
+  WriteFileAtomically((prepared.run_dir / "summary.json").string(), summary.dump(2) + "\n",
+                      "run summary");
 
   progress << "wall-clock " << std::fixed << std::setprecision(1) << result.wall_seconds
            << " s; everything (configs, certificates, logs, metrics.csv/jsonl, checkpoints) is in\n  "

@@ -1,6 +1,7 @@
 // fedmed-site: a hospital's site agent. See site_agent/site_agent.h.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <iostream>
 
 #include "common/config/site_config.h"
@@ -8,6 +9,9 @@
 #include "site_agent/site_agent.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
+  // reports naming the file, instead of killing the process (common/util/file_io.h).
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"fedmed site agent: trains the federation's model on this site's images"};
   std::string config_path;
   std::string data_root;

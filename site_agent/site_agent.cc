@@ -35,6 +35,7 @@
 #include "common/privacy/dp_sgd.h"
 #include "common/privacy/update_privacy.h"
 #include "common/util/data_path.h"
+#include "common/util/file_io.h"
 #include "common/util/logging.h"
 #include "site_agent/compute_slots.h"
 #include "site_agent/connection.h"
@@ -136,8 +137,8 @@ class SiteAgent::Impl {
 
  private:
   void CheckCertificate() {
-    const std::string cert = ReadFileOrThrow(config_.tls.cert, "[tls] cert");
-    const std::string ca = ReadFileOrThrow(config_.tls.ca_cert, "[tls] ca_cert");
+    const std::string cert = ReadFile(config_.tls.cert, "[tls] cert");
+    const std::string ca = ReadFile(config_.tls.ca_cert, "[tls] ca_cert");
     const CertificateInfo info = InspectCertificate(cert);
     if (info.common_name != config_.name) {
       throw ConfigError(config_.config_path + ": [site] name '" + config_.name +
@@ -526,9 +527,9 @@ class SiteAgent::Impl {
     const std::filesystem::path dir = std::filesystem::path(config_.tls.key).parent_path();
     return std::make_unique<SecureRound>(
         config, config_.name,
-        ReadFileOrThrow((dir / kAuditKeyFile).string(), "the site's audit key"),
-        ReadFileOrThrow((dir / kAuditCertFile).string(), "the site's audit certificate"),
-        ReadFileOrThrow(config_.tls.ca_cert, "[tls] ca_cert"), log_);
+        ReadFile((dir / kAuditKeyFile).string(), "the site's audit key"),
+        ReadFile((dir / kAuditCertFile).string(), "the site's audit certificate"),
+        ReadFile(config_.tls.ca_cert, "[tls] ca_cert"), log_);
   }
 
   // ---- the signed privacy log (common/audit/privacy_log.h; docs/PRIVACY.md) ----

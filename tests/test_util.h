@@ -17,6 +17,9 @@
 #include <thread>
 #include <vector>
 
+#include "common/util/error.h"
+#include "common/util/file_io.h"
+
 namespace fedmed::testing {
 
 // Runs f, which must throw an E (or a subclass of it), and returns its what(); a test failure and
@@ -57,11 +60,14 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The whole content of the file at `path`, or "" when it cannot be read (tests poll for files
+// that do not exist yet).
 inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  try {
+    return fedmed::ReadFile(path, "file");
+  } catch (const fedmed::Error&) {
+    return "";
+  }
 }
 
 // Directory of the fedmed binaries (set by ctest as FEDMED_BIN_DIR).

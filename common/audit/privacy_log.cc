@@ -15,6 +15,7 @@
 #include "common/crypto/pki.h"
 #include "common/crypto/sha256.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -429,7 +430,7 @@ LogVerification VerifyLogContent(std::string_view content, PrivacyLogVerifier ve
 
 LogVerification VerifyLog(const std::string& path, const std::string& cert_pem,
                           const std::string& ca_pem) {
-  const std::string content = ReadFileOrThrow(path, "privacy log");
+  const std::string content = ReadFile(path, "privacy log");
   LogVerification result;
   std::optional<AuditVerifyingKey> key;
   try {
@@ -455,7 +456,7 @@ LogVerification VerifyLog(const std::string& path, const std::string& cert_pem,
 }
 
 std::vector<PrivacyLogEntry> ReadLog(const std::string& path) {
-  const std::string content = ReadFileOrThrow(path, "privacy log");
+  const std::string content = ReadFile(path, "privacy log");
   std::vector<PrivacyLogEntry> entries;
   PrivacyLogVerifier verifier;
   size_t pos = 0;
@@ -502,8 +503,8 @@ PrivacyLogWriter::PrivacyLogWriter(std::string path, const std::string& key_pem,
 std::unique_ptr<PrivacyLogWriter> PrivacyLogWriter::OpenWithFiles(const std::string& path,
                                                                   const std::string& key_path,
                                                                   const std::string& cert_path) {
-  return std::make_unique<PrivacyLogWriter>(path, ReadFileOrThrow(key_path, "audit key"),
-                                            ReadFileOrThrow(cert_path, "audit certificate"));
+  return std::make_unique<PrivacyLogWriter>(path, ReadFile(key_path, "audit key"),
+                                            ReadFile(cert_path, "audit certificate"));
 }
 
 PrivacyLogWriter::~PrivacyLogWriter() {

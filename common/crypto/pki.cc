@@ -1,14 +1,9 @@
 #include "common/crypto/pki.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <openssl/pem.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cctype>
-#include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -292,26 +287,6 @@ std::string VerifyFailureReason(int error, const X509* failing, const std::vecto
   }
 }
 
-// Closes a file descriptor on scope exit.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  // Closes now and reports close()'s result (0 or -1 with errno set).
-  int Close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 KeyAndCert CreateCa(const std::string& common_name, int validity_days) {
@@ -504,64 +479,6 @@ void CheckKeyMatchesCertificate(const std::string& key_pem, const std::string& c
     throw CryptoError(what + ": the private key does not belong to certificate CN=" +
                       SubjectCn(cert.get()) +
                       " (key and certificate files come from different issuances)");
-  }
-}
-
-std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
-  }
-  FdCloser closer(fd);
-  std::string content;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw Error("cannot read " + what + " '" + path + "': " + std::strerror(errno));
-    }
-    content.append(buf, static_cast<size_t>(n));
-  }
-  return content;
-}
-
-void WriteFileAtomically(const std::string& path, std::string_view content, bool private_key) {
-  static std::atomic<unsigned> counter{0};
-  const std::string tmp =
-      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  const auto fail = [&](const std::string& step) {
-    const int saved = errno;
-    ::unlink(tmp.c_str());
-    throw Error("cannot write '" + path + "': " + step + ": " + std::strerror(saved));
-  };
-  const mode_t mode = private_key ? 0600 : 0644;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) {
-    throw Error("cannot write '" + path + "': creating '" + tmp + "': " + std::strerror(errno));
-  }
-  FdCloser closer(fd);
-  if (private_key && ::fchmod(fd, 0600) != 0) fail("setting mode 0600");
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("writing");
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("syncing to disk");
-  if (closer.Close() != 0) fail("closing");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming '" + tmp + "' over it");
-  // The rename itself is durable once the directory entry is on disk.
-  const std::string::size_type slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
   }
 }
 

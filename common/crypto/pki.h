@@ -22,7 +22,8 @@
 // (1.3.6.1.5.5.7.3.36, RFC 9336) and nothing else, so they can never pass as TLS certificates.
 //
 // Keys and certificates travel as PEM text (unencrypted PKCS#8 private keys; protect them with
-// file permissions, see WriteFileAtomically). Everything goes through the OpenSSL 3 library API.
+// file permissions: WriteFileAtomically with FilePermissions::kOwnerOnly, common/util/file_io.h).
+// Everything goes through the OpenSSL 3 library API.
 #ifndef FEDMED_COMMON_CRYPTO_PKI_H_
 #define FEDMED_COMMON_CRYPTO_PKI_H_
 
@@ -30,8 +31,9 @@
 #include <ctime>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
+
+#include "common/util/file_io.h"  // ReadFile, for the deprecated ReadFileOrThrow
 
 namespace fedmed {
 
@@ -145,16 +147,11 @@ PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::str
 void CheckKeyMatchesCertificate(const std::string& key_pem, const std::string& cert_pem,
                                 const std::string& what);
 
-// Returns the whole content of the file at `path`. Throws Error naming `what` (e.g. "TLS
-// certificate [tls] cert"), the path and the system's reason if it cannot be read.
-std::string ReadFileOrThrow(const std::string& path, const std::string& what);
-
-// Replaces the file at `path` with `content` so that readers see either the old or the new file,
-// never a partial one: writes a temporary file beside it, fsyncs it, renames it over `path` and
-// fsyncs the directory, so the new content survives a crash once this returns.
-// A private key gets mode 0600 (owner read/write only); other files 0644 less the umask. The
-// parent directory must exist. Throws Error naming the path if any step fails.
-void WriteFileAtomically(const std::string& path, std::string_view content, bool private_key);
+// Deprecated, to be removed: ReadFile (common/util/file_io.h), which this forwards to. Kept only
+// until common/transport/tls.cc calls ReadFile itself.
+inline std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
+  return ReadFile(path, what);
+}
 
 // `t` as "YYYY-MM-DD HH:MM:SS UTC".
 std::string FormatUtc(std::time_t t);

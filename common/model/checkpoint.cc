@@ -1,51 +1,16 @@
 #include "common/model/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <torch/torch.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
-
-namespace {
-
-std::string ErrnoText() { return std::strerror(errno); }
-
-// Writes `bytes` to a new file at `path` and flushes it to disk.
-void WriteFileSynced(const std::string& path, const std::vector<char>& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw DataError("cannot create checkpoint file '" + path + "': " + ErrnoText());
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string error = ErrnoText();
-      ::close(fd);
-      throw DataError("cannot write checkpoint file '" + path + "': " + error);
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const std::string error = ErrnoText();
-    ::close(fd);
-    throw DataError("cannot flush checkpoint file '" + path + "' to disk: " + error);
-  }
-  if (::close(fd) != 0) {
-    throw DataError("cannot close checkpoint file '" + path + "': " + ErrnoText());
-  }
-}
-
-}  // namespace
 
 void SaveCheckpoint(const ModelState& state, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
@@ -55,27 +20,21 @@ void SaveCheckpoint(const ModelState& state, const std::string& path) {
                                          torch::kFloat));
   }
   const std::vector<char> bytes = torch::pickle_save(dict);
-  const std::string temporary = path + ".tmp";
   try {
-    WriteFileSynced(temporary, bytes);
-  } catch (const DataError&) {
-    std::remove(temporary.c_str());
-    throw;
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string error = ErrnoText();
-    std::remove(temporary.c_str());
-    throw DataError("cannot rename checkpoint file '" + temporary + "' to '" + path +
-                    "': " + error);
+    WriteFileAtomically(path, std::string_view(bytes.data(), bytes.size()), "checkpoint file");
+  } catch (const Error& e) {
+    throw DataError(e.what());
   }
 }
 
 ModelState LoadCheckpoint(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw DataError("cannot open checkpoint file '" + path + "': " + ErrnoText());
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(file)),
-                                std::istreambuf_iterator<char>());
-  if (file.bad()) throw DataError("cannot read checkpoint file '" + path + "': " + ErrnoText());
+  std::vector<char> bytes;
+  try {
+    const std::string content = ReadFile(path, "checkpoint file");
+    bytes.assign(content.begin(), content.end());
+  } catch (const Error& e) {
+    throw DataError(e.what());
+  }
 
   const std::string expected =
       "expected a torch.save archive of a dict {parameter name: float32 tensor} (from Python, "

@@ -21,9 +21,10 @@
 
 namespace fedmed {
 
-// Writes `state` to `path` as described above. The file is written to path + ".tmp", flushed to
-// disk and then renamed over `path`, so `path` never holds a partly written checkpoint, even if
-// the process dies meanwhile. Throws DataError naming the file if it cannot be written or renamed.
+// Writes `state` to `path` as described above, with WriteFileAtomically (common/util/file_io.h:
+// a temporary file beside it, fsync, rename over `path`, fsync of the directory), so `path` never
+// holds a partly written checkpoint, even if the process dies meanwhile. Throws DataError naming
+// the file, the failed step and the system's reason if it cannot be written or renamed.
 void SaveCheckpoint(const ModelState& state, const std::string& path);
 
 // Reads a checkpoint written by SaveCheckpoint, or a plain dict {name: tensor} saved by

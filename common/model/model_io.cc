@@ -1,15 +1,12 @@
 #include "common/model/model_io.h"
 
 #include <caffe2/serialize/inline_container.h>
-#include <fcntl.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -20,6 +17,7 @@
 #include "common/model/torchscript_model.h"
 #include "common/model/zoo.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -27,45 +25,15 @@ namespace {
 
 std::string ErrnoText() { return std::strerror(errno); }
 
-// Writes `bytes` to path + ".tmp", flushes it to disk and renames it over `path`.
-void WriteFileAtomically(const std::string& path, const std::string& bytes) {
-  const std::string temporary = path + ".tmp";
-  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw DataError("cannot create TorchScript file '" + temporary + "': " + ErrnoText());
-  }
-  const auto fail = [&](const std::string& action) {
-    const std::string error = ErrnoText();
-    ::close(fd);
-    std::remove(temporary.c_str());
-    throw DataError("cannot " + action + " TorchScript file '" + temporary + "': " + error);
-  };
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("write");
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("flush to disk");
-  if (::close(fd) != 0) {
-    const std::string error = ErrnoText();
-    std::remove(temporary.c_str());
-    throw DataError("cannot close TorchScript file '" + temporary + "': " + error);
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string error = ErrnoText();
-    std::remove(temporary.c_str());
-    throw DataError("cannot rename TorchScript file '" + temporary + "' to '" + path +
-                    "': " + error);
-  }
-}
-
 void SaveModule(torch::jit::Module& module, const std::string& path) {
   module.eval();
   std::ostringstream out;
   module.save(out);
-  WriteFileAtomically(path, out.str());
+  try {
+    WriteFileAtomically(path, out.str(), "TorchScript file");
+  } catch (const Error& e) {
+    throw DataError(e.what());
+  }
 }
 
 // --- The zoo's networks as TorchScript modules built in C++ ---

@@ -41,8 +41,8 @@ namespace fedmed {
 //   ResNet-18 stages (layer1, ...) and their blocks (layer1.0, ...).
 // - TorchScript models: the original file spec.torchscript_path, loaded again, with `state`
 //   copied into its parameters; its code is unchanged.
-// The module is saved in eval mode. The file is written to path + ".tmp", flushed to disk and
-// renamed over `path`, so `path` never holds a partly written model.
+// The module is saved in eval mode. The file is replaced with WriteFileAtomically
+// (common/util/file_io.h), so `path` never holds a partly written model.
 // Throws ConfigError as ValidateModelSpec / LoadScriptedClassifier (torchscript_model.h) for a bad
 // spec or unusable script; FormatError if `state` does not have the model's layout (naming
 // `path` and the first differing parameter); DataError naming the file if it cannot be written

@@ -4,11 +4,10 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
-#include "common/crypto/pki.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -69,8 +68,7 @@ PrivacyBudget::PrivacyBudget(std::string ledger_path, double budget_epsilon, dou
   if (!std::filesystem::exists(path_)) return;
   nlohmann::json j;
   try {
-    std::ifstream in(path_);
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(ReadFile(path_, "privacy ledger"));
     if (j.at("version").get<int>() != kLedgerVersion) {
       throw FormatError("privacy ledger " + path_ + ": version " +
                         std::to_string(j.at("version").get<int>()) + ", expected " +
@@ -180,7 +178,7 @@ void PrivacyBudget::Save() const {
                       {"epsilon_total", r.epsilon_total}});
   }
   j["rounds"] = rounds;
-  WriteFileAtomically(path_, j.dump(2) + "\n", /*private_key=*/false);
+  WriteFileAtomically(path_, j.dump(2) + "\n", "privacy ledger");
 }
 
 }  // namespace fedmed

@@ -9,8 +9,8 @@
 //             (site-level DP, McMahan et al., ICLR 2018), counted every round the site takes part.
 // A site that is not selected for a round, or declines it, spends nothing.
 //
-// The ledger file (JSON, written with WriteFileAtomically: temporary file, fsync, rename, fsync
-// of the directory) lists every committed round with its mechanism parameters; the accountant is
+// The ledger file (JSON, written with WriteFileAtomically of common/util/file_io.h: temporary
+// file, fsync, rename, fsync of the directory) lists every committed round with its mechanism parameters; the accountant is
 // rebuilt from that list when the site starts, so a restarted site resumes with exactly what it
 // had spent. Commit() returns only once the spend is on disk: callers commit before the update
 // they describe leaves the site, so a crash can lose an upload but never the record of a spend.
@@ -52,7 +52,7 @@ class PrivacyBudget {
   // from now on; the caller logs the change); a different delta or conversion is not.
   // Throws ConfigError for bad arguments, or a ledger kept at another delta or conversion (both
   // named); FormatError naming the file if it is not a ledger (corrupt JSON, missing fields,
-  // parameters out of range).
+  // parameters out of range); Error naming the file if it exists but cannot be read.
   PrivacyBudget(std::string ledger_path, double budget_epsilon, double delta,
                 RdpConversion conversion = RdpConversion::kBalle2020);
 

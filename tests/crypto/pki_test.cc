@@ -1,14 +1,12 @@
-// The federation PKI: issuing, inspecting and verifying certificates, key/cert pairing, files.
+// The federation PKI: issuing, inspecting and verifying certificates, key/cert pairing (file I/O:
+// tests/util/file_io_test.cc).
 #include "common/crypto/pki.h"
 
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -17,7 +15,6 @@
 namespace fedmed {
 namespace {
 
-namespace fs = std::filesystem;
 // Whether `text` contains `part`; prints both when not (gmock is not linked).
 ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
@@ -244,56 +241,6 @@ TEST_F(PkiTest, SameValidityAsTheCaEndsWithTheCaSecondsLater) {
   const PeerCheck check = VerifyPeerCertificate(site.cert_pem, ca.cert_pem, std::time(nullptr),
                                                 CertificatePurpose::kClientAuth);
   EXPECT_TRUE(check.ok) << check.reason;  // still a valid chain
-}
-
-class PkiFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("fedmed_pki_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
-};
-
-TEST_F(PkiFileTest, WriteAtomicallyThenRead) {
-  const std::string path = (dir_ / "cert.pem").string();
-  WriteFileAtomically(path, "first", false);
-  WriteFileAtomically(path, std::string("second\0binary", 13), false);
-  EXPECT_EQ(ReadFileOrThrow(path, "test file"), std::string("second\0binary", 13));
-  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1)
-      << "no temporary file may be left behind";
-}
-
-TEST_F(PkiFileTest, PrivateKeyGetsMode0600) {
-  const std::string path = (dir_ / "site.key").string();
-  WriteFileAtomically(path, "secret", true);
-  struct stat st {};
-  ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600);
-}
-
-TEST_F(PkiFileTest, ErrorsNameThePathAndWhat) {
-  const std::string missing = (dir_ / "nope.pem").string();
-  try {
-    ReadFileOrThrow(missing, "TLS certificate [tls] cert");
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_TRUE(Contains(e.what(), "TLS certificate [tls] cert"));
-    EXPECT_TRUE(Contains(e.what(), missing));
-    EXPECT_TRUE(Contains(e.what(), "No such file or directory"));
-  }
-  const std::string in_missing_dir = (dir_ / "no-dir" / "x.pem").string();
-  try {
-    WriteFileAtomically(in_missing_dir, "x", false);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_TRUE(Contains(e.what(), in_missing_dir));
-  }
-  EXPECT_THROW(ReadFileOrThrow(dir_.string(), "a directory"), Error);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "common/audit/privacy_log.h"
 #include "common/crypto/pki.h"
 #include "common/privacy/rdp_accountant.h"
+#include "common/util/file_io.h"
 #include "tests/audit/audit_test_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
@@ -63,8 +64,8 @@ class AuditLogToolTest : public ::testing::Test {
     const ProvisionResult result = ProvisionFederation(options);
     const fs::path out(options.out_dir);
     const auto party = [&](const fs::path& d) {
-      return KeyAndCert{ReadFileOrThrow((d / kAuditKeyFile).string(), "key"),
-                        ReadFileOrThrow((d / kAuditCertFile).string(), "cert")};
+      return KeyAndCert{ReadFile((d / kAuditKeyFile).string(), "key"),
+                        ReadFile((d / kAuditCertFile).string(), "cert")};
     };
     const testing::WrittenSiteLog w1 = testing::WriteSiteLog(
         *dir_ / "site-1.jsonl", *dir_ / "l1.json", party(out / "sites/site-1"), "site-1");

@@ -16,6 +16,7 @@
 #include "common/config/site_config.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 namespace {
@@ -33,7 +34,7 @@ unsigned Mode(const fs::path& path) {
   return st.st_mode & 0777;
 }
 
-std::string Read(const fs::path& path) { return ReadFileOrThrow(path.string(), "test file"); }
+std::string Read(const fs::path& path) { return ReadFile(path.string(), "test file"); }
 
 class ProvisionTest : public ::testing::Test {
  protected:
@@ -141,7 +142,7 @@ TEST_F(ProvisionTest, NeverOverwritesAnExistingCa) {
 
   // A non-empty directory without a CA is refused as well; an empty one is fine.
   fs::create_directories(dir_ / "other");
-  WriteFileAtomically((dir_ / "other/notes.txt").string(), "x", false);
+  WriteFileAtomically((dir_ / "other/notes.txt").string(), "x");
   options_.out_dir = (dir_ / "other").string();
   EXPECT_THROW(ProvisionFederation(options_), Error);
   fs::create_directories(dir_ / "empty");

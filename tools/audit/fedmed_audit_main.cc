@@ -40,6 +40,7 @@
 #include <stdlib.h>
 
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -54,9 +55,9 @@
 
 #include "common/audit/log_audit.h"
 #include "common/audit/privacy_log.h"
-#include "common/crypto/pki.h"
 #include "common/privacy/rdp_accountant.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 #include "common/util/process.h"
 #include "tools/audit/plot_epsilon_script.h"
 
@@ -230,8 +231,8 @@ CLI::App* AddVerifyCommand(CLI::App* app, VerifyFlags* flags) {
 }
 
 int RunVerifyCommand(const VerifyFlags& flags) {
-  const std::string cert = ReadFileOrThrow(flags.cert, "audit certificate (--cert)");
-  const std::string ca = flags.ca.empty() ? "" : ReadFileOrThrow(flags.ca, "CA certificate (--ca)");
+  const std::string cert = ReadFile(flags.cert, "audit certificate (--cert)");
+  const std::string ca = flags.ca.empty() ? "" : ReadFile(flags.ca, "CA certificate (--ca)");
   const LogVerification result = VerifyLog(flags.log, cert, ca);
   if (result.ok) {
     std::cout << "ok, " << result.entries << " entries\n";
@@ -321,8 +322,8 @@ void WritePlot(const std::vector<SiteLogAudit>& audits, const std::string& png) 
                 " not found; install Debian's python3 and python3-matplotlib (scripts/deps.sh)");
   }
   ScratchDir scratch;
-  WriteFileAtomically(scratch / "data.json", data.dump(2), false);
-  WriteFileAtomically(scratch / "plot_epsilon.py", kPlotEpsilonScript, false);
+  WriteFileAtomically(scratch / "data.json", data.dump(2), "plot data");
+  WriteFileAtomically(scratch / "plot_epsilon.py", kPlotEpsilonScript, "plot script");
   const std::string output = scratch / "output.txt";
   ChildProcess child({python, scratch / "plot_epsilon.py", scratch / "data.json", png}, output);
   const std::optional<int> status = child.Wait(300);
@@ -338,7 +339,7 @@ void WritePlot(const std::vector<SiteLogAudit>& audits, const std::string& png) 
   if (*status != 0) {
     std::string text;
     try {
-      text = ReadFileOrThrow(output, "plot output");
+      text = ReadFile(output, "plot output");
     } catch (const Error&) {
     }
     while (!text.empty() && text.back() == '\n') text.pop_back();
@@ -533,4 +534,9 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace fedmed
 
-int main(int argc, char** argv) { return fedmed::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
+  // reports naming the file, instead of killing the process (common/util/file_io.h).
+  std::signal(SIGXFSZ, SIG_IGN);
+  return fedmed::Main(argc, argv);
+}

@@ -11,6 +11,7 @@
 #include "common/config/toml_util.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -39,12 +40,14 @@ std::string WriteParty(const fs::path& dir, const std::string& stem, const KeyAn
                        const KeyAndCert& audit, const std::string& ca_cert_pem,
                        const std::string& config_name, const std::string& config_text) {
   CreateDirectory(dir);
-  WriteFileAtomically((dir / "ca.pem").string(), ca_cert_pem, false);
-  WriteFileAtomically((dir / (stem + ".pem")).string(), party.cert_pem, false);
-  WriteFileAtomically((dir / (stem + ".key")).string(), party.key_pem, true);
-  WriteFileAtomically((dir / kAuditCertFile).string(), audit.cert_pem, false);
-  WriteFileAtomically((dir / kAuditKeyFile).string(), audit.key_pem, true);
-  WriteFileAtomically((dir / config_name).string(), config_text, false);
+  WriteFileAtomically((dir / "ca.pem").string(), ca_cert_pem, "CA certificate");
+  WriteFileAtomically((dir / (stem + ".pem")).string(), party.cert_pem, "TLS certificate");
+  WriteFileAtomically((dir / (stem + ".key")).string(), party.key_pem, "TLS key",
+                      FilePermissions::kOwnerOnly);
+  WriteFileAtomically((dir / kAuditCertFile).string(), audit.cert_pem, "audit certificate");
+  WriteFileAtomically((dir / kAuditKeyFile).string(), audit.key_pem, "audit key",
+                      FilePermissions::kOwnerOnly);
+  WriteFileAtomically((dir / config_name).string(), config_text, "configuration");
   return (dir / kAuditCertFile).string();
 }
 
@@ -200,8 +203,9 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
   ProvisionResult result;
   result.ca_cert = (ca_dir / "ca.pem").string();
   result.ca_key = (ca_dir / "ca.key").string();
-  WriteFileAtomically(result.ca_cert, ca.cert_pem, false);
-  WriteFileAtomically(result.ca_key, ca.key_pem, true);
+  WriteFileAtomically(result.ca_cert, ca.cert_pem, "federation CA certificate");
+  WriteFileAtomically(result.ca_key, ca.key_pem, "federation CA key",
+                      FilePermissions::kOwnerOnly);
   result.coordinator_audit_cert = WriteParty(
       coordinator_dir, "coordinator", coordinator_cert,
       IssueAudit(ca, coordinator_request.common_name, options.validity_days), ca.cert_pem,
@@ -230,8 +234,8 @@ ProvisionResult AddSite(const std::string& out_dir, const std::string& name,
   ProvisionResult result;
   result.ca_cert = (out / "ca" / "ca.pem").string();
   result.ca_key = (out / "ca" / "ca.key").string();
-  const KeyAndCert ca{ReadFileOrThrow(result.ca_key, "federation CA key"),
-                      ReadFileOrThrow(result.ca_cert, "federation CA certificate")};
+  const KeyAndCert ca{ReadFile(result.ca_key, "federation CA key"),
+                      ReadFile(result.ca_cert, "federation CA certificate")};
   CheckKeyMatchesCertificate(ca.key_pem, ca.cert_pem, result.ca_key);
 
   std::string address = site_template.coordinator_address;
