@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -11,9 +12,7 @@ uint64_t SecureRandomUint64() {
   if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
     throw CryptoError("OpenSSL RAND_bytes failed: no secure random numbers available");
   }
-  uint64_t v = 0;
-  for (const unsigned char b : bytes) v = (v << 8) | b;
-  return v;
+  return LoadLittleEndian64(bytes);
 }
 
 }  // namespace fedmed

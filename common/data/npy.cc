@@ -4,6 +4,7 @@
 #include <limits>
 #include <map>
 
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -12,13 +13,6 @@ namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr size_t kMagicSize = 6;
-
-// Reads the `size`-byte little-endian unsigned integer at p.
-uint64_t LoadLittleEndian(const char* p, int size) {
-  uint64_t value = 0;
-  for (int i = size - 1; i >= 0; --i) value = (value << 8) | static_cast<unsigned char>(p[i]);
-  return value;
-}
 
 // The value of one key of the header dict. The header is a restricted Python literal: string
 // keys; values that are strings, True/False, or tuples of non-negative integers.

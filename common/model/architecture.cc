@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/crypto/sha256.h"
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -12,14 +13,14 @@ namespace {
 constexpr size_t kMaxListed = 5;
 
 void PutU32(Sha256& hash, uint32_t v) {
-  const uint8_t bytes[4] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8),
-                            static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 24)};
+  uint8_t bytes[4];
+  StoreLittleEndian32(bytes, v);
   hash.Update(bytes, sizeof(bytes));
 }
 
 void PutU64(Sha256& hash, uint64_t v) {
   uint8_t bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(v >> (8 * i));
+  StoreLittleEndian64(bytes, v);
   hash.Update(bytes, sizeof(bytes));
 }
 

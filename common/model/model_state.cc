@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -28,14 +29,6 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
     s += std::to_string(shape[i]);
   }
   return s + "]";
-}
-
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
 // Index of the first NaN or infinite value, or -1.
@@ -74,10 +67,8 @@ class Reader {
   }
 
   uint64_t Uint(int width, const char* field) {
-    std::string_view s = Bytes(static_cast<size_t>(width), field);
-    uint64_t v = 0;
-    for (int i = 0; i < width; ++i) v |= uint64_t{static_cast<uint8_t>(s[i])} << (8 * i);
-    return v;
+    return LoadLittleEndian(Bytes(static_cast<size_t>(width), field).data(),
+                            static_cast<size_t>(width));
   }
 
  private:
@@ -109,8 +100,8 @@ std::string EncodeModelState(const ModelState& state) {
   std::string out;
   out.reserve(size);
   out.append(kMagic, sizeof(kMagic));
-  PutU32(out, kVersion);
-  PutU32(out, static_cast<uint32_t>(state.tensors.size()));
+  AppendLittleEndian32(&out, kVersion);
+  AppendLittleEndian32(&out, static_cast<uint32_t>(state.tensors.size()));
   for (const NamedTensor& t : state.tensors) {
     const std::string prefix = "cannot encode model state: tensor '" + t.name + "' ";
     if (t.name.empty() || t.name.size() > kMaxNameLength) {
@@ -135,10 +126,10 @@ std::string EncodeModelState(const ModelState& state) {
       throw FormatError(prefix + "has a non-finite value (" + std::to_string(t.values[bad]) +
                         ") at flat index " + std::to_string(bad));
     }
-    PutU32(out, static_cast<uint32_t>(t.name.size()));
+    AppendLittleEndian32(&out, static_cast<uint32_t>(t.name.size()));
     out += t.name;
-    PutU32(out, static_cast<uint32_t>(t.shape.size()));
-    for (int64_t d : t.shape) PutU64(out, static_cast<uint64_t>(d));
+    AppendLittleEndian32(&out, static_cast<uint32_t>(t.shape.size()));
+    for (int64_t d : t.shape) AppendLittleEndian64(&out, static_cast<uint64_t>(d));
     out.push_back(static_cast<char>(kFloat32Tag));
     out.append(reinterpret_cast<const char*>(t.values.data()), 4 * t.values.size());
   }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/crypto/openssl_util.h"
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -48,11 +49,8 @@ class AesCtrStream {
       }
       done += static_cast<size_t>(len);
     }
-    for (size_t i = 0; i < n; ++i) {  // byte order: little-endian words on every host
-      const unsigned char* b = bytes + 4 * i;
-      words[i] = static_cast<uint32_t>(b[0]) | static_cast<uint32_t>(b[1]) << 8 |
-                 static_cast<uint32_t>(b[2]) << 16 | static_cast<uint32_t>(b[3]) << 24;
-    }
+    // Byte order: little-endian words on every host.
+    for (size_t i = 0; i < n; ++i) words[i] = LoadLittleEndian32(bytes + 4 * i);
   }
 
  private:

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -69,6 +70,16 @@ u128 Pow(u128 base, u128 e) {
 // a^(p-2) = a^-1 (mod p) for a != 0 (Fermat).
 u128 Inverse(u128 a) { return Pow(a, kP - 2); }
 
+// Field elements as kShamirElementBytes = 16 little-endian bytes.
+void StoreElement(u128 v, uint8_t* out) {
+  StoreLittleEndian64(out, static_cast<uint64_t>(v));
+  StoreLittleEndian64(out + 8, static_cast<uint64_t>(v >> 64));
+}
+
+u128 LoadElement(const uint8_t* in) {
+  return u128{LoadLittleEndian64(in + 8)} << 64 | LoadLittleEndian64(in);
+}
+
 // A uniform element of [0, p): 127 random bits, rejecting the single value p.
 u128 RandomElement() {
   unsigned char bytes[16];
@@ -78,21 +89,9 @@ u128 RandomElement() {
       OPENSSL_cleanse(bytes, sizeof(bytes));
       throw CryptoError("OpenSSL RAND_bytes failed while sharing a secret");
     }
-    v = 0;
-    for (int i = 15; i >= 0; --i) v = (v << 8) | bytes[i];
-    v &= kP;
+    v = LoadElement(bytes) & kP;
   } while (v == kP);
   OPENSSL_cleanse(bytes, sizeof(bytes));
-  return v;
-}
-
-void StoreElement(u128 v, uint8_t* out) {
-  for (size_t i = 0; i < kShamirElementBytes; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-u128 LoadElement(const uint8_t* in) {
-  u128 v = 0;
-  for (int i = static_cast<int>(kShamirElementBytes) - 1; i >= 0; --i) v = (v << 8) | in[i];
   return v;
 }
 
@@ -230,9 +229,7 @@ std::string ShamirCombine(const std::vector<ShamirShare>& shares, int threshold,
 
 std::string EncodeShamirShare(const ShamirShare& share) {
   std::string out(4 + share.y.size(), '\0');
-  for (int i = 0; i < 4; ++i) {
-    out[static_cast<size_t>(i)] = static_cast<char>(share.x >> (24 - 8 * i));
-  }
+  StoreBigEndian32(&out[0], share.x);
   std::copy(share.y.begin(), share.y.end(), out.begin() + 4);
   return out;
 }
@@ -244,9 +241,7 @@ ShamirShare DecodeShamirShare(std::string_view bytes) {
                       std::to_string(bytes.size()) + " bytes");
   }
   ShamirShare share;
-  for (int i = 0; i < 4; ++i) {
-    share.x = (share.x << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
-  }
+  share.x = LoadBigEndian32(bytes.data());
   if (share.x == 0 || share.x > static_cast<uint32_t>(kShamirMaxShares)) {
     throw FormatError("encoded Shamir share has x = " + std::to_string(share.x) +
                       ", expected 1.." + std::to_string(kShamirMaxShares));
