@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/util/error.h"
+#include "common/util/seeded_shuffle.h"
 
 namespace fedmed {
 
@@ -15,19 +16,11 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // Random variates built only on the raw 64-bit output of mt19937_64 (whose sequence the C++
-// standard fixes), never on std::*_distribution (whose algorithms differ between libraries).
+// standard fixes), never on std::*_distribution (whose algorithms differ between libraries); the
+// shuffle is SeededShuffle's (common/util/seeded_shuffle.h), on this engine.
 class Rng {
  public:
   explicit Rng(uint64_t seed) : engine_(seed) {}
-
-  // Uniform integer in [0, n), n >= 1, by rejection (no modulo bias).
-  uint64_t UniformInt(uint64_t n) {
-    const uint64_t threshold = (0 - n) % n;  // 2^64 mod n
-    while (true) {
-      const uint64_t r = engine_();
-      if (r >= threshold) return r % n;
-    }
-  }
 
   // Uniform double in (0, 1], with 53 random bits.
   double UniformPositive() { return static_cast<double>((engine_() >> 11) + 1) * 0x1.0p-53; }
@@ -60,12 +53,8 @@ class Rng {
     }
   }
 
-  // Fisher-Yates shuffle.
-  void Shuffle(std::vector<int64_t>* v) {
-    for (size_t i = v->size(); i > 1; --i) {
-      std::swap((*v)[i - 1], (*v)[UniformInt(i)]);
-    }
-  }
+  // Fisher-Yates shuffle from the same engine (common/util/seeded_shuffle.h).
+  void Shuffle(std::vector<int64_t>* v) { SeededShuffle(v, engine_); }
 
  private:
   std::mt19937_64 engine_;

@@ -5,53 +5,44 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "common/crypto/openssl_util.h"
 #include "common/crypto/pki.h"
 #include "common/secagg/shamir.h"
+#include "common/util/byte_order.h"
+#include "common/util/seeded_shuffle.h"
 
 namespace fedmed {
 namespace {
 
 constexpr char kDomain[] = "fedmed-secagg-v1";
 
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint32_t GetU32(std::string_view s, size_t at) {
-  uint32_t v = 0;
-  for (size_t i = 0; i < 4; ++i) v = v << 8 | static_cast<unsigned char>(s[at + i]);
-  return v;
-}
-
 void PutBytes(std::string* out, std::string_view bytes) {
-  PutU32(out, static_cast<uint32_t>(bytes.size()));
+  AppendBigEndian32(out, static_cast<uint32_t>(bytes.size()));
   out->append(bytes.data(), bytes.size());
 }
 
 std::string Context(const SecAggRoundConfig& c, const char* purpose) {
   std::string s(kDomain);
   PutBytes(&s, purpose);
-  PutU32(&s, static_cast<uint32_t>(c.round));
-  PutU32(&s, static_cast<uint32_t>(c.attempt));
+  AppendBigEndian32(&s, static_cast<uint32_t>(c.round));
+  AppendBigEndian32(&s, static_cast<uint32_t>(c.attempt));
   return s;
 }
 
 // HKDF info / AEAD associated data for the pair (a, b), the same at both ends.
 std::string PairContext(const SecAggRoundConfig& c, const char* purpose, uint32_t a, uint32_t b) {
   std::string s = Context(c, purpose);
-  PutU32(&s, std::min(a, b));
-  PutU32(&s, std::max(a, b));
+  AppendBigEndian32(&s, std::min(a, b));
+  AppendBigEndian32(&s, std::max(a, b));
   return s;
 }
 
 // Associated data of the share sealed by `from` for `to` (directional).
 std::string ShareAad(const SecAggRoundConfig& c, uint32_t from, uint32_t to) {
   std::string s = Context(c, "share");
-  PutU32(&s, from);
-  PutU32(&s, to);
+  AppendBigEndian32(&s, from);
+  AppendBigEndian32(&s, to);
   return s;
 }
 
@@ -130,8 +121,9 @@ const std::string& SecAggRoundConfig::SiteAt(uint32_t index) const {
 
 namespace {
 
-// SecAgg+'s ring: a permutation of 1..n drawn from (round, attempt), public and the same for all,
-// and each index's position on it. Every stage asks for it once per pair of sites, so the last
+// SecAgg+'s ring: a permutation of 1..n drawn from (round, attempt) with SeededShuffle (portable:
+// the same at every party whatever its standard library), public and the same for all, and each
+// index's position on it. Every stage asks for it once per pair of sites, so the last
 // ring drawn is kept, per thread (no locking; a config is shared between threads).
 struct Ring {
   int round = -1;
@@ -146,12 +138,8 @@ const Ring& RingOf(int round, int attempt, uint32_t n) {
   if (ring.round == round && ring.attempt == attempt && ring.n == n) return ring;
   ring.order.resize(n);
   for (uint32_t i = 0; i < n; ++i) ring.order[i] = i + 1;
-  std::mt19937_64 rng(0x5ecA995ULL ^ (static_cast<uint64_t>(round) << 20) ^
-                      static_cast<uint64_t>(attempt));
-  for (uint32_t i = n - 1; i > 0; --i) {  // Fisher-Yates with an explicit, portable draw
-    const uint32_t j = static_cast<uint32_t>(rng() % (i + 1));
-    std::swap(ring.order[i], ring.order[j]);
-  }
+  SeededShuffle(&ring.order, 0x5ecA995ULL ^ (static_cast<uint64_t>(round) << 20) ^
+                                 static_cast<uint64_t>(attempt));
   ring.position.assign(n + 1, 0);
   for (uint32_t p = 0; p < n; ++p) ring.position[ring.order[p]] = p;
   ring.round = round;
@@ -202,7 +190,7 @@ FixedPointCodec SecAggRoundConfig::Codec() const {
 
 std::string AdvertisedKeysMessage(const SecAggRoundConfig& config, const AdvertisedKeys& keys) {
   std::string m = Context(config, "advertise");
-  PutU32(&m, keys.index);
+  AppendBigEndian32(&m, keys.index);
   PutBytes(&m, keys.site);
   PutBytes(&m, keys.c_public_key);
   PutBytes(&m, keys.s_public_key);
@@ -308,8 +296,8 @@ std::vector<EncryptedShare> SecAggClient::ShareKeys(const std::vector<Advertised
   for (const auto& [v, keys] : u1_) {
     if (v != index_ && !std::binary_search(mine.begin(), mine.end(), v)) continue;
     std::string plain;
-    PutU32(&plain, index_);
-    PutU32(&plain, v);
+    AppendBigEndian32(&plain, index_);
+    AppendBigEndian32(&plain, v);
     const std::string bs = EncodeShamirShare(b_shares[v - 1]);
     const std::string ss = EncodeShamirShare(s_shares[v - 1]);
     PutBytes(&plain, bs);
@@ -369,12 +357,13 @@ MaskedInput SecAggClient::MaskInput(const std::vector<EncryptedShare>& inbox,
     bool ok = AeadOpen(key, e.ciphertext, ShareAad(config_, e.from, index_), &plain);
     if (ok) {
       const std::string_view p = plain.view();
-      ok = p.size() >= 12 && GetU32(p, 0) == e.from && GetU32(p, 4) == index_;
+      ok = p.size() >= 12 && LoadBigEndian32(p.data()) == e.from &&
+           LoadBigEndian32(p.data() + 4) == index_;
       if (ok) {
-        const uint32_t bl = GetU32(p, 8);
+        const uint32_t bl = LoadBigEndian32(p.data() + 8);
         ok = p.size() >= 12 + static_cast<size_t>(bl) + 4;
         if (ok) {
-          const uint32_t sl = GetU32(p, 12 + bl);
+          const uint32_t sl = LoadBigEndian32(p.data() + 12 + bl);
           ok = p.size() == 16 + static_cast<size_t>(bl) + sl;
           if (ok) {
             received_.emplace(e.from, std::make_pair(SecretBytes(std::string(p.substr(12, bl))),

@@ -1,9 +1,9 @@
 #include "coordinator/round/round_state_machine.h"
 
 #include <algorithm>
-#include <random>
 
 #include "common/util/error.h"
+#include "common/util/seeded_shuffle.h"
 
 namespace fedmed {
 
@@ -58,9 +58,9 @@ void RoundStateMachine::StartRound(bool retry) {
   selected_.clear();
   for (const auto& [name, site] : sites_) selected_.push_back(name);
   if (sites_per_round_ > 0 && sites_per_round_ < static_cast<int>(selected_.size())) {
-    std::mt19937_64 rng(seed_ * 1000003ULL + static_cast<uint64_t>(round_) * 7919ULL +
-                        static_cast<uint64_t>(attempt_));
-    std::shuffle(selected_.begin(), selected_.end(), rng);
+    // Portable: the same sites on every platform for a seed, round and attempt.
+    SeededShuffle(&selected_, seed_ * 1000003ULL + static_cast<uint64_t>(round_) * 7919ULL +
+                                  static_cast<uint64_t>(attempt_));
     selected_.resize(static_cast<std::size_t>(sites_per_round_));
     std::sort(selected_.begin(), selected_.end());
   }
