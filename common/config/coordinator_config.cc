@@ -281,7 +281,7 @@ ConfigSection<C> SecureAggregationSection() {
       },
       {
           [](const C& c, const std::string& f) {
-            if (c.secure_aggregation.enabled && NeedsIndividualUpdates(c.strategy.name)) {
+            if (c.secure_aggregation.enabled && StrategyNeedsIndividualUpdates(c.strategy.name)) {
               throw ConfigError(
                   SettingName(f, "strategy", "name") + ": " + TomlString(c.strategy.name) +
                   " needs each site's update on its own, but [secure_aggregation] enabled = "

@@ -157,7 +157,7 @@ std::optional<StrategyKind> ParseStrategyKind(const std::string& name) {
   return std::nullopt;
 }
 
-bool NeedsIndividualUpdates(const std::string& name) {
+bool StrategyNeedsIndividualUpdates(const std::string& name) {
   const std::optional<StrategyKind> kind = ParseStrategyKind(name);
   return kind == StrategyKind::kMedian || kind == StrategyKind::kTrimmedMean;
 }

@@ -60,7 +60,7 @@ std::optional<StrategyKind> ParseStrategyKind(const std::string& name);
 
 // True for the strategies that need each site's update on its own (median, trimmed_mean), which
 // secure aggregation (the coordinator sees only the sum) cannot serve. False for unknown names.
-bool NeedsIndividualUpdates(const std::string& name);
+bool StrategyNeedsIndividualUpdates(const std::string& name);
 
 // Checks a [strategy] section (see StrategyConfig). Throws ConfigError
 //   "<config_path>: [strategy] <key>: expected <what>, got <value>"

@@ -206,6 +206,19 @@ TEST(ConfigTablesTest, CheckpointEveryIsRefusedWithItsReason) {
       << e;
 }
 
+TEST(ConfigTablesTest, NamesParseIntoEnums) {
+  EXPECT_EQ(ParseStrategyKind("trimmed_mean"), StrategyKind::kTrimmedMean);
+  EXPECT_EQ(ParseStrategyKind("fedavg"), StrategyKind::kFedAvg);
+  EXPECT_FALSE(ParseStrategyKind("fedsgd"));
+  EXPECT_TRUE(StrategyNeedsIndividualUpdates("median"));
+  EXPECT_FALSE(StrategyNeedsIndividualUpdates("fedadam"));
+  EXPECT_EQ(ParsePrivacyMode("dp-sgd"), PrivacyMode::kDpSgd);
+  EXPECT_EQ(ParsePrivacyMode("none"), PrivacyMode::kNone);
+  EXPECT_FALSE(ParsePrivacyMode("dpsgd"));
+  EXPECT_EQ(ParseDataFormat("image_folder"), DataFormat::kImageFolder);
+  EXPECT_FALSE(ParseDataFormat("nifti"));
+}
+
 // docs/CONFIGURATION.md shows the files the tables render; on failure, the expected text is
 // printed to paste into the page.
 TEST(ConfigTablesTest, DocsShowWhatTheTablesRender) {

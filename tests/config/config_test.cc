@@ -336,10 +336,6 @@ TEST_F(ConfigTest, BadCoordinatorValuesNameFileSectionAndKey) {
                  [](const std::string& p) { LoadCoordinatorConfig(p); });
 }
 
-bool StrategyNeedsIndividualUpdates(const std::string& name) {
-  return name == "median" || name == "trimmed_mean";
-}
-
 TEST_F(ConfigTest, SecureAggregationIsValidatedAndRefusesRobustStrategies) {
   const auto load = [&](const std::string& extra) {
     return LoadCoordinatorConfig(Write("sa.toml", std::string(kCoordinatorBase) + extra));
