@@ -3,7 +3,7 @@
 
 Usage: experiments/summarize_sweep.py SWEEP_DIR [SWEEP_DIR ...]
 
-Reads SWEEP_DIR/sweep.csv (written by fedmed-simulate, experiments/experiment.h) and prints
+Reads SWEEP_DIR/sweep.csv (written by fedmed-simulate, simulator/experiment.h) and prints
 Markdown tables: one row per combination of the swept values other than the seed (strategy,
 alpha, sites, epsilon), with the test ACC and AUC of the final round (mean +- std over the seeds),
 the same for the round chosen on the validation split when the sweep has the selection columns

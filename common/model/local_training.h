@@ -57,7 +57,7 @@ struct TrainSettings {
   AugmentationSpec augmentation = {};
   // Called by TrainLocal after each epoch (1-based `epoch`) with the model's parameters and
   // buffers at that point, in `global`'s layout, e.g. to evaluate every epoch and keep the best on
-  // a validation split (experiments/model_selection.h). Training goes on unchanged afterwards;
+  // a validation split (simulator/model_selection.h). Training goes on unchanged afterwards;
   // what it throws propagates out of TrainLocal. Empty (the default): not called, no copy made.
   std::function<void(int epoch, const ModelState& state)> on_epoch_end = {};
 };

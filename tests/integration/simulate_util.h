@@ -1,6 +1,6 @@
 // Shared by the integration tests that run a whole federation with fedmed-simulate: the config
 // they start from and the run itself (read its metrics.jsonl with ReadJsonLines from
-// experiments/simulation.h).
+// simulator/simulation.h).
 #ifndef FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 #define FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 
@@ -15,7 +15,7 @@
 
 #include "common/util/data_path.h"
 #include "common/util/process.h"
-#include "experiments/simulation.h"
+#include "simulator/simulation.h"
 #include "tests/test_util.h"
 
 namespace fedmed {

@@ -9,8 +9,8 @@
 // evaluated on the coordinator's held-out set ([evaluation] data and split). Without differential
 // privacy, whatever [privacy] says: it is the reference the private federation is measured
 // against.
-#ifndef FEDMED_EXPERIMENTS_BASELINE_H_
-#define FEDMED_EXPERIMENTS_BASELINE_H_
+#ifndef FEDMED_SIMULATOR_BASELINE_H_
+#define FEDMED_SIMULATOR_BASELINE_H_
 
 #include <cstdint>
 #include <optional>
@@ -20,8 +20,8 @@
 
 #include "common/data/image_set.h"
 #include "common/metrics/classification_metrics.h"
-#include "experiments/model_selection.h"
-#include "experiments/simulation.h"
+#include "simulator/model_selection.h"
+#include "simulator/simulation.h"
 
 namespace fedmed {
 
@@ -68,4 +68,4 @@ BaselineResult RunBaseline(const SimulationConfig& config, const std::string& da
 
 }  // namespace fedmed
 
-#endif  // FEDMED_EXPERIMENTS_BASELINE_H_
+#endif  // FEDMED_SIMULATOR_BASELINE_H_

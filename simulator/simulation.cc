@@ -1,4 +1,4 @@
-#include "experiments/simulation.h"
+#include "simulator/simulation.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -36,7 +36,7 @@
 #include "common/util/file_io.h"
 #include "common/util/process.h"
 #include "coordinator/coordinator.h"
-#include "experiments/experiment.h"
+#include "simulator/experiment.h"
 #include "site_agent/compute_slots.h"
 #include "site_agent/site_agent.h"
 #include "tools/pki/provision.h"

@@ -1,4 +1,4 @@
-#include "experiments/model_selection.h"
+#include "simulator/model_selection.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "common/model/model_state.h"
 #include "common/util/error.h"
 #include "coordinator/coordinator.h"
-#include "experiments/baseline.h"
+#include "simulator/baseline.h"
 
 namespace fedmed {
 

@@ -1,4 +1,4 @@
-#include "experiments/experiment.h"
+#include "simulator/experiment.h"
 
 #include <algorithm>
 #include <chrono>
@@ -17,8 +17,8 @@
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "common/util/process.h"
-#include "experiments/baseline.h"
-#include "experiments/model_selection.h"
+#include "simulator/baseline.h"
+#include "simulator/model_selection.h"
 
 namespace fedmed {
 
@@ -109,7 +109,7 @@ void WriteSweepTables(const fs::path& dir, const SimulationConfig& base,
   if (select) {
     md << "; \"sel.\" = the round (pooled: the epoch) with the best AUC on the "
        << base.select_split << " split, and its metrics on the " << base.coordinator.eval_split
-       << " split (experiments/model_selection.h)";
+       << " split (simulator/model_selection.h)";
   }
   md << ". " << rows.size() << " of " << total << " runs done.\n\n| run |";
   for (const std::string& k : keys) md << " " << k << " |";

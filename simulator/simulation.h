@@ -28,8 +28,8 @@
 // Everything (configs, certificates, logs, metrics, checkpoints) stays in the run directory,
 // whose path is printed at the end. RunExperiment (experiment.h) adds sweeps, the pooled
 // baseline and plots on top.
-#ifndef FEDMED_EXPERIMENTS_SIMULATION_H_
-#define FEDMED_EXPERIMENTS_SIMULATION_H_
+#ifndef FEDMED_SIMULATOR_SIMULATION_H_
+#define FEDMED_SIMULATOR_SIMULATION_H_
 
 #include <cstdint>
 #include <map>
@@ -190,4 +190,4 @@ bool SimulationInterrupted();
 
 }  // namespace fedmed
 
-#endif  // FEDMED_EXPERIMENTS_SIMULATION_H_
+#endif  // FEDMED_SIMULATOR_SIMULATION_H_

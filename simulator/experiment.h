@@ -18,8 +18,8 @@
 //   sweep.md   the same as a Markdown table, headed by the command that made it
 // in the sweep directory; at the end, global_metrics.png there compares the runs' curves (up to
 // 12 runs) and sweep_metrics.png their mean over seeds per strategy (plot_results.py).
-#ifndef FEDMED_EXPERIMENTS_EXPERIMENT_H_
-#define FEDMED_EXPERIMENTS_EXPERIMENT_H_
+#ifndef FEDMED_SIMULATOR_EXPERIMENT_H_
+#define FEDMED_SIMULATOR_EXPERIMENT_H_
 
 #include <ostream>
 #include <string>
@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "common/config/coordinator_config.h"
-#include "experiments/simulation.h"
+#include "simulator/simulation.h"
 
 namespace fedmed {
 
@@ -85,4 +85,4 @@ bool RunPlots(const std::string& bin_dir, const std::string& dir, std::ostream& 
 
 }  // namespace fedmed
 
-#endif  // FEDMED_EXPERIMENTS_EXPERIMENT_H_
+#endif  // FEDMED_SIMULATOR_EXPERIMENT_H_

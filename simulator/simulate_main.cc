@@ -1,5 +1,5 @@
 // fedmed-simulate: runs a whole federation (or a grid of them) on this machine. See
-// experiments/simulation.h and experiments/experiment.h.
+// simulator/simulation.h and simulator/experiment.h.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -8,8 +8,8 @@
 
 #include "common/util/error.h"
 #include "common/util/process.h"
-#include "experiments/experiment.h"
-#include "experiments/simulation.h"
+#include "simulator/experiment.h"
+#include "simulator/simulation.h"
 
 int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically

@@ -10,8 +10,8 @@
 // For a federation the models are the coordinator's per-round checkpoints
 // (<run>/coordinator/checkpoints/round-NNNN.pt, written after every round); for the pooled
 // baseline, the model after each epoch (baseline.h).
-#ifndef FEDMED_EXPERIMENTS_MODEL_SELECTION_H_
-#define FEDMED_EXPERIMENTS_MODEL_SELECTION_H_
+#ifndef FEDMED_SIMULATOR_MODEL_SELECTION_H_
+#define FEDMED_SIMULATOR_MODEL_SELECTION_H_
 
 #include <cstddef>
 #include <string>
@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/metrics/classification_metrics.h"
-#include "experiments/simulation.h"
+#include "simulator/simulation.h"
 
 namespace fedmed {
 
@@ -63,4 +63,4 @@ ModelSelection SelectCheckpoint(const SimulationConfig& config, const std::strin
 
 }  // namespace fedmed
 
-#endif  // FEDMED_EXPERIMENTS_MODEL_SELECTION_H_
+#endif  // FEDMED_SIMULATOR_MODEL_SELECTION_H_

@@ -1,4 +1,4 @@
-#include "experiments/baseline.h"
+#include "simulator/baseline.h"
 
 #include <chrono>
 #include <cmath>
