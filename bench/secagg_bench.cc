@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "common/audit/audit_key.h"
 #include "common/audit/privacy_log.h"
+#include "common/crypto/audit_key.h"
 #include "common/crypto/pki.h"
 #include "common/secagg/protocol.h"
 

@@ -59,7 +59,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/audit/audit_key.h"
+#include "common/crypto/audit_key.h"
 
 namespace fedmed {
 

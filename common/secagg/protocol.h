@@ -47,7 +47,7 @@
 #include <string>
 #include <vector>
 
-#include "common/audit/audit_key.h"
+#include "common/crypto/audit_key.h"
 #include "common/secagg/key_agreement.h"
 #include "common/secagg/masking.h"
 #include "common/util/error.h"

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "common/audit/audit_key.h"
+#include "common/crypto/audit_key.h"
 #include "common/crypto/pki.h"
 #include "common/crypto/sha256.h"
 #include "common/util/error.h"

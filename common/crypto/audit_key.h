@@ -1,4 +1,5 @@
-// Ed25519 keys that sign and verify privacy-log entries (common/audit/privacy_log.h).
+// Ed25519 keys that sign and verify privacy-log entries (common/audit/privacy_log.h) and the
+// secure-aggregation key advertisements (common/secagg/protocol.h).
 //
 // Every writer of a privacy log (a site or the coordinator) holds one Ed25519 key (RFC 8032),
 // written by fedmed-pki as audit.key (unencrypted PKCS#8 PEM, mode 0600) beside audit.pem, an
@@ -9,8 +10,8 @@
 //
 // Both classes are cheap to copy (copies share one reference-counted EVP_PKEY) and safe to use
 // from several threads at once (each call uses its own EVP_MD_CTX; the key is only read).
-#ifndef FEDMED_COMMON_AUDIT_AUDIT_KEY_H_
-#define FEDMED_COMMON_AUDIT_AUDIT_KEY_H_
+#ifndef FEDMED_COMMON_CRYPTO_AUDIT_KEY_H_
+#define FEDMED_COMMON_CRYPTO_AUDIT_KEY_H_
 
 #include <openssl/evp.h>
 
@@ -67,4 +68,4 @@ class AuditSigningKey {
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COMMON_AUDIT_AUDIT_KEY_H_
+#endif  // FEDMED_COMMON_CRYPTO_AUDIT_KEY_H_

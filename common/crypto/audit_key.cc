@@ -1,4 +1,4 @@
-#include "common/audit/audit_key.h"
+#include "common/crypto/audit_key.h"
 
 #include <openssl/pem.h>
 
