@@ -9,7 +9,7 @@
 #include "common/crypto/sha256.h"
 #include "common/model/model_state.h"
 #include "common/transport/chunking.h"
-#include "coordinator/aggregation/fedavg.h"
+#include "coordinator/strategy/fedavg_aggregator.h"
 
 namespace fedmed {
 namespace {

@@ -7,8 +7,8 @@
 // F_k(w) + (mu/2) ||w - w_t||^2. ConfigureFit hands mu to the sites; applying it is the site's
 // job.
 //
-// Updates go into a float64 running sum (FedAvgAggregator, coordinator/aggregation/fedavg.h):
-// memory is twice the model in float64 whatever the number of sites, and no update is kept.
+// Updates go into a float64 running sum (FedAvgAggregator, fedavg_aggregator.h): memory is twice
+// the model in float64 whatever the number of sites, and no update is kept.
 #ifndef FEDMED_COORDINATOR_STRATEGY_FEDAVG_STRATEGY_H_
 #define FEDMED_COORDINATOR_STRATEGY_FEDAVG_STRATEGY_H_
 
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/aggregation/fedavg.h"
+#include "coordinator/strategy/fedavg_aggregator.h"
 #include "coordinator/strategy/strategy.h"
 
 namespace fedmed {

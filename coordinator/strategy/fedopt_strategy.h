@@ -36,7 +36,7 @@
 #include <memory>
 #include <string>
 
-#include "coordinator/aggregation/fedavg.h"
+#include "coordinator/strategy/fedavg_aggregator.h"
 #include "coordinator/strategy/strategy.h"
 
 namespace fedmed {

@@ -1,4 +1,4 @@
-#include "coordinator/aggregation/fedavg.h"
+#include "coordinator/strategy/fedavg_aggregator.h"
 
 #include <gtest/gtest.h>
 

@@ -4,9 +4,11 @@
 // Sites send updates Δ_k = w_k - w_t (trained minus global weights) with their sample counts n_k.
 // The new global model is w_{t+1} = w_t + Σ_k n_k Δ_k / Σ_k n_k. Updates are added as they arrive,
 // into one float64 accumulator per parameter, so memory is (model size × 2) whatever the number of
-// sites, and no site's update is kept after it has been added.
-#ifndef FEDMED_COORDINATOR_AGGREGATION_FEDAVG_H_
-#define FEDMED_COORDINATOR_AGGREGATION_FEDAVG_H_
+// sites, and no site's update is kept after it has been added. The weighted-mean strategies build
+// on it: fedavg and fedprox (fedavg_strategy.h), fedadam, fedyogi and fedadagrad
+// (fedopt_strategy.h).
+#ifndef FEDMED_COORDINATOR_STRATEGY_FEDAVG_AGGREGATOR_H_
+#define FEDMED_COORDINATOR_STRATEGY_FEDAVG_AGGREGATOR_H_
 
 #include <cstdint>
 #include <mutex>
@@ -45,4 +47,4 @@ class FedAvgAggregator {
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COORDINATOR_AGGREGATION_FEDAVG_H_
+#endif  // FEDMED_COORDINATOR_STRATEGY_FEDAVG_AGGREGATOR_H_
