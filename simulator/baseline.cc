@@ -3,9 +3,9 @@
 #include <chrono>
 #include <cmath>
 
+#include "common/data/hospital/site_images.h"
 #include "common/data/medmnist.h"
 #include "common/data/preprocess.h"
-#include "common/data/site_images.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/model/model_io.h"

@@ -27,9 +27,9 @@
 
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
+#include "common/data/hospital/site_images.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
-#include "common/data/site_images.h"
 #include "common/model/frozen_layers.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
@@ -48,7 +48,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The smallest shares LoadSiteSplit asks the partition for (common/data/site_images.h).
+// The smallest shares LoadSiteSplit asks the partition for (common/data/hospital/site_images.h).
 constexpr int64_t kMinTrainPerSite = 10;
 constexpr int64_t kMinTestPerSite = 1;
 

@@ -149,9 +149,9 @@ using LoadedFiles = std::map<std::string, std::shared_ptr<const MedMnist>>;
 // Loads (once, into `files`) every .npz file the sites use and returns each site's share,
 // computed with the partition code the site agents use (common/data/partition.h; the minimum
 // sizes of LoadSiteSplit: 10 training images and 1 test image per site). Sites with another
-// format are loaded as the site will load them (LoadSiteSplit, common/data/site_images.h), and
-// not kept. Throws DataError / ConfigError as LoadMedMnist, LoadSiteSplit and
-// PartitionIndices do.
+// format are loaded as the site will load them (LoadSiteSplit,
+// common/data/hospital/site_images.h), and not kept. Throws DataError / ConfigError as
+// LoadMedMnist, LoadSiteSplit and PartitionIndices do.
 std::vector<SiteShardSummary> DescribeSiteShards(const SimulationConfig& config,
                                                  const std::string& data_root, LoadedFiles* files);
 

@@ -10,8 +10,8 @@
 // preprocessing or TorchScript architecture) or after [connection] give_up_after_seconds.
 //
 // The site's images are loaded in its [data] format (MedMNIST .npz, image folder, CSV manifest
-// or DICOM; common/data/site_images.h), preprocessed with its [data] preprocessing keys, whose
-// canonical form it announces at registration. With a [model] torchscript_path it also
+// or DICOM; common/data/hospital/site_images.h), preprocessed with its [data] preprocessing keys,
+// whose canonical form it announces at registration. With a [model] torchscript_path it also
 // announces its script's architecture. Every train or evaluate task carries the federation's
 // preprocessing and model name: the site refuses a task whose preprocessing differs from its
 // own, or that names a TorchScript model when it has no torchscript_path (logged as an error;

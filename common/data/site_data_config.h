@@ -1,8 +1,10 @@
 // The [data] section of a site's configuration as a plain struct: which images a site trains on,
 // in which format, which share of them, and how they are preprocessed and augmented. It lives
-// with the data code (LoadSiteSplit, common/data/site_images.h, loads what it describes) so that
-// loading data does not depend on the configuration library; common/config/site_config.h reads,
-// validates and renders it (ValidateSiteDataConfig). Header only; no TOML.
+// with the data code (LoadSiteSplit, common/data/hospital/site_images.h, loads what it describes)
+// so that loading data does not depend on the configuration library; common/config/site_config.h
+// reads, validates and renders it (ValidateSiteDataConfig). Header only; no TOML. It describes
+// every format (MedMNIST included) and is read by the configuration library, so it stays in
+// common/data/ rather than common/data/hospital/ (whose library links stb and DCMTK).
 #ifndef FEDMED_COMMON_DATA_SITE_DATA_CONFIG_H_
 #define FEDMED_COMMON_DATA_SITE_DATA_CONFIG_H_
 
@@ -20,14 +22,15 @@ namespace fedmed {
 // hospitals differ (see common/data/partition.h).
 //
 // The hospital's images come in one of four formats (docs/DATA.md, "Hospital data"), loaded by
-// LoadSiteSplit (common/data/site_images.h):
+// LoadSiteSplit (common/data/hospital/site_images.h):
 //   "medmnist"      path = a MedMNIST .npz archive (common/data/medmnist.h)
 //   "image_folder"  path = a folder in torchvision's ImageFolder convention; with subfolders
 //                   train/, val/, test/ each is a split, else every image is training data
-//                   (common/data/image_folder.h)
+//                   (common/data/hospital/image_folder.h)
 //   "csv"           path = a CSV manifest path,label[,split] of PNG/JPEG files
 //   "dicom"         path = a CSV manifest path,label[,split] or sop_instance_uid,label[,split] of
-//                   DICOM files (common/data/dicom.h); dicom_dir, window_center/width apply
+//                   DICOM files (common/data/hospital/dicom.h); dicom_dir, window_center/width
+//                   apply
 // Preprocessing (image_size, channels, normalization, mean, std, equalize; common/data/
 // preprocess.h) applies to every format and must be the same at every site of a federation.
 struct SiteDataConfig {

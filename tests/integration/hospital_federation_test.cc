@@ -36,7 +36,7 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
 #include "common/model/checkpoint.h"
@@ -46,7 +46,7 @@
 #include "common/util/data_path.h"
 #include "coordinator/coordinator.h"
 #include "site_agent/site_agent.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/data/npz_test_util.h"
 #include "tests/integration/refusal_util.h"
 #include "tests/integration/simulate_util.h"

@@ -1,14 +1,14 @@
 // A site's images, whatever their format: the one call the site agent (and the simulator) makes to
 // get its training or test set from its [data] config (SiteDataConfig, common/data/
 // site_data_config.h; read and validated by common/config/site_config.h). Library
-// fedmed_hospital_data (it links DCMTK); no LibTorch, and no dependency on the configuration
-// library.
-#ifndef FEDMED_COMMON_DATA_SITE_IMAGES_H_
-#define FEDMED_COMMON_DATA_SITE_IMAGES_H_
+// fedmed_hospital_data (it links stb and DCMTK); no LibTorch, and no dependency on the
+// configuration library.
+#ifndef FEDMED_COMMON_DATA_HOSPITAL_SITE_IMAGES_H_
+#define FEDMED_COMMON_DATA_HOSPITAL_SITE_IMAGES_H_
 
 #include <string>
 
-#include "common/data/image_loading.h"
+#include "common/data/hospital/image_loading.h"
 #include "common/data/image_set.h"
 #include "common/data/medmnist.h"
 #include "common/data/site_data_config.h"
@@ -17,8 +17,9 @@ namespace fedmed {
 
 // Loads this site's share of `split` as described by `data`:
 //   1. the split, by data.format, from ResolveDataPath(data.path, data_root):
-//      "medmnist"      LoadMedMnistSplit (medmnist.h), then PreprocessImageSet(data.preprocess):
-//                      with the default preprocessing the pixels are the file's, bit for bit;
+//      "medmnist"      LoadMedMnistSplit (common/data/medmnist.h), then
+//                      PreprocessImageSet(data.preprocess): with the default preprocessing the
+//                      pixels are the file's, bit for bit;
 //      "image_folder"  if the folder has any of the subfolders train/, val/, test/, the split's
 //                      subfolder (an absent one gives an empty set) with the classes of all
 //                      three subfolders together (sorted, so every split numbers them alike);
@@ -30,8 +31,9 @@ namespace fedmed {
 //      image files are preprocessed with data.preprocess, decoded in data.decode_threads
 //      threads, and refused above data.max_bad_fraction bad files (image_loading.h);
 //   2. with data.partition other than "none", shard data.shard of data.num_shards of it
-//      (ShardIndices, partition.h, with alpha and seed; at least 10 images per shard for the
-//      training split, 1 for val and test), as the site agent has always done for .npz files.
+//      (ShardIndices, common/data/partition.h, with alpha and seed; at least 10 images per shard
+//      for the training split, 1 for val and test), as the site agent has always done for .npz
+//      files.
 // The set's mean/std are data.preprocess's normalisation; its num_classes comes from the whole
 // source (all splits), so that every split and every site agree on it. An empty split (no
 // val/test folder or manifest lines) gives an empty set, which is not partitioned.
@@ -50,4 +52,4 @@ ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::strin
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COMMON_DATA_SITE_IMAGES_H_
+#endif  // FEDMED_COMMON_DATA_HOSPITAL_SITE_IMAGES_H_

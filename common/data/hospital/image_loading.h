@@ -19,8 +19,8 @@
 // and training reads from memory. When image_size and channels are both fixed, images are written
 // straight into the set's buffer; otherwise (size or channels "keep") they are held one by one and
 // copied once at the end (twice the memory for a moment).
-#ifndef FEDMED_COMMON_DATA_IMAGE_LOADING_H_
-#define FEDMED_COMMON_DATA_IMAGE_LOADING_H_
+#ifndef FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_H_
+#define FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_H_
 
 #include <cstdint>
 #include <functional>
@@ -94,6 +94,6 @@ void ParallelProduce(int64_t count, int threads, int capacity,
 
 }  // namespace fedmed
 
-#include "common/data/image_loading_inl.h"
+#include "common/data/hospital/image_loading_inl.h"
 
-#endif  // FEDMED_COMMON_DATA_IMAGE_LOADING_H_
+#endif  // FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_H_

@@ -1,4 +1,4 @@
-#include "common/data/image_folder.h"
+#include "common/data/hospital/image_folder.h"
 
 #include <stb_image.h>
 

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "common/data/image_folder.h"
+#include "common/data/hospital/image_folder.h"
 #include "common/data/preprocess.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {

@@ -1,4 +1,4 @@
-#include "common/data/image_loading.h"
+#include "common/data/hospital/image_loading.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,5 +1,5 @@
 // LoadSiteSplit: one call for every [data] format, split folders, partitioning, preprocessing.
-#include "common/data/site_images.h"
+#include "common/data/hospital/site_images.h"
 
 #include <gtest/gtest.h>
 
@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
 #include "common/util/error.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {

@@ -1,6 +1,6 @@
 // Implementation of ParallelProduce (image_loading.h); include image_loading.h instead.
-#ifndef FEDMED_COMMON_DATA_IMAGE_LOADING_INL_H_
-#define FEDMED_COMMON_DATA_IMAGE_LOADING_INL_H_
+#ifndef FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_INL_H_
+#define FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_INL_H_
 
 #include <algorithm>
 #include <atomic>
@@ -87,4 +87,4 @@ void ParallelProduce(int64_t count, int threads, int capacity,
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COMMON_DATA_IMAGE_LOADING_INL_H_
+#endif  // FEDMED_COMMON_DATA_HOSPITAL_IMAGE_LOADING_INL_H_

@@ -34,8 +34,8 @@
 //   sop_instance_uid,label[,split]   every file under DicomOptions::dicom_dir whose name ends in
 //                                    .dcm or .dicom (case-insensitive) or has no extension is
 //                                    indexed by its SOP Instance UID (0008,0018).
-#ifndef FEDMED_COMMON_DATA_DICOM_H_
-#define FEDMED_COMMON_DATA_DICOM_H_
+#ifndef FEDMED_COMMON_DATA_HOSPITAL_DICOM_H_
+#define FEDMED_COMMON_DATA_HOSPITAL_DICOM_H_
 
 #include <cstdint>
 #include <map>
@@ -43,7 +43,7 @@
 #include <string>
 #include <vector>
 
-#include "common/data/image_loading.h"
+#include "common/data/hospital/image_loading.h"
 #include "common/data/image_set.h"
 #include "common/data/preprocess.h"
 
@@ -110,4 +110,4 @@ void WriteDicomFile(const std::string& path, const DicomWriteSpec& spec);
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COMMON_DATA_DICOM_H_
+#endif  // FEDMED_COMMON_DATA_HOSPITAL_DICOM_H_

@@ -1,6 +1,7 @@
 // PNG and JPEG images as hospitals export them: folders in the torchvision ImageFolder convention,
-// or a CSV manifest. Decoding is stb_image's (libstb-dev); preprocessing is preprocess.h's; the
-// bad-file policy, the background decoding and the memory held are image_loading.h's.
+// or a CSV manifest. Decoding is stb_image's (libstb-dev); preprocessing is
+// common/data/preprocess.h's; the bad-file policy, the background decoding and the memory held are
+// image_loading.h's.
 //
 // Decoding (ReadImageFile):
 //   - PNG (8- and 16-bit, gray, gray+alpha, RGB, RGBA, palette) and JPEG (baseline and
@@ -37,13 +38,13 @@
 // - split: "train", "val" or "test"; any other value is an error. Without a split column every
 //   line is training data (val and test are empty).
 // Classes are derived from all lines, whatever split is loaded, so the splits agree.
-#ifndef FEDMED_COMMON_DATA_IMAGE_FOLDER_H_
-#define FEDMED_COMMON_DATA_IMAGE_FOLDER_H_
+#ifndef FEDMED_COMMON_DATA_HOSPITAL_IMAGE_FOLDER_H_
+#define FEDMED_COMMON_DATA_HOSPITAL_IMAGE_FOLDER_H_
 
 #include <string>
 #include <vector>
 
-#include "common/data/image_loading.h"
+#include "common/data/hospital/image_loading.h"
 #include "common/data/image_set.h"
 #include "common/data/preprocess.h"
 
@@ -105,4 +106,4 @@ ImageSet LoadImageManifest(const std::string& csv_path, const std::string& split
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COMMON_DATA_IMAGE_FOLDER_H_
+#endif  // FEDMED_COMMON_DATA_HOSPITAL_IMAGE_FOLDER_H_

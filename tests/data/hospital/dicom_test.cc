@@ -1,6 +1,6 @@
 // DICOM with DCMTK: modality rescale, the PS3.3 windowing functions, MONOCHROME1, colour,
 // compressed transfer syntaxes, SOPInstanceUID manifests, and bad (truncated) files.
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/util/error.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {

@@ -1,12 +1,12 @@
-#include "common/data/site_images.h"
+#include "common/data/hospital/site_images.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <set>
 
-#include "common/data/dicom.h"
-#include "common/data/image_folder.h"
+#include "common/data/hospital/dicom.h"
+#include "common/data/hospital/image_folder.h"
 #include "common/data/partition.h"
 #include "common/data/preprocess.h"
 #include "common/util/data_path.h"

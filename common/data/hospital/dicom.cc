@@ -1,4 +1,4 @@
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
 
 #include <dcmtk/config/osconfig.h>  // must come first
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -22,7 +22,7 @@
 #include <limits>
 #include <mutex>
 
-#include "common/data/image_folder.h"
+#include "common/data/hospital/image_folder.h"
 #include "common/util/error.h"
 
 namespace fedmed {

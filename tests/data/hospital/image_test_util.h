@@ -1,7 +1,7 @@
 // Test helpers: write PNG (8-bit with stb_image_write, 16-bit with libpng) and JPEG files, and
 // compare image sets.
-#ifndef FEDMED_TESTS_DATA_IMAGE_TEST_UTIL_H_
-#define FEDMED_TESTS_DATA_IMAGE_TEST_UTIL_H_
+#ifndef FEDMED_TESTS_DATA_HOSPITAL_IMAGE_TEST_UTIL_H_
+#define FEDMED_TESTS_DATA_HOSPITAL_IMAGE_TEST_UTIL_H_
 
 #include <png.h>
 #include <stb_image_write.h>
@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
 #include "common/data/image_set.h"
 
 namespace fedmed::image_test {
@@ -98,4 +98,4 @@ inline std::vector<uint8_t> ImageAt(const ImageSet& set, int64_t i) {
 
 }  // namespace fedmed::image_test
 
-#endif  // FEDMED_TESTS_DATA_IMAGE_TEST_UTIL_H_
+#endif  // FEDMED_TESTS_DATA_HOSPITAL_IMAGE_TEST_UTIL_H_

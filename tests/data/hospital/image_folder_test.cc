@@ -1,7 +1,7 @@
 // Image folders and CSV manifests of PNG/JPEG files: decoding (8/16-bit, gray/RGB/alpha, JPEG),
 // torchvision's class and file order, bad files (reported once, skipped, refused above the
 // threshold), and parallel decoding giving the single-threaded result.
-#include "common/data/image_folder.h"
+#include "common/data/hospital/image_folder.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/util/error.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {

@@ -18,14 +18,14 @@
 #include <string>
 #include <vector>
 
-#include "common/data/dicom.h"
+#include "common/data/hospital/dicom.h"
+#include "common/data/hospital/site_images.h"
 #include "common/data/medmnist.h"
-#include "common/data/site_images.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
-#include "tests/data/image_test_util.h"
+#include "tests/data/hospital/image_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {
