@@ -30,6 +30,7 @@
 #include "common/data/hospital/site_images.h"
 #include "common/data/medmnist.h"
 #include "common/data/partition.h"
+#include "common/data/site_data_config.h"
 #include "common/model/frozen_layers.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
@@ -465,7 +466,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const Prepared& p,
       SiteAgent::Options options;
       options.data_root = data_root;
       if (const auto it = files->find(site.data.path);
-          it != files->end() && site.data.format == "medmnist") {
+          it != files->end() && ParseDataFormat(site.data.format) == DataFormat::kMedMnist) {
         options.data = it->second;  // shared; other formats are loaded by the site itself
       }
       options.compute_slots = compute;
@@ -663,16 +664,14 @@ void ValidateSimulationConfig(const SimulationConfig& c) {
                       std::to_string(c.site_formats.size()) + " formats");
     }
     for (const std::string& f : c.site_formats) {
-      if (f != "medmnist" && f != "image_folder" && f != "csv" && f != "dicom") {
+      if (!ParseDataFormat(f).has_value()) {
         ThrowBadSetting(path, "data", "site_formats",
                         "\"medmnist\", \"image_folder\", \"csv\" or \"dicom\" for each site",
                         TomlString(f));
       }
     }
   }
-  const std::string preprocessing = SettingName(path, "preprocessing", "");  // ends in ' '
-  ValidatePreprocessSpec(c.coordinator.preprocessing,
-                         preprocessing.substr(0, preprocessing.size() - 1));
+  ValidatePreprocessSpec(c.coordinator.preprocessing, SectionName(path, "preprocessing"));
   const bool scripted = c.coordinator.model == "torchscript";
   if (scripted == c.coordinator.torchscript_path.empty()) {
     ThrowBadSetting(path, "model", "torchscript_path",
@@ -718,7 +717,7 @@ std::vector<SiteShardSummary> DescribeSiteShards(const SimulationConfig& config,
       SiteShardSummary s;
       s.site = "site-" + std::to_string(k);
       s.path = path;
-      if (site.format == "medmnist") {
+      if (ParseDataFormat(site.format) == DataFormat::kMedMnist) {
         const std::shared_ptr<const MedMnist> data = load(path);
         s.train_histogram = data->train.ClassHistogram();
         s.train_size = data->train.size();
@@ -790,9 +789,7 @@ SimulationConfig LoadSimulationConfig(const std::string& path) {
   file.Read("data", "site_paths", &c.site_paths);
   file.Read("data", "site_formats", &c.site_formats);
   c.coordinator.config_path = path;
-  ReadFederationSections(file, &c.coordinator);
-  c.coordinator.torchscript_path = ResolveRelativeTo(path, c.coordinator.torchscript_path);
-  c.coordinator.initial_weights = ResolveRelativeTo(path, c.coordinator.initial_weights);
+  ReadFederationSections(file, &c.coordinator);  // resolves [model] paths against `path`
   ReadSitePrivacySection(file, &c.privacy);
   file.Read("privacy", "budget_epsilon_per_site", &c.budget_epsilon_per_site);
   file.Read("sweep", "strategy", &c.sweep.strategy);
