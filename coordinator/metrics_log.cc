@@ -82,7 +82,7 @@ std::string MetricsLog::ToCsv(const RoundRecord& r) {
   std::string declined, epsilon;
   for (const std::string& s : r.declined) declined += (declined.empty() ? "" : ";") + s;
   for (const auto& [site, p] : r.privacy) {
-    epsilon += (epsilon.empty() ? "" : ";") + site + "=" + CsvNumber(p.epsilon_total);
+    epsilon += (epsilon.empty() ? "" : ";") + site + "=" + CsvNumber(p.spend.epsilon_total);
   }
   out << ',' << declined << ',' << epsilon;
   return out.str();
@@ -117,10 +117,14 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
     j["secure_aggregation"] = {{"excluded", r.secagg_excluded}, {"dropped", r.secagg_dropped}};
   }
   nlohmann::json privacy = nlohmann::json::object();
-  for (const auto& [name, p] : r.privacy) {
-    privacy[name] = {{"mechanism", p.mechanism},       {"epsilon_total", Number(p.epsilon_total)},
-                     {"epsilon_round", Number(p.epsilon_round)}, {"delta", p.delta},
-                     {"budget_epsilon", Number(p.budget_epsilon)}, {"declined", p.declined}};
+  for (const auto& [name, report] : r.privacy) {
+    const PrivacySpend& p = report.spend;
+    privacy[name] = {{"mechanism", PrivacyModeName(p.mechanism.mode)},
+                     {"epsilon_total", Number(p.epsilon_total)},
+                     {"epsilon_round", Number(p.epsilon_round)},
+                     {"delta", p.delta},
+                     {"budget_epsilon", Number(p.budget_epsilon)},
+                     {"declined", report.declined}};
   }
   j["privacy"] = privacy;
   return j.dump();

@@ -13,17 +13,14 @@
 #include <vector>
 
 #include "common/metrics/classification_metrics.h"
+#include "common/privacy/privacy_spend.h"
 
 namespace fedmed {
 
 // A site's privacy spend as it reported it (with its update, or when it declined a round).
 struct SitePrivacyReport {
-  std::string mechanism;       // "none" | "dp-sgd" | "update"
-  double epsilon_total = 0;    // spent so far at `delta` (the site's own accountant)
-  double epsilon_round = 0;    // this round's cost (the cost it refused, when it declined)
-  double delta = 0;
-  double budget_epsilon = 0;
-  bool declined = false;       // it declined the round: its budget would have been exceeded
+  PrivacySpend spend;      // as reported (common/privacy/privacy_spend.h)
+  bool declined = false;   // it declined the round: its budget would have been exceeded
 };
 
 struct RoundRecord {

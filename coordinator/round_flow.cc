@@ -272,10 +272,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
           "the federation completed its " + std::to_string(config_.rounds) + " rounds";
       told_finish_.insert(site);
       if (told_finish_.size() >= rsm_.sites().size()) {
-        loop_->Post([this] {
-          std::lock_guard<std::mutex> l(mu_);
-          ShutdownLocked();
-        });
+        PostLocked([this] { ShutdownLocked(); });
       }
       break;
   }
@@ -325,17 +322,13 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
                  rsm_.round(), site, accused, accused);
     }
   }
-  const std::string refused = rsm_.AcceptUpdate(site, header.info.round);
-  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  if (Status s = rsm_.AcceptUpdate(site, header.info.round); !s.ok()) return s;
   RecordContributionLocked(site, header, transfer_seconds);
   if (header.info.secure) {
     log_->info("round {}: masked input from {} accepted ({:.1f} MB) - {}/{}", rsm_.round(), site,
                static_cast<double>(bytes.size()) / 1e6, rsm_.contributed().size(),
                rsm_.selected().size());
-    loop_->Post([this] {
-      std::lock_guard<std::mutex> l(mu_);
-      MaybeEndTrainingLocked();
-    });
+    PostLocked([this] { MaybeEndTrainingLocked(); });
     WriteStatusLocked();
     return Status::OK();
   }
@@ -389,13 +382,9 @@ Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationRepo
                                       " arrived after its deadline");
   }
   if (Status s = CheckEvaluationReport(site, report, model_.spec.num_classes); !s.ok()) return s;
-  const std::string refused = rsm_.AcceptEvaluation(site, report.round);
-  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  if (Status s = rsm_.AcceptEvaluation(site, report.round); !s.ok()) return s;
   record_.sites[site] = report.metrics;
-  loop_->Post([this] {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeFinishRoundLocked();
-  });
+  PostLocked([this] { MaybeFinishRoundLocked(); });
   WriteStatusLocked();
   return Status::OK();
 }
@@ -407,16 +396,12 @@ Status RoundFlow::DeclineTask(const std::string& site, const DeclineRequest& req
     return Status::FailedPrecondition("round " + std::to_string(request.round) +
                                       " no longer takes answers");
   }
-  const std::string refused = rsm_.DeclineTask(site, request.round);
-  if (!refused.empty()) return Status::FailedPrecondition(refused);
+  if (Status s = rsm_.DeclineTask(site, request.round); !s.ok()) return s;
   record_.declined.push_back(site);
   if (request.privacy) NotePrivacyLocked(site, *request.privacy, /*declined=*/true);
   log_->warn("round {}: {} declined: {} - {}/{} answered", rsm_.round(), site, request.reason,
              rsm_.contributed().size() + rsm_.declined().size(), rsm_.selected().size());
-  loop_->Post([this] {
-    std::lock_guard<std::mutex> l(mu_);
-    MaybeEndTrainingLocked();
-  });
+  PostLocked([this] { MaybeEndTrainingLocked(); });
   WriteStatusLocked();
   return Status::OK();
 }
@@ -438,10 +423,7 @@ Status RoundFlow::SecAggSend(const std::string& site, const SecAggMessage& m) {
     record_.secagg_excluded[site] = excluded;
   }
   if (!s.ok()) return s;
-  loop_->Post([this] {
-    std::lock_guard<std::mutex> l(mu_);
-    CloseSecAggStageLocked(/*timeout=*/false);
-  });
+  PostLocked([this] { CloseSecAggStageLocked(/*timeout=*/false); });
   return Status::OK();
 }
 
@@ -476,6 +458,13 @@ void RoundFlow::RecordDownload(const std::string& site, double seconds) {
 
 // ---- helpers ----
 
+void RoundFlow::PostLocked(std::function<void()> step) {
+  loop_->Post([this, step = std::move(step)] {
+    std::lock_guard<std::mutex> lock(mu_);
+    step();
+  });
+}
+
 Status RoundFlow::CheckSessionLocked(const std::string& site, const std::string& session) const {
   if (rsm_.IsCurrentSession(site, session)) return Status::OK();
   return Status::NotFound("unknown session for " + site +
@@ -495,13 +484,7 @@ UpdateExpectation RoundFlow::ExpectationLocked() const {
 }
 
 void RoundFlow::NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined) {
-  SitePrivacyReport& r = site_privacy_[site];
-  r.mechanism = p.mechanism;
-  r.epsilon_total = p.epsilon_total;
-  r.epsilon_round = p.epsilon_round;
-  r.delta = p.delta;
-  r.budget_epsilon = p.budget_epsilon;
-  r.declined = declined;
+  site_privacy_[site] = SitePrivacyReport{p, declined};
 }
 
 void RoundFlow::WriteStatusLocked() {

@@ -101,6 +101,8 @@ class RoundFlow final : public SiteHandler {
   using Clock = EventLoop::Clock;
 
   // round_flow.cc: requests
+  // Runs `step` on the control thread, later, under mu_.
+  void PostLocked(std::function<void()> step);
   void ResumeLocked();
   void InstallGlobalLocked(ModelState state, int version);
   SiteAction ActionForLocked(const std::string& site) const;

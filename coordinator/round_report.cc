@@ -72,7 +72,8 @@ void RoundReport::AppendRound(const RoundRecord& r, int total_rounds,
     std::string spent;
     for (const auto& [site, p] : r.privacy) {
       spent += fmt::format("{}{} {:.3f} of {:.3f}{}", spent.empty() ? "" : ", ", site,
-                           p.epsilon_total, p.budget_epsilon, p.declined ? " (declined)" : "");
+                           p.spend.epsilon_total, p.spend.budget_epsilon,
+                           p.declined ? " (declined)" : "");
     }
     log_->info("round {}: epsilon spent per site (as reported, at each site's delta): {}",
                r.round, spent);
@@ -108,8 +109,9 @@ void RoundReport::WriteStatus(const FederationStatus& s) {
     j["global_auc"] = s.global_auc;
   }
   try {
-    WriteFileAtomically((fs::path(output_dir_) / "status.json").string(), j.dump() + "\n",
-                        "status.json");
+    // For displays only: replaced atomically, not synced (an fsync under the round's lock per
+    // registration and update would cost more than a lost status is worth).
+    ReplaceFile((fs::path(output_dir_) / "status.json").string(), j.dump() + "\n", "status.json");
   } catch (const std::exception& e) {
     log_->warn("cannot write status.json: {}", e.what());
   }

@@ -19,6 +19,17 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Decodes a request; INVALID_ARGUMENT for a field that cannot be decoded (wire.h).
+template <class Proto, class Domain>
+Status Decode(const Proto& in, Domain* out) {
+  try {
+    *out = FromProto(in);
+  } catch (const FormatError& e) {
+    return Status::InvalidArgument(e.what());
+  }
+  return Status::OK();
+}
+
 // The one mapping of the domain's Status to gRPC's (the codes are gRPC's own).
 grpc::Status ToGrpc(const Status& s) {
   using C = Status::Code;
@@ -102,7 +113,11 @@ class FederationService final : public v1::Federation::Service {
       return Reject(site, grpc::StatusCode::INVALID_ARGUMENT,
                     "update stream must start with an UpdateHeader");
     }
-    const UpdateHeader header = FromProto(chunk.header());
+    UpdateHeader header;
+    if (const Status s = Decode(chunk.header(), &header); !s.ok()) {
+      log_->warn("rejected update header from {}: {}", site, s.message());
+      return ToGrpc(s);
+    }
     if (const Status s = handler_->CheckUpdate(site, header); !s.ok()) {
       log_->warn("rejected update header from {}: {}", site, s.message());
       return ToGrpc(s);
@@ -144,7 +159,9 @@ class FederationService final : public v1::Federation::Service {
                            v1::DeclineReply* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "DeclineTask", &site); !s.ok()) return s;
-    const Status s = handler_->DeclineTask(site, FromProto(*request));
+    DeclineRequest decline;
+    Status s = Decode(*request, &decline);
+    if (s.ok()) s = handler_->DeclineTask(site, decline);
     if (!s.ok()) log_->warn("refused decline from {}: {}", site, s.message());
     reply->set_accepted(s.ok());
     return ToGrpc(s);

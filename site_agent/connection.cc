@@ -215,7 +215,7 @@ void CoordinatorConnection::DeclineTask(const std::string& session_id, int round
   decline.session_id = session_id;
   decline.round = round;
   decline.reason = reason;
-  if (privacy.mechanism != "none") decline.privacy = privacy;
+  if (privacy.mechanism.mode != PrivacyMode::kNone) decline.privacy = privacy;
   v1::DeclineRequest request;
   ToProto(decline, &request);
   v1::DeclineReply reply;

@@ -34,10 +34,10 @@ RoundPrivacy::Plan RoundPrivacy::PlanRound(int round, int total_rounds,
                                            const TrainSettings& settings) const {
   Plan plan;
   plan.round = round;
-  PrivacyMechanism& m = plan.mechanism;
-  m.name = config_.mode;
+  PrivacyMechanism m;
+  m.mode = ParsePrivacyMode(config_.mode).value_or(PrivacyMode::kNone);
   m.clipping_norm = config_.clipping_norm;
-  if (config_.mode == "dp-sgd") {
+  if (m.mode == PrivacyMode::kDpSgd) {
     const DpSgdSchedule schedule =
         PlanDpSgd(num_train_samples_, settings.batch_size, settings.local_epochs);
     m.sampling_rate = schedule.sampling_rate;
@@ -80,18 +80,14 @@ RoundPrivacy::Plan RoundPrivacy::PlanRound(int round, int total_rounds,
 }
 
 PrivacySpend RoundPrivacy::Commit(const Plan& plan) {
-  const RoundSpend spend = budget_->Commit(plan.round, plan.mechanism);
-  return Report(plan.mechanism, spend.epsilon_round, spend.epsilon_total);
+  const RoundSpend spend = budget_->Commit(plan.round, plan.report.mechanism);
+  return Report(plan.report.mechanism, spend.epsilon_round, spend.epsilon_total);
 }
 
 PrivacySpend RoundPrivacy::Report(const PrivacyMechanism& m, double epsilon_round,
                                    double epsilon_total) const {
   PrivacySpend r;
-  r.mechanism = m.name;
-  r.noise_multiplier = m.noise_multiplier;
-  r.clipping_norm = m.clipping_norm;
-  r.sampling_rate = m.sampling_rate;
-  r.steps = m.steps;
+  r.mechanism = m;
   r.delta = config_.delta;
   r.epsilon_round = epsilon_round;
   r.epsilon_total = epsilon_total;

@@ -30,8 +30,9 @@ class RoundPrivacy {
     int round = 0;
     bool train = false;          // false: decline the round, for `decline_reason`
     std::string decline_reason;
-    PrivacyMechanism mechanism;  // the noise and clipping to train with (when train)
-    PrivacySpend report;        // spend so far, the round's cost, the budget
+    // The mechanism to train with (report.mechanism: the noise and clipping), the spend so
+    // far, the round's cost, the budget.
+    PrivacySpend report;
   };
 
   // For a site with `num_train_samples` training images and `config` (mode "dp-sgd" or

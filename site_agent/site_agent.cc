@@ -437,16 +437,16 @@ class SiteAgent::Impl {
                    ? std::string()
                    : ", frozen layers " + Join(settings.frozen_layers),
                plan ? fmt::format(" with {} (clipping norm {}, noise multiplier {:.4f})",
-                                  plan->mechanism.name, plan->mechanism.clipping_norm,
-                                  plan->mechanism.noise_multiplier)
+                                  PrivacyModeName(plan->report.mechanism.mode), plan->report.mechanism.clipping_norm,
+                                  plan->report.mechanism.noise_multiplier)
                     : std::string());
     TrainResult result;
     try {
       Compute(lease, [&] {
-        if (plan && plan->mechanism.name == "dp-sgd") {
+        if (plan && plan->report.mechanism.mode == PrivacyMode::kDpSgd) {
           DpSgdSettings dp;
-          dp.noise_multiplier = plan->mechanism.noise_multiplier;
-          dp.clipping_norm = plan->mechanism.clipping_norm;
+          dp.noise_multiplier = plan->report.mechanism.noise_multiplier;
+          dp.clipping_norm = plan->report.mechanism.clipping_norm;
           result = TrainLocalDpSgd(spec, global, train_, settings, dp);
         } else {
           result = TrainLocal(spec, global, train_, settings);
@@ -465,19 +465,20 @@ class SiteAgent::Impl {
     refused_in_a_row_ = 0;
     UpdateInfo info;
     if (plan) {
-      if (plan->mechanism.name == "update") {
+      if (plan->report.mechanism.mode == PrivacyMode::kUpdate) {
         const UpdatePrivacyResult clip =
-            PrivatizeUpdate(&result.delta, plan->mechanism.clipping_norm,
-                            plan->mechanism.noise_multiplier, SecureRandomUint64());
+            PrivatizeUpdate(&result.delta, plan->report.mechanism.clipping_norm,
+                            plan->report.mechanism.noise_multiplier, SecureRandomUint64());
         log_->info("round {}: update norm {:.4f} clipped by {:.4f}, noise added", task.round,
                    clip.norm, clip.scale);
       }
     }
-    if (plan && plan->mechanism.name == "dp-sgd" && result.steps != plan->mechanism.steps) {
-      // The accountant was told plan->mechanism.steps; never send an update it did not count.
+    if (plan && plan->report.mechanism.mode == PrivacyMode::kDpSgd &&
+        result.steps != plan->report.mechanism.steps) {
+      // The accountant was told the plan's steps; never send an update it did not count.
       throw Error("round " + std::to_string(task.round) + ": DP-SGD took " +
                   std::to_string(result.steps) + " steps but the privacy plan accounted for " +
-                  std::to_string(plan->mechanism.steps) + "; the update is not sent");
+                  std::to_string(plan->report.mechanism.steps) + "; the update is not sent");
     }
     info.round = task.round;
     info.base_version = task.model.version;
@@ -591,11 +592,11 @@ class SiteAgent::Impl {
   TrainedEvent TrainedEventFor(int round, const PrivacySpend& r, std::string update_sha256) {
     TrainedEvent e;
     e.round = round;
-    e.mechanism = r.mechanism;
-    e.clipping_norm = r.clipping_norm;
-    e.noise_multiplier = r.noise_multiplier;
-    e.sampling_rate = r.sampling_rate;
-    e.steps = r.steps;
+    e.mechanism = PrivacyModeName(r.mechanism.mode);
+    e.clipping_norm = r.mechanism.clipping_norm;
+    e.noise_multiplier = r.mechanism.noise_multiplier;
+    e.sampling_rate = r.mechanism.sampling_rate;
+    e.steps = r.mechanism.steps;
     e.delta = r.delta;
     e.conversion = config_.privacy.conversion;
     e.epsilon_round = r.epsilon_round;

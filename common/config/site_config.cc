@@ -311,13 +311,6 @@ const ConfigSections<SiteConfig>& SiteConfigSections() {
   return sections;
 }
 
-std::optional<PrivacyMode> ParsePrivacyMode(const std::string& name) {
-  if (name == "none") return PrivacyMode::kNone;
-  if (name == "dp-sgd") return PrivacyMode::kDpSgd;
-  if (name == "update") return PrivacyMode::kUpdate;
-  return std::nullopt;
-}
-
 bool IsValidSiteName(const std::string& name) {
   if (name.empty() || name.size() > 64 || !std::isalnum(static_cast<unsigned char>(name[0]))) {
     return false;

@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include "common/privacy/privacy_spend.h"
 #include "common/config/config_schema.h"
 #include "common/config/tls_files.h"
 #include "common/data/augmentation_spec.h"
@@ -113,11 +114,7 @@ bool operator==(const SiteConfig& a, const SiteConfig& b);
 inline bool operator!=(const SiteDataConfig& a, const SiteDataConfig& b) { return !(a == b); }
 inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a == b); }
 
-// SitePrivacyConfig::mode, parsed.
-enum class PrivacyMode { kNone, kDpSgd, kUpdate };
-
-// The mode named `name` ("none", "dp-sgd", "update"), or nullopt. Never throws.
-std::optional<PrivacyMode> ParsePrivacyMode(const std::string& name);
+// SitePrivacyConfig::mode is parsed with ParsePrivacyMode (common/privacy/privacy_spend.h).
 
 // The key tables of site.toml, in file order: [site], [tls], [data], [connection], [privacy],
 // [model]. Never throws.

@@ -33,7 +33,6 @@
 #include <string>
 #include <vector>
 
-#include "common/util/file_io.h"  // ReadFile, for the deprecated ReadFileOrThrow
 
 namespace fedmed {
 
@@ -146,12 +145,6 @@ PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::str
 // private key, `cert_pem` not a PEM certificate, or the key does not belong to the certificate.
 void CheckKeyMatchesCertificate(const std::string& key_pem, const std::string& cert_pem,
                                 const std::string& what);
-
-// Deprecated, to be removed: ReadFile (common/util/file_io.h), which this forwards to. Kept only
-// until common/transport/tls.cc calls ReadFile itself.
-inline std::string ReadFileOrThrow(const std::string& path, const std::string& what) {
-  return ReadFile(path, what);
-}
 
 // `t` as "YYYY-MM-DD HH:MM:SS UTC".
 std::string FormatUtc(std::time_t t);

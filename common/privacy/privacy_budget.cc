@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "common/util/error.h"
@@ -30,11 +31,12 @@ void Compose(RdpAccountant& accountant, const PrivacyMechanism& m) {
 
 void ValidatePrivacyMechanism(const PrivacyMechanism& m) {
   const auto fail = [&m](const std::string& field, const std::string& expected, double got) {
-    throw ConfigError("privacy mechanism \"" + m.name + "\": " + field + " " + Num(got) +
+    throw ConfigError("privacy mechanism \"" + std::string(PrivacyModeName(m.mode)) + "\": " +
+                      field + " " + Num(got) +
                       ", expected " + expected);
   };
-  if (m.name != "dp-sgd" && m.name != "update") {
-    throw ConfigError("privacy mechanism \"" + m.name + "\": expected \"dp-sgd\" or \"update\"");
+  if (m.mode == PrivacyMode::kNone) {
+    throw ConfigError("privacy mechanism \"none\": expected \"dp-sgd\" or \"update\"");
   }
   if (!std::isfinite(m.noise_multiplier) || m.noise_multiplier <= 0) {
     fail("noise_multiplier", "a finite number > 0", m.noise_multiplier);
@@ -46,7 +48,7 @@ void ValidatePrivacyMechanism(const PrivacyMechanism& m) {
     fail("sampling_rate", "a probability in (0, 1]", m.sampling_rate);
   }
   if (m.steps < 1) fail("steps", "an integer >= 1", static_cast<double>(m.steps));
-  if (m.name == "update" && (m.sampling_rate != 1 || m.steps != 1)) {
+  if (m.mode == PrivacyMode::kUpdate && (m.sampling_rate != 1 || m.steps != 1)) {
     fail("sampling_rate", "1 with 1 step (the whole update is released once per round)",
          m.sampling_rate);
   }
@@ -91,7 +93,14 @@ PrivacyBudget::PrivacyBudget(std::string ledger_path, double budget_epsilon, dou
     for (const nlohmann::json& r : j.at("rounds")) {
       RoundSpend spend;
       spend.round = r.at("round").get<int>();
-      spend.mechanism.name = r.at("mechanism").get<std::string>();
+      const std::string mode = r.at("mechanism").get<std::string>();
+      const std::optional<PrivacyMode> parsed = ParsePrivacyMode(mode);
+      if (!parsed || *parsed == PrivacyMode::kNone) {
+        throw FormatError("privacy ledger " + path_ + ", round " + std::to_string(spend.round) +
+                          ": privacy mechanism \"" + mode +
+                          "\": expected \"dp-sgd\" or \"update\"");
+      }
+      spend.mechanism.mode = *parsed;
       spend.mechanism.noise_multiplier = r.at("noise_multiplier").get<double>();
       spend.mechanism.clipping_norm = r.at("clipping_norm").get<double>();
       spend.mechanism.sampling_rate = r.at("sampling_rate").get<double>();
@@ -169,7 +178,7 @@ void PrivacyBudget::Save() const {
   nlohmann::json rounds = nlohmann::json::array();
   for (const RoundSpend& r : history_) {
     rounds.push_back({{"round", r.round},
-                      {"mechanism", r.mechanism.name},
+                      {"mechanism", PrivacyModeName(r.mechanism.mode)},
                       {"noise_multiplier", r.mechanism.noise_multiplier},
                       {"clipping_norm", r.mechanism.clipping_norm},
                       {"sampling_rate", r.mechanism.sampling_rate},

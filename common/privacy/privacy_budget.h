@@ -23,18 +23,10 @@
 #include <string>
 #include <vector>
 
+#include "common/privacy/privacy_spend.h"
 #include "common/privacy/rdp_accountant.h"
 
 namespace fedmed {
-
-// One round's use of a privacy mechanism, as the accountant sees it.
-struct PrivacyMechanism {
-  std::string name;             // "dp-sgd" | "update"
-  double noise_multiplier = 0;  // sigma (dp-sgd) or z (update), > 0
-  double clipping_norm = 0;     // C per sample (dp-sgd) or S for the update (update), > 0
-  double sampling_rate = 1;     // q in (0, 1]; 1 for "update"
-  int64_t steps = 1;            // >= 1; 1 for "update"
-};
 
 // A committed round.
 struct RoundSpend {

@@ -18,6 +18,7 @@
 #include "common/model/architecture.h"
 #include "common/model/local_training.h"
 #include "common/model/model_spec.h"
+#include "common/privacy/privacy_spend.h"
 #include "common/secagg/protocol.h"
 
 namespace fedmed {
@@ -68,20 +69,6 @@ struct SiteTask {
   std::string finish_reason;  // kFinish
   // kTrain of a secure round: its parameters (common/secagg/protocol.h); unset otherwise.
   std::optional<SecAggRoundConfig> secure;
-};
-
-// What a round cost a site's privacy budget, as the site reports it (PrivacySpend). Every
-// epsilon is at `delta`.
-struct PrivacySpend {
-  std::string mechanism = "none";  // "none" | "dp-sgd" | "update"
-  double noise_multiplier = 0;     // sigma (dp-sgd) or z (update)
-  double clipping_norm = 0;        // C per sample (dp-sgd) or S for the whole update (update)
-  double sampling_rate = 0;        // q of the Poisson sampling (1 for "update")
-  int64_t steps = 0;               // noisy steps this round (1 for "update")
-  double delta = 0;
-  double epsilon_round = 0;        // this round's cost (what it would have cost, when declined)
-  double epsilon_total = 0;        // spent over every round so far
-  double budget_epsilon = 0;       // the site's budget; epsilon_total never exceeds it
 };
 
 // The update a site uploads (UpdateHeader without the transfer fields, which the connection

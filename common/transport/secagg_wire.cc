@@ -1,5 +1,6 @@
 #include "common/transport/secagg_wire.h"
 
+#include "common/util/byte_order.h"
 #include "common/util/error.h"
 #include "proto/fedmed.pb.h"
 
@@ -80,11 +81,7 @@ SecAggRoundConfig FromProto(const v1::SecureAggregation& in, int round) {
 
 std::string EncodeMaskedInput(const std::vector<uint32_t>& words) {
   std::string bytes(words.size() * 4, '\0');
-  for (size_t i = 0; i < words.size(); ++i) {
-    for (int b = 0; b < 4; ++b) {
-      bytes[4 * i + b] = static_cast<char>((words[i] >> (8 * b)) & 0xff);
-    }
-  }
+  for (size_t i = 0; i < words.size(); ++i) StoreLittleEndian32(&bytes[4 * i], words[i]);
   return bytes;
 }
 
@@ -94,11 +91,7 @@ std::vector<uint32_t> DecodeMaskedInput(const std::string& bytes, const std::str
                       " bytes is not a whole number of 32-bit words");
   }
   std::vector<uint32_t> words(bytes.size() / 4);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (size_t i = 0; i < words.size(); ++i, p += 4) {
-    words[i] = static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-               static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
-  }
+  for (size_t i = 0; i < words.size(); ++i) words[i] = LoadLittleEndian32(&bytes[4 * i]);
   return words;
 }
 

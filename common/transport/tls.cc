@@ -7,8 +7,9 @@
 #include <algorithm>
 #include <ctime>
 
-#include "common/config/coordinator_config.h"
+#include "common/config/tls_files.h"
 #include "common/crypto/pki.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -20,9 +21,9 @@ struct PemFiles {
 
 PemFiles ReadPemFiles(const TlsFiles& files) {
   PemFiles pem;
-  pem.ca = ReadFileOrThrow(files.ca_cert, "[tls] ca_cert");
-  pem.cert = ReadFileOrThrow(files.cert, "[tls] cert");
-  pem.key = ReadFileOrThrow(files.key, "[tls] key");
+  pem.ca = ReadFile(files.ca_cert, "[tls] ca_cert");
+  pem.cert = ReadFile(files.cert, "[tls] cert");
+  pem.key = ReadFile(files.key, "[tls] key");
   CheckKeyMatchesCertificate(pem.key, pem.cert, files.key + " and " + files.cert);
   return pem;
 }

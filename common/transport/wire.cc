@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "common/transport/secagg_wire.h"
+#include "common/util/error.h"
 #include "proto/fedmed.pb.h"
 
 namespace fedmed {
@@ -196,11 +198,11 @@ SiteTask FromProto(const v1::Task& in, int64_t now_unix_ms) {
 }
 
 void ToProto(const PrivacySpend& in, v1::PrivacySpend* out) {
-  out->set_mechanism(in.mechanism);
-  out->set_noise_multiplier(in.noise_multiplier);
-  out->set_clipping_norm(in.clipping_norm);
-  out->set_sampling_rate(in.sampling_rate);
-  out->set_steps(in.steps);
+  out->set_mechanism(PrivacyModeName(in.mechanism.mode));
+  out->set_noise_multiplier(in.mechanism.noise_multiplier);
+  out->set_clipping_norm(in.mechanism.clipping_norm);
+  out->set_sampling_rate(in.mechanism.sampling_rate);
+  out->set_steps(in.mechanism.steps);
   out->set_delta(in.delta);
   out->set_epsilon_round(in.epsilon_round);
   out->set_epsilon_total(in.epsilon_total);
@@ -209,11 +211,16 @@ void ToProto(const PrivacySpend& in, v1::PrivacySpend* out) {
 
 PrivacySpend FromProto(const v1::PrivacySpend& in) {
   PrivacySpend out;
-  out.mechanism = in.mechanism();
-  out.noise_multiplier = in.noise_multiplier();
-  out.clipping_norm = in.clipping_norm();
-  out.sampling_rate = in.sampling_rate();
-  out.steps = in.steps();
+  const std::optional<PrivacyMode> mode = ParsePrivacyMode(in.mechanism());
+  if (!mode) {
+    throw FormatError("privacy.mechanism \"" + in.mechanism().substr(0, 64) +
+                      "\": expected \"none\", \"dp-sgd\" or \"update\"");
+  }
+  out.mechanism.mode = *mode;
+  out.mechanism.noise_multiplier = in.noise_multiplier();
+  out.mechanism.clipping_norm = in.clipping_norm();
+  out.mechanism.sampling_rate = in.sampling_rate();
+  out.mechanism.steps = in.steps();
   out.delta = in.delta();
   out.epsilon_round = in.epsilon_round();
   out.epsilon_total = in.epsilon_total();

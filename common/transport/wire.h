@@ -3,8 +3,10 @@
 // (site_agent/connection.cc) and the coordinator's service (coordinator/service.cc) are the only
 // callers. The secure-aggregation parts are in secagg_wire.h.
 //
-// Decoding never validates and never throws: a field a peer left out reads as its default
-// (proto3), and whatever a peer sent arrives as sent, for the receiver's checks to judge.
+// Decoding does not validate values: a field a peer left out reads as its default (proto3), and
+// whatever a peer sent arrives as sent, for the receiver's checks to judge. The one exception is
+// a name that must become an enum: an unknown privacy mechanism (in UpdateHeader and
+// DeclineRequest) throws FormatError naming the field.
 #ifndef FEDMED_COMMON_TRANSPORT_WIRE_H_
 #define FEDMED_COMMON_TRANSPORT_WIRE_H_
 

@@ -48,10 +48,9 @@ std::string ParentDirectory(const std::string& path) {
   return path.substr(0, slash);
 }
 
-}  // namespace
-
-void WriteFileAtomically(const std::string& path, std::string_view content,
-                         const std::string& what, FilePermissions permissions) {
+// WriteFileAtomically when `durable`; ReplaceFile (no fsync) otherwise.
+void Replace(const std::string& path, std::string_view content, const std::string& what,
+             FilePermissions permissions, bool durable) {
   static std::atomic<unsigned> counter{0};
   const std::string tmp =
       path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
@@ -84,7 +83,7 @@ void WriteFileAtomically(const std::string& path, std::string_view content,
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) fail("syncing to disk");
+  if (durable && ::fsync(fd) != 0) fail("syncing to disk");
   if (closer.Close() != 0) {
     const int saved = errno;
     ::unlink(tmp.c_str());
@@ -95,6 +94,7 @@ void WriteFileAtomically(const std::string& path, std::string_view content,
     ::unlink(tmp.c_str());
     throw Error(name + "renaming '" + tmp + "' over it: " + std::strerror(saved));
   }
+  if (!durable) return;
 
   // The rename is durable once the directory entry is on disk.
   const std::string dir = ParentDirectory(path);
@@ -110,6 +110,17 @@ void WriteFileAtomically(const std::string& path, std::string_view content,
                 "' failed, so it may not survive a crash: " + std::strerror(saved));
   }
   ::close(dir_fd);
+}
+
+}  // namespace
+
+void WriteFileAtomically(const std::string& path, std::string_view content,
+                         const std::string& what, FilePermissions permissions) {
+  Replace(path, content, what, permissions, /*durable=*/true);
+}
+
+void ReplaceFile(const std::string& path, std::string_view content, const std::string& what) {
+  Replace(path, content, what, FilePermissions::kPublic, /*durable=*/false);
 }
 
 std::string ReadFile(const std::string& path, const std::string& what) {

@@ -59,6 +59,13 @@ void WriteFileAtomically(const std::string& path, std::string_view content,
                          const std::string& what = "",
                          FilePermissions permissions = FilePermissions::kPublic);
 
+// As WriteFileAtomically, steps 1 to 3 without the two fsync()s: readers still see the old file
+// or the new one, never a partial one, but after a crash or power loss the file may hold its old
+// content. For files that only show progress (status.json), rewritten often, where an fsync's
+// milliseconds matter and losing the latest version costs nothing. Throws Error as
+// WriteFileAtomically.
+void ReplaceFile(const std::string& path, std::string_view content, const std::string& what = "");
+
 // Returns the whole content of the file at `path`, byte for byte (binary; no newline
 // translation). Reads with POSIX read(), looping over partial reads and EINTR.
 //

@@ -90,38 +90,42 @@ SiteAction RoundStateMachine::ActionFor(const std::string& site) const {
   return SiteAction::kWait;
 }
 
-std::string RoundStateMachine::CheckTrainingAnswer(const std::string& site, int round,
-                                                   const char* what) const {
+Status RoundStateMachine::CheckTrainingAnswer(const std::string& site, int round,
+                                              const char* what) const {
   if (phase_ != Phase::kTraining) {
-    return std::string("the coordinator is not collecting updates (phase ") + PhaseName(phase_) +
-           ")";
+    return Status::FailedPrecondition(
+        std::string("the coordinator is not collecting updates (phase ") + PhaseName(phase_) + ")");
   }
   if (round != round_) {
-    return std::string(what) + " is for round " + std::to_string(round) +
-           " but the current round is " + std::to_string(round_);
+    return Status::FailedPrecondition(std::string(what) + " is for round " +
+                                      std::to_string(round) + " but the current round is " +
+                                      std::to_string(round_));
   }
   if (std::find(selected_.begin(), selected_.end(), site) == selected_.end()) {
-    return "site " + site + " was not selected for round " + std::to_string(round_);
+    return Status::FailedPrecondition("site " + site + " was not selected for round " +
+                                      std::to_string(round_));
   }
   if (contributed_.count(site) != 0) {
-    return "site " + site + " already sent its update for round " + std::to_string(round_);
+    return Status::FailedPrecondition("site " + site + " already sent its update for round " +
+                                      std::to_string(round_));
   }
   if (declined_.count(site) != 0) {
-    return "site " + site + " already declined round " + std::to_string(round_);
+    return Status::FailedPrecondition("site " + site + " already declined round " +
+                                      std::to_string(round_));
   }
-  return "";
+  return Status::OK();
 }
 
-std::string RoundStateMachine::AcceptUpdate(const std::string& site, int round) {
-  std::string refused = CheckTrainingAnswer(site, round, "update");
-  if (refused.empty()) contributed_.insert(site);
-  return refused;
+Status RoundStateMachine::AcceptUpdate(const std::string& site, int round) {
+  Status s = CheckTrainingAnswer(site, round, "update");
+  if (s.ok()) contributed_.insert(site);
+  return s;
 }
 
-std::string RoundStateMachine::DeclineTask(const std::string& site, int round) {
-  std::string refused = CheckTrainingAnswer(site, round, "decline");
-  if (refused.empty()) declined_.insert(site);
-  return refused;
+Status RoundStateMachine::DeclineTask(const std::string& site, int round) {
+  Status s = CheckTrainingAnswer(site, round, "decline");
+  if (s.ok()) declined_.insert(site);
+  return s;
 }
 
 bool RoundStateMachine::TrainingComplete() const {
@@ -145,13 +149,18 @@ void RoundStateMachine::StartEvaluation(bool ask_sites) {
   }
 }
 
-std::string RoundStateMachine::AcceptEvaluation(const std::string& site, int round) {
+Status RoundStateMachine::AcceptEvaluation(const std::string& site, int round) {
   if (phase_ != Phase::kEvaluating || round != round_) {
-    return "no evaluation of round " + std::to_string(round) + " is being collected";
+    return Status::FailedPrecondition("no evaluation of round " + std::to_string(round) +
+                                      " is being collected");
   }
-  if (eval_asked_.count(site) == 0) return "site " + site + " was not asked to evaluate";
-  if (!evaluated_.insert(site).second) return "site " + site + " already reported";
-  return "";
+  if (eval_asked_.count(site) == 0) {
+    return Status::FailedPrecondition("site " + site + " was not asked to evaluate");
+  }
+  if (!evaluated_.insert(site).second) {
+    return Status::FailedPrecondition("site " + site + " already reported");
+  }
+  return Status::OK();
 }
 
 bool RoundStateMachine::EvaluationComplete() const {

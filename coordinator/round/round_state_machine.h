@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "common/util/status.h"
+
 namespace fedmed {
 
 enum class Phase { kWaitingForSites, kTraining, kEvaluating, kFinished };
@@ -68,12 +70,13 @@ class RoundStateMachine {
 
   SiteAction ActionFor(const std::string& site) const;
 
-  // Records that `site` delivered its update for `round`. Returns an empty string when accepted,
-  // else why it is refused (not in training, stale round, not selected, already delivered).
-  std::string AcceptUpdate(const std::string& site, int round);
+  // Records that `site` delivered its update for `round`. OK when accepted, else
+  // FAILED_PRECONDITION saying why it is refused (not in training, another round, not selected,
+  // already delivered or declined).
+  Status AcceptUpdate(const std::string& site, int round);
   // Records that `site` declined round `round` (its privacy budget would be exceeded): the round
-  // no longer waits for it. Returns an empty string when accepted, else why it is refused.
-  std::string DeclineTask(const std::string& site, int round);
+  // no longer waits for it. OK when accepted, else FAILED_PRECONDITION saying why not.
+  Status DeclineTask(const std::string& site, int round);
   // Every selected site answered (sent its update or declined).
   bool TrainingComplete() const;
   // At least min_sites updates arrived.
@@ -81,7 +84,9 @@ class RoundStateMachine {
 
   // Enters kEvaluating: the sites that registered are asked to evaluate (`ask_sites` false: none).
   void StartEvaluation(bool ask_sites);
-  std::string AcceptEvaluation(const std::string& site, int round);
+  // Records `site`'s evaluation report of `round`. OK, or FAILED_PRECONDITION: no evaluation of
+  // that round is collected, the site was not asked, or it already reported.
+  Status AcceptEvaluation(const std::string& site, int round);
   bool EvaluationComplete() const;
 
   // Ends the current round after evaluation: kFinished after the last round; otherwise sites wait
@@ -95,7 +100,7 @@ class RoundStateMachine {
 
  private:
   // Why `site` may not answer training round `round` now ("" if it may).
-  std::string CheckTrainingAnswer(const std::string& site, int round, const char* what) const;
+  Status CheckTrainingAnswer(const std::string& site, int round, const char* what) const;
 
   int total_rounds_;
   int min_sites_;

@@ -80,21 +80,24 @@ void Strategy::LoadState(const std::string& bytes) {
 std::unique_ptr<Strategy> MakeStrategy(const StrategyConfig& config) {
   ValidateStrategyConfig(config, "");
   const StrategyConfig c = WithStrategyDefaults(config);
-  const std::string& name = c.name;
-  if (name == "fedavg") return std::make_unique<FedAvgStrategy>();
-  if (name == "fedprox") return std::make_unique<FedAvgStrategy>(*c.proximal_mu);
-  if (name == "fedadam" || name == "fedyogi" || name == "fedadagrad") {
+  const auto fedopt = [&c](FedOptVariant variant) {
     FedOptParams p;
-    p.variant = name == "fedadam"   ? FedOptVariant::kAdam
-                : name == "fedyogi" ? FedOptVariant::kYogi
-                                    : FedOptVariant::kAdagrad;
+    p.variant = variant;
     p.server_learning_rate = *c.server_learning_rate;
     p.beta1 = *c.beta1;
     p.beta2 = c.beta2.value_or(0.0);  // does not apply to FedAdagrad
     p.tau = *c.tau;
     return std::make_unique<FedOptStrategy>(p);
+  };
+  switch (*ParseStrategyKind(c.name)) {  // a known name: validated above
+    case StrategyKind::kFedAvg: return std::make_unique<FedAvgStrategy>();
+    case StrategyKind::kFedProx: return std::make_unique<FedAvgStrategy>(*c.proximal_mu);
+    case StrategyKind::kFedAdam: return fedopt(FedOptVariant::kAdam);
+    case StrategyKind::kFedYogi: return fedopt(FedOptVariant::kYogi);
+    case StrategyKind::kFedAdagrad: return fedopt(FedOptVariant::kAdagrad);
+    case StrategyKind::kMedian: return std::make_unique<CoordinateMedianStrategy>();
+    case StrategyKind::kTrimmedMean: break;
   }
-  if (name == "median") return std::make_unique<CoordinateMedianStrategy>();
   return std::make_unique<TrimmedMeanStrategy>(*c.trim_fraction);
 }
 

@@ -35,7 +35,7 @@
 #include <string>
 #include <vector>
 
-#include "common/config/coordinator_config.h"
+#include "common/config/strategy_config.h"
 #include "common/model/model_state.h"
 
 namespace fedmed {
@@ -124,7 +124,7 @@ class Strategy {
 };
 
 // The strategy `config` names, with its parameters (unset ones take the defaults documented at
-// StrategyConfig, common/config/coordinator_config.h). Throws ConfigError as
+// StrategyConfig, common/config/strategy_config.h). Throws ConfigError as
 // ValidateStrategyConfig (the message names "(configuration built in code)") when the config is
 // invalid.
 std::unique_ptr<Strategy> MakeStrategy(const StrategyConfig& config);

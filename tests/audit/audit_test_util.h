@@ -41,7 +41,7 @@ inline std::string UpdateBytes(const std::string& site, int round) {
 // images), 80 steps per round (one local epoch).
 inline PrivacyMechanism TestMechanism() {
   PrivacyMechanism m;
-  m.name = "dp-sgd";
+  m.mode = PrivacyMode::kDpSgd;
   m.noise_multiplier = 1.1;
   m.clipping_norm = 1.0;
   m.sampling_rate = 0.0125;
@@ -53,7 +53,7 @@ inline TrainedEvent TrainedFromSpend(const RoundSpend& spend, double delta, doub
                                      const std::string& site) {
   TrainedEvent e;
   e.round = spend.round;
-  e.mechanism = spend.mechanism.name;
+  e.mechanism = PrivacyModeName(spend.mechanism.mode);
   e.clipping_norm = spend.mechanism.clipping_norm;
   e.noise_multiplier = spend.mechanism.noise_multiplier;
   e.sampling_rate = spend.mechanism.sampling_rate;

@@ -24,16 +24,16 @@ TEST(RoundStateMachineTest, WaitsForMinSitesThenRunsEveryRoundToFinish) {
     rsm.StartRound(/*retry=*/false);
     EXPECT_EQ(rsm.round(), round);
     EXPECT_EQ(rsm.ActionFor("a"), SiteAction::kTrain);
-    EXPECT_EQ(rsm.AcceptUpdate("a", round), "");
+    EXPECT_TRUE(rsm.AcceptUpdate("a", round).ok());
     EXPECT_EQ(rsm.ActionFor("a"), SiteAction::kWait);  // delivered: nothing more to do
     EXPECT_FALSE(rsm.TrainingComplete());
-    EXPECT_EQ(rsm.AcceptUpdate("b", round), "");
+    EXPECT_TRUE(rsm.AcceptUpdate("b", round).ok());
     EXPECT_TRUE(rsm.TrainingComplete());
     EXPECT_TRUE(rsm.HasQuorum());
     rsm.StartEvaluation(/*ask_sites=*/true);
     EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kEvaluate);
-    EXPECT_EQ(rsm.AcceptEvaluation("a", round), "");
-    EXPECT_EQ(rsm.AcceptEvaluation("b", round), "");
+    EXPECT_TRUE(rsm.AcceptEvaluation("a", round).ok());
+    EXPECT_TRUE(rsm.AcceptEvaluation("b", round).ok());
     EXPECT_TRUE(rsm.EvaluationComplete());
     rsm.FinishRound();
   }
@@ -51,10 +51,10 @@ TEST(RoundStateMachineTest, RefusesStaleDuplicateAndUnselectedUpdates) {
   const std::string chosen = rsm.selected()[0];
   const std::string other = chosen == "a" ? "b" : "a";
   EXPECT_EQ(rsm.ActionFor(other), SiteAction::kWait);
-  EXPECT_NE(rsm.AcceptUpdate(other, 1).find("not selected"), std::string::npos);
-  EXPECT_NE(rsm.AcceptUpdate(chosen, 2).find("current round is 1"), std::string::npos);
-  EXPECT_EQ(rsm.AcceptUpdate(chosen, 1), "");
-  EXPECT_NE(rsm.AcceptUpdate(chosen, 1).find("already sent"), std::string::npos);
+  EXPECT_NE(rsm.AcceptUpdate(other, 1).message().find("not selected"), std::string::npos);
+  EXPECT_NE(rsm.AcceptUpdate(chosen, 2).message().find("current round is 1"), std::string::npos);
+  EXPECT_TRUE(rsm.AcceptUpdate(chosen, 1).ok());
+  EXPECT_NE(rsm.AcceptUpdate(chosen, 1).message().find("already sent"), std::string::npos);
 }
 
 TEST(RoundStateMachineTest, ADeclinedSiteNoLongerHoldsTheRoundUp) {
@@ -62,21 +62,21 @@ TEST(RoundStateMachineTest, ADeclinedSiteNoLongerHoldsTheRoundUp) {
   rsm.Register(Site("a"));
   rsm.Register(Site("b"));
   rsm.StartRound(false);
-  EXPECT_EQ(rsm.DeclineTask("b", 1), "");
+  EXPECT_TRUE(rsm.DeclineTask("b", 1).ok());
   EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kWait);  // not asked to train again this round
-  EXPECT_NE(rsm.DeclineTask("b", 1).find("already declined"), std::string::npos);
-  EXPECT_NE(rsm.AcceptUpdate("b", 1).find("already declined"), std::string::npos);
+  EXPECT_NE(rsm.DeclineTask("b", 1).message().find("already declined"), std::string::npos);
+  EXPECT_NE(rsm.AcceptUpdate("b", 1).message().find("already declined"), std::string::npos);
   EXPECT_FALSE(rsm.TrainingComplete());  // a has not answered yet
-  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_TRUE(rsm.AcceptUpdate("a", 1).ok());
   EXPECT_TRUE(rsm.TrainingComplete());
   EXPECT_TRUE(rsm.HasQuorum());  // the quorum counts updates: 1 >= min_sites 1
   EXPECT_EQ(rsm.contributed(), std::set<std::string>{"a"});
   EXPECT_EQ(rsm.declined(), std::set<std::string>{"b"});
   rsm.StartEvaluation(/*ask_sites=*/true);
   EXPECT_EQ(rsm.ActionFor("b"), SiteAction::kEvaluate);  // a declining site still evaluates
-  EXPECT_NE(rsm.DeclineTask("a", 1).find("not collecting"), std::string::npos);
-  rsm.AcceptEvaluation("a", 1);
-  rsm.AcceptEvaluation("b", 1);
+  EXPECT_NE(rsm.DeclineTask("a", 1).message().find("not collecting"), std::string::npos);
+  EXPECT_TRUE(rsm.AcceptEvaluation("a", 1).ok());
+  EXPECT_TRUE(rsm.AcceptEvaluation("b", 1).ok());
   rsm.FinishRound();
   rsm.StartRound(false);
   EXPECT_TRUE(rsm.declined().empty());  // each round asks again
@@ -94,7 +94,7 @@ TEST(RoundStateMachineTest, MinAvailableSitesDelaysTheStartNotTheQuorum) {
   ASSERT_TRUE(rsm.ReadyToStart());
   rsm.StartRound(false);
   EXPECT_EQ(rsm.selected().size(), 3u);
-  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_TRUE(rsm.AcceptUpdate("a", 1).ok());
   EXPECT_TRUE(rsm.HasQuorum());  // one update is the quorum
 }
 
@@ -103,8 +103,8 @@ TEST(RoundStateMachineTest, DeclinesDoNotCountTowardsTheQuorum) {
   rsm.Register(Site("a"));
   rsm.Register(Site("b"));
   rsm.StartRound(false);
-  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
-  EXPECT_EQ(rsm.DeclineTask("b", 1), "");
+  EXPECT_TRUE(rsm.AcceptUpdate("a", 1).ok());
+  EXPECT_TRUE(rsm.DeclineTask("b", 1).ok());
   EXPECT_TRUE(rsm.TrainingComplete());
   EXPECT_FALSE(rsm.HasQuorum());
 }
@@ -114,7 +114,7 @@ TEST(RoundStateMachineTest, RetryKeepsTheRoundNumberAndClearsUpdates) {
   rsm.Register(Site("a"));
   rsm.Register(Site("b"));
   rsm.StartRound(false);
-  EXPECT_EQ(rsm.AcceptUpdate("a", 1), "");
+  EXPECT_TRUE(rsm.AcceptUpdate("a", 1).ok());
   EXPECT_FALSE(rsm.HasQuorum());  // b dropped out: 1 of 2
   rsm.StartRound(/*retry=*/true);
   EXPECT_EQ(rsm.round(), 1);
@@ -130,7 +130,7 @@ TEST(RoundStateMachineTest, SiteSamplingIsSeededAndSized) {
     for (int r = 1; r <= round; ++r) {
       rsm.StartRound(false);
       if (r < round) {
-        for (const std::string& s : rsm.selected()) rsm.AcceptUpdate(s, r);
+        for (const std::string& s : rsm.selected()) (void)rsm.AcceptUpdate(s, r);
         rsm.StartEvaluation(false);
         rsm.FinishRound();
       }

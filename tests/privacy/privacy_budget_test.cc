@@ -19,7 +19,7 @@ using testing::ReadFile;
 using testing::TempDir;
 
 PrivacyMechanism DpSgd(double sigma, double q, int64_t steps) {
-  return PrivacyMechanism{"dp-sgd", sigma, 1.0, q, steps};
+  return PrivacyMechanism{PrivacyMode::kDpSgd, sigma, 1.0, q, steps};
 }
 
 class PrivacyBudgetTest : public ::testing::Test {
@@ -51,14 +51,14 @@ TEST_F(PrivacyBudgetTest, TheLedgerSurvivesARestart) {
   {
     PrivacyBudget budget(ledger_, 10, 1e-5, RdpConversion::kClassic);
     budget.Commit(1, DpSgd(1.0, 0.05, 40));
-    budget.Commit(3, PrivacyMechanism{"update", 5.0, 0.5, 1.0, 1});
+    budget.Commit(3, PrivacyMechanism{PrivacyMode::kUpdate, 5.0, 0.5, 1.0, 1});
     spent = budget.spent();
   }
   PrivacyBudget restarted(ledger_, 12, 1e-5, RdpConversion::kClassic);
   EXPECT_DOUBLE_EQ(restarted.spent(), spent);
   ASSERT_EQ(restarted.history().size(), 2u);
   EXPECT_EQ(restarted.history()[1].round, 3);
-  EXPECT_EQ(restarted.history()[1].mechanism.name, "update");
+  EXPECT_EQ(restarted.history()[1].mechanism.mode, PrivacyMode::kUpdate);
   EXPECT_EQ(restarted.history()[0].mechanism.steps, 40);
   EXPECT_EQ(restarted.previous_budget_epsilon(), 10);
   EXPECT_EQ(restarted.budget_epsilon(), 12);
@@ -136,12 +136,24 @@ TEST_F(PrivacyBudgetTest, CorruptLedgersAndBadArgumentsAreNamed) {
     EXPECT_NE(std::string(e.what()).find("round 1"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("noise_multiplier"), std::string::npos) << e.what();
   }
+  std::ofstream(ledger_) << R"({"version": 1, "delta": 1e-05, "conversion": "balle2020",
+    "budget_epsilon": 8, "rounds": [{"round": 2, "mechanism": "laplace", "noise_multiplier": 1,
+    "clipping_norm": 1, "sampling_rate": 1, "steps": 1}]})";
+  try {
+    PrivacyBudget budget(ledger_, 10, 1e-5);
+    FAIL() << "no FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("round 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("\"laplace\""), std::string::npos) << e.what();
+  }
   EXPECT_THROW(PrivacyBudget(dir_ / "x.json", 0, 1e-5), ConfigError);
   EXPECT_THROW(PrivacyBudget(dir_ / "x.json", 1, 0), ConfigError);
   PrivacyBudget budget(dir_ / "x.json", 1, 1e-5);
   EXPECT_THROW(budget.RoundEpsilon(DpSgd(1.0, 0.0, 10)), ConfigError);
-  EXPECT_THROW(budget.RoundEpsilon(PrivacyMechanism{"update", 1.0, 1.0, 0.5, 1}), ConfigError);
-  EXPECT_THROW(budget.RoundEpsilon(PrivacyMechanism{"laplace", 1.0, 1.0, 1.0, 1}), ConfigError);
+  EXPECT_THROW(budget.RoundEpsilon(PrivacyMechanism{PrivacyMode::kUpdate, 1.0, 1.0, 0.5, 1}),
+               ConfigError);
+  EXPECT_THROW(budget.RoundEpsilon(PrivacyMechanism{PrivacyMode::kNone, 1.0, 1.0, 1.0, 1}),
+               ConfigError);
 }
 
 }  // namespace

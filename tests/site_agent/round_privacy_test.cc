@@ -38,11 +38,11 @@ TEST(RoundPrivacyTest, TheMechanismFollowsTheTasksSchedule) {
   const RoundPrivacy::Plan plan = privacy.PlanRound(1, 5, Settings(32, 2));
   const DpSgdSchedule schedule = PlanDpSgd(1570, 32, 2);
   ASSERT_TRUE(plan.train) << plan.decline_reason;
-  EXPECT_EQ(plan.mechanism.name, "dp-sgd");
-  EXPECT_DOUBLE_EQ(plan.mechanism.sampling_rate, 32.0 / 1570);
-  EXPECT_EQ(plan.mechanism.steps, schedule.steps);
-  EXPECT_EQ(plan.mechanism.steps, 2 * 49);
-  EXPECT_DOUBLE_EQ(plan.mechanism.noise_multiplier, 1.0);
+  EXPECT_EQ(plan.report.mechanism.mode, PrivacyMode::kDpSgd);
+  EXPECT_DOUBLE_EQ(plan.report.mechanism.sampling_rate, 32.0 / 1570);
+  EXPECT_EQ(plan.report.mechanism.steps, schedule.steps);
+  EXPECT_EQ(plan.report.mechanism.steps, 2 * 49);
+  EXPECT_DOUBLE_EQ(plan.report.mechanism.noise_multiplier, 1.0);
   EXPECT_DOUBLE_EQ(plan.report.epsilon_round,
                    ComputeEpsilon(32.0 / 1570, 1.0, schedule.steps, 1e-5));
   EXPECT_EQ(plan.report.epsilon_total, 0);  // nothing committed yet
@@ -55,8 +55,8 @@ TEST(RoundPrivacyTest, TheMechanismFollowsTheTasksSchedule) {
   update.mode = "update";
   RoundPrivacy site_level(update, (dir / "u"), 1570);
   const RoundPrivacy::Plan u = site_level.PlanRound(1, 5, Settings(32, 2));
-  EXPECT_EQ(u.mechanism.sampling_rate, 1.0);
-  EXPECT_EQ(u.mechanism.steps, 1);
+  EXPECT_EQ(u.report.mechanism.sampling_rate, 1.0);
+  EXPECT_EQ(u.report.mechanism.steps, 1);
 }
 
 TEST(RoundPrivacyTest, CalibratedNoiseSpendsTheTargetOverTheRounds) {
@@ -70,7 +70,7 @@ TEST(RoundPrivacyTest, CalibratedNoiseSpendsTheTargetOverTheRounds) {
   for (int round = 1; round <= 5; ++round) {
     const RoundPrivacy::Plan plan = privacy.PlanRound(round, 5, Settings(32, 2));
     ASSERT_TRUE(plan.train) << "round " << round << ": " << plan.decline_reason;
-    if (round == 1) first_sigma = plan.mechanism.noise_multiplier;
+    if (round == 1) first_sigma = plan.report.mechanism.noise_multiplier;
     privacy.Commit(plan);
   }
   EXPECT_GT(first_sigma, 0.5);
@@ -80,8 +80,8 @@ TEST(RoundPrivacyTest, CalibratedNoiseSpendsTheTargetOverTheRounds) {
   // more noise, or is declined.
   const RoundPrivacy::Plan extra = privacy.PlanRound(6, 5, Settings(32, 2));
   if (extra.train) {
-    EXPECT_GT(extra.mechanism.noise_multiplier, 10 * first_sigma);
-    EXPECT_LE(privacy.budget().TotalAfter(extra.mechanism), 4.0);
+    EXPECT_GT(extra.report.mechanism.noise_multiplier, 10 * first_sigma);
+    EXPECT_LE(privacy.budget().TotalAfter(extra.report.mechanism), 4.0);
   } else {
     EXPECT_NE(extra.decline_reason.find("target_epsilon 4 is reached"), std::string::npos)
         << extra.decline_reason;
@@ -116,7 +116,7 @@ TEST(RoundPrivacyTest, ARoundThatWouldExceedTheBudgetIsDeclined) {
   // Whatever the round's size, the decision is the budget arithmetic.
   for (const int epochs : {1, 2, 3}) {
     const RoundPrivacy::Plan p = privacy.PlanRound(2, 3, Settings(32, epochs));
-    EXPECT_EQ(p.train, privacy.budget().TotalAfter(p.mechanism) <= c.budget_epsilon) << epochs;
+    EXPECT_EQ(p.train, privacy.budget().TotalAfter(p.report.mechanism) <= c.budget_epsilon) << epochs;
   }
 
   // The spend survives a restart of the site: the same round is still declined.

@@ -123,6 +123,22 @@ TEST(FileIoTest, ReplacingADirectoryFailsAtTheRenameAndRemovesTheTemporaryFile) 
   EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"checkpoints"});
 }
 
+// ReplaceFile (no fsync) replaces as atomically, and fails as cleanly.
+TEST(FileIoTest, ReplaceFileReplacesWholeAndFailsCleanly) {
+  TempDir dir("fedmed-file-io");
+  const std::string path = dir / "status.json";
+  ReplaceFile(path, "{\"round\": 1}\n", "status.json");
+  ReplaceFile(path, "{\"round\": 2}\n", "status.json");
+  EXPECT_EQ(ReadFile(path, "status.json"), "{\"round\": 2}\n");
+  EXPECT_EQ(Entries(dir.path()), std::vector<std::string>{"status.json"});
+  fs::create_directories(dir.path() / "busy" / "inside");
+  const std::string message =
+      ErrorMessageOf<Error>([&] { ReplaceFile(dir / "busy", "x", "status.json"); });
+  EXPECT_TRUE(Contains(message, "cannot write status.json"));
+  EXPECT_TRUE(Contains(message, "renaming"));
+  EXPECT_EQ(Entries(dir.path()), (std::vector<std::string>{"busy", "status.json"}));
+}
+
 // A write that fails half way (here: RLIMIT_FSIZE, in a child process so that the limit does not
 // touch the test runner, with SIGXFSZ ignored as fedmed's binaries do) throws an Error naming the
 // file and EFBIG, removes its temporary file and leaves the old file as it was.
