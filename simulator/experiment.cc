@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,21 +18,13 @@
 #include "common/util/process.h"
 #include "simulator/baseline.h"
 #include "simulator/model_selection.h"
+#include "simulator/run_directory.h"
 
 namespace fedmed {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string Timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
 
 // Shortest readable text of a swept number: 0.3, 100, 1e-05.
 std::string Compact(double v) {
@@ -473,7 +464,7 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
 
   const std::vector<SweepPoint> points = ExpandSweep(config);
   const fs::path dir =
-      fs::absolute(fs::path(config.output_root) / (config.name + "-sweep-" + Timestamp()));
+      fs::absolute(fs::path(config.output_root) / (config.name + "-sweep-" + LocalTimestamp()));
   fs::create_directories(dir);
   progress << "sweep of " << points.size() << " runs into " << dir.string() << std::endl;
   std::vector<Row> rows;

@@ -10,10 +10,7 @@ namespace fedmed {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The local time as YYYYmmdd-HHMMSS, for run directory names.
-std::string Timestamp() {
+std::string LocalTimestamp() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
   localtime_r(&now, &tm);
@@ -22,13 +19,12 @@ std::string Timestamp() {
   return buf;
 }
 
-}  // namespace
-
 PreparedRun PrepareRun(const SimulationConfig& config, const std::string& data_root) {
   PreparedRun p;
-  p.run_dir = fs::absolute(config.run_dir.empty()
-                               ? fs::path(config.output_root) / (config.name + "-" + Timestamp())
-                               : fs::path(config.run_dir));
+  p.run_dir =
+      fs::absolute(config.run_dir.empty()
+                       ? fs::path(config.output_root) / (config.name + "-" + LocalTimestamp())
+                       : fs::path(config.run_dir));
   fs::create_directories(p.run_dir);
   // Resolve the data once, so every party reads the same file.
   for (int k = 1; k <= config.sites; ++k) {

@@ -32,14 +32,17 @@ struct PreparedRun {
   std::vector<SiteDataConfig> site_data;  // per site (site-1 first), paths resolved
 };
 
-// Creates the run directory (config.run_dir, else <output_root>/<name>-<local time
-// YYYYmmdd-HHMMSS>), resolves every site's data path and the held-out data against `data_root`
-// once (so every party reads the same file), and provisions the federation: a CA valid 2 days,
+// Creates the run directory (config.run_dir, else <output_root>/<name>-<LocalTimestamp()>),
+// resolves every site's data path and the held-out data against `data_root` once (so every
+// party reads the same file), and provisions the federation: a CA valid 2 days,
 // a coordinator on 127.0.0.1 port 0 that waits for every site before round 1, one site per
 // config.sites named site-1..site-N with config.privacy and the coordinator's
 // [model] torchscript_path. Throws ConfigError / Error / CryptoError as ProvisionFederation does,
 // and std::filesystem::filesystem_error if the directory cannot be created.
 PreparedRun PrepareRun(const SimulationConfig& config, const std::string& data_root);
+
+// The local time as YYYYmmdd-HHMMSS, as run and sweep directory names end. Never throws.
+std::string LocalTimestamp();
 
 // Site k's (1-based) final config now that the coordinator's port is known: the provisioned
 // site.toml with coordinator_address 127.0.0.1:`port`, its data, its output directory and, with

@@ -1,6 +1,6 @@
 // Shared by the integration tests that run a whole federation with fedmed-simulate: the config
 // they start from and the run itself (read its metrics.jsonl with ReadJsonLines from
-// simulator/simulation.h).
+// simulator/run_output.h, which simulator/simulation.h includes).
 #ifndef FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 #define FEDMED_TESTS_INTEGRATION_SIMULATE_UTIL_H_
 
