@@ -21,6 +21,18 @@ CheckpointStore::CheckpointStore(std::string output_dir) : output_dir_(std::move
 
 void CheckpointStore::Save(int round, const ModelState& model, const std::string& model_sha256,
                            const std::string& strategy, const std::string& strategy_state) const {
+  Commit(Stage(round, model, model_sha256, strategy, strategy_state));
+}
+
+void CheckpointStore::Commit(const Pending& pending) const {
+  WriteFileAtomically((fs::path(output_dir_) / "resume.json").string(), pending.resume_json,
+                      "resume.json");
+}
+
+CheckpointStore::Pending CheckpointStore::Stage(int round, const ModelState& model,
+                                                const std::string& model_sha256,
+                                                const std::string& strategy,
+                                                const std::string& strategy_state) const {
   char name[32];
   std::snprintf(name, sizeof(name), "round-%04d", round);
   const std::string relative = std::string("checkpoints/") + name + ".pt";
@@ -36,7 +48,7 @@ void CheckpointStore::Save(int round, const ModelState& model, const std::string
   j["strategy"] = strategy;
   j["strategy_state"] = state_relative;
   j["strategy_state_sha256"] = Sha256Hex(strategy_state);
-  WriteFileAtomically((dir / "resume.json").string(), j.dump(2) + "\n", "resume.json");
+  return Pending{j.dump(2) + "\n"};
 }
 
 std::optional<ResumePoint> CheckpointStore::Load(const ModelState& layout) const {

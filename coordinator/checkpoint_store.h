@@ -39,9 +39,21 @@ class CheckpointStore {
   // `output_dir` must exist; checkpoints/ is created when missing.
   explicit CheckpointStore(std::string output_dir);
 
-  // Saves round `round`: the model, the strategy state, global_model.pt, then resume.json.
-  // `model_sha256`: SHA-256 (hex) of EncodeModelState(model), recorded for the resume check.
-  // Throws Error naming the file that could not be written.
+  // A round saved but not yet the resume point: Commit makes it one.
+  struct Pending {
+    std::string resume_json;
+  };
+
+  // Saves round `round`: the model, the strategy state and global_model.pt; resume.json still
+  // names the round before until Commit (the caller records the round in between, so that a
+  // crash repeats a round rather than losing its records). `model_sha256`: SHA-256 (hex) of
+  // EncodeModelState(model), recorded for the resume check. Throws Error naming the file that
+  // could not be written.
+  Pending Stage(int round, const ModelState& model, const std::string& model_sha256,
+                const std::string& strategy, const std::string& strategy_state) const;
+  // Replaces resume.json with `pending`'s. Throws Error naming resume.json.
+  void Commit(const Pending& pending) const;
+  // Stage then Commit.
   void Save(int round, const ModelState& model, const std::string& model_sha256,
             const std::string& strategy, const std::string& strategy_state) const;
 

@@ -29,7 +29,7 @@ namespace {
 // timer is re-armed or cancelled sees a newer generation and does nothing.
 class AsioTimer final : public EventLoop::Timer {
  public:
-  explicit AsioTimer(asio::io_context& io) : timer_(io) {}
+  AsioTimer(asio::io_context& io, const AsioEventLoop* loop) : timer_(io), loop_(loop) {}
 
   void Arm(EventLoop::Clock::time_point when, std::function<void()> callback) override {
     uint64_t generation;
@@ -45,7 +45,7 @@ class AsioTimer final : public EventLoop::Timer {
         std::lock_guard<std::mutex> lock(mu_);
         if (generation != generation_) return;
       }
-      callback();
+      loop_->RunGuarded(callback);
     });
   }
 
@@ -59,6 +59,7 @@ class AsioTimer final : public EventLoop::Timer {
 
  private:
   asio::steady_timer timer_;
+  const AsioEventLoop* loop_;
   std::mutex mu_;
   uint64_t generation_ = 0;
 };
@@ -69,14 +70,16 @@ AsioEventLoop::AsioEventLoop() : impl_(std::make_unique<Impl>()) {}
 
 AsioEventLoop::~AsioEventLoop() { impl_->pool.join(); }
 
-void AsioEventLoop::Post(std::function<void()> fn) { asio::post(impl_->io, std::move(fn)); }
+void AsioEventLoop::Post(std::function<void()> fn) {
+  asio::post(impl_->io, [this, fn = std::move(fn)] { Guarded(fn); });
+}
 
 void AsioEventLoop::PostWork(std::function<void()> fn) {
-  asio::post(impl_->pool, std::move(fn));
+  asio::post(impl_->pool, [this, fn = std::move(fn)] { Guarded(fn); });
 }
 
 std::unique_ptr<EventLoop::Timer> AsioEventLoop::MakeTimer() {
-  return std::make_unique<AsioTimer>(impl_->io);
+  return std::make_unique<AsioTimer>(impl_->io, this);
 }
 
 void AsioEventLoop::Stop() {

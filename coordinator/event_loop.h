@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace fedmed {
 
@@ -40,6 +41,27 @@ class EventLoop {
   virtual std::unique_ptr<Timer> MakeTimer() = 0;
   // Makes the loop return (the coordinator's Run() then closes the server). Thread-safe.
   virtual void Stop() = 0;
+
+  // What a posted task, compute work or timer callback throws goes to `handler` (with the
+  // exception's what()), on the thread that ran it, instead of ending the process: the round
+  // flow stops the federation cleanly with it. Set it before anything is posted.
+  void SetErrorHandler(std::function<void(const std::string&)> handler) {
+    error_handler_ = std::move(handler);
+  }
+
+ protected:
+  // Runs `fn`, handing what it throws to the error handler (rethrown when none is set).
+  void Guarded(const std::function<void()>& fn) const {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      if (!error_handler_) throw;
+      error_handler_(e.what());
+    }
+  }
+
+ private:
+  std::function<void(const std::string&)> error_handler_;
 };
 
 // Seconds as a Clock duration.
@@ -65,6 +87,9 @@ class AsioEventLoop final : public EventLoop {
   void Run();
   // Calls `on_signal(signal)` once on SIGINT or SIGTERM (from the control thread).
   void HandleSignals(std::function<void(int)> on_signal);
+
+  // Guarded(fn), for the timers.
+  void RunGuarded(const std::function<void()>& fn) const { Guarded(fn); }
 
   class Impl;
 

@@ -1,12 +1,15 @@
 #include "coordinator/metrics_log.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -38,21 +41,53 @@ std::string CsvNumber(double v) {
   return out.str();
 }
 
-std::ofstream OpenAppend(const std::string& path) {
-  std::ofstream out(path, std::ios::app);
-  if (!out) throw Error("cannot open metrics file '" + path + "' for appending");
-  return out;
+// The rows of `path` (none when it does not exist), each with the round `round_of` reads from it.
+std::vector<std::pair<int, std::string>> ReadRows(const std::string& path, bool skip_header,
+                                                  int (*round_of)(const std::string&)) {
+  std::vector<std::pair<int, std::string>> rows;
+  if (!std::filesystem::exists(path)) return rows;
+  std::istringstream in(ReadFile(path, "metrics file"));
+  std::string line;
+  for (bool first = true; std::getline(in, line); first = false) {
+    if (line.empty() || (first && skip_header)) continue;
+    rows.emplace_back(round_of(line), line);
+  }
+  return rows;
+}
+
+int CsvRound(const std::string& line) { return std::atoi(line.c_str()); }
+
+int JsonRound(const std::string& line) {
+  const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("round") && j["round"].is_number_integer()
+             ? j["round"].get<int>()
+             : 0;
+}
+
+std::string Join(const std::vector<std::pair<int, std::string>>& rows, std::string text) {
+  for (const auto& [round, row] : rows) text += row + "\n";
+  return text;
 }
 
 }  // namespace
 
-MetricsLog::MetricsLog(const std::string& dir) {
+MetricsLog::MetricsLog(const std::string& dir) : dir_(dir) {
   std::filesystem::create_directories(dir);
-  const std::string csv_path = dir + "/metrics.csv";
-  const bool is_new = !std::filesystem::exists(csv_path) || std::filesystem::file_size(csv_path) == 0;
-  csv_ = OpenAppend(csv_path);
-  jsonl_ = OpenAppend(dir + "/metrics.jsonl");
-  if (is_new) csv_ << CsvHeader() << '\n' << std::flush;
+  csv_rows_ = ReadRows(dir + "/metrics.csv", /*skip_header=*/true, CsvRound);
+  json_rows_ = ReadRows(dir + "/metrics.jsonl", /*skip_header=*/false, JsonRound);
+}
+
+void MetricsLog::Write() const {
+  WriteFileAtomically(dir_ + "/metrics.csv", Join(csv_rows_, CsvHeader() + "\n"), "metrics.csv");
+  WriteFileAtomically(dir_ + "/metrics.jsonl", Join(json_rows_, ""), "metrics.jsonl");
+}
+
+void MetricsLog::KeepUpTo(int round) {
+  const auto later = [round](const std::pair<int, std::string>& row) { return row.first > round; };
+  const size_t before = csv_rows_.size() + json_rows_.size();
+  csv_rows_.erase(std::remove_if(csv_rows_.begin(), csv_rows_.end(), later), csv_rows_.end());
+  json_rows_.erase(std::remove_if(json_rows_.begin(), json_rows_.end(), later), json_rows_.end());
+  if (csv_rows_.size() + json_rows_.size() != before) Write();
 }
 
 std::string MetricsLog::CsvHeader() {
@@ -107,6 +142,10 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   j["train_loss"] = Number(r.mean_train_loss);
   j["model_sha256"] = r.model_sha256;
   j["update_sha256"] = r.update_sha256;
+  if (!r.update_norm.empty()) {
+    j["update_norm"] = r.update_norm;
+    j["base_model_norm"] = r.base_model_norm;
+  }
   j["global"] = r.global ? MetricsJson(*r.global) : nlohmann::json();
   j["federated"] = r.federated ? MetricsJson(*r.federated) : nlohmann::json();
   nlohmann::json sites = nlohmann::json::object();
@@ -131,9 +170,15 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
 }
 
 void MetricsLog::Append(const RoundRecord& record) {
-  csv_ << ToCsv(record) << '\n' << std::flush;
-  jsonl_ << ToJson(record) << '\n' << std::flush;
-  if (!csv_ || !jsonl_) throw Error("writing metrics.csv / metrics.jsonl failed");
+  csv_rows_.emplace_back(record.round, ToCsv(record));
+  json_rows_.emplace_back(record.round, ToJson(record));
+  try {
+    Write();
+  } catch (...) {
+    csv_rows_.pop_back();
+    json_rows_.pop_back();
+    throw;
+  }
 }
 
 }  // namespace fedmed

@@ -1,12 +1,13 @@
 // Per-round records of the coordinator: metrics.csv (one row per round, for spreadsheets and
 // plots) and metrics.jsonl (one JSON object per round with everything, including per-site metrics
-// and the SHA-256 digests of every update received). Both files are appended and flushed after
-// every round, so a crash loses at most the round in flight.
+// and the SHA-256 digests of every update received). Each file is rewritten whole after every
+// round with WriteFileAtomically (common/util/file_io.h), so a crash or a full disk never leaves
+// a partial row, and a resumed coordinator drops the rows of rounds it will run again
+// (KeepUpTo): every round appears exactly once.
 #ifndef FEDMED_COORDINATOR_METRICS_LOG_H_
 #define FEDMED_COORDINATOR_METRICS_LOG_H_
 
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,6 +46,10 @@ struct RoundRecord {
   double mean_site_train_seconds = 0;  // local training time reported by the sites
   std::string model_sha256;            // of the new global model's encoding
   std::map<std::string, std::string> update_sha256;  // site -> digest of the update received
+  // Plain rounds: the L2 norm of each accepted update, and of the global model the updates are
+  // relative to (the bound [federation] max_update_norm_ratio applies to). JSON only.
+  std::map<std::string, double> update_norm;
+  double base_model_norm = 0;
   std::vector<std::string> declined;                 // selected sites that declined the round
   // The latest report of every site that ever reported one (not only this round's contributors).
   std::map<std::string, SitePrivacyReport> privacy;
@@ -61,20 +66,30 @@ struct RoundRecord {
 
 class MetricsLog {
  public:
-  // Opens (appending) dir/metrics.csv and dir/metrics.jsonl, writing the CSV header if the file is
-  // new. Throws Error naming the file if it cannot be opened.
+  // Reads the rows dir/metrics.csv and dir/metrics.jsonl already hold (an earlier run of this
+  // federation); creates dir, but no file until the first Append. Throws Error naming a file that
+  // exists but cannot be read.
   explicit MetricsLog(const std::string& dir);
 
-  // Appends one row to each file and flushes them.
+  // Adds one row to each file, rewriting it whole (header first). Throws Error naming the file
+  // when it cannot be written; the file then keeps its previous content.
   void Append(const RoundRecord& record);
+
+  // Drops the rows of rounds after `round` (rows a crashed coordinator wrote before its
+  // checkpoint), rewriting the files when any was dropped. Throws as Append.
+  void KeepUpTo(int round);
 
   static std::string CsvHeader();
   static std::string ToCsv(const RoundRecord& record);
   static std::string ToJson(const RoundRecord& record);
 
  private:
-  std::ofstream csv_;
-  std::ofstream jsonl_;
+  void Write() const;
+
+  std::string dir_;
+  // Rows as written, with their round (0 when a row's round cannot be read: kept as is).
+  std::vector<std::pair<int, std::string>> csv_rows_;
+  std::vector<std::pair<int, std::string>> json_rows_;
 };
 
 }  // namespace fedmed

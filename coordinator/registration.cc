@@ -21,6 +21,14 @@ Status RegistrationPolicy::Check(const std::string& site, const RegistrationInfo
     return Status::InvalidArgument(site + " has no training samples (num_train_samples = " +
                                    std::to_string(request.num_train_samples) + ")");
   }
+  const int64_t most = requirements_.max_site_samples;
+  if (request.num_train_samples > most || request.num_test_samples < 0 ||
+      request.num_test_samples > most) {
+    return Status::InvalidArgument(
+        site + " declares " + std::to_string(request.num_train_samples) + " training and " +
+        std::to_string(request.num_test_samples) + " test samples; each must be between 0 (1 "
+        "for training) and " + std::to_string(most) + " ([federation] max_site_samples)");
+  }
   if (Status s = CheckPreprocessing(site, request); !s.ok()) return s;
   if (Status s = CheckArchitecture(site, request, note); !s.ok()) return s;
   const ModelSpec& spec = requirements_.spec;

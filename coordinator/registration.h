@@ -8,7 +8,9 @@
 //
 // A site is refused
 //   - INVALID_ARGUMENT: site_name differs from its certificate's CN; it declares no training
-//     samples; its preprocessing or TorchScript architecture description cannot be read;
+//     samples, or more training or test samples than [federation] max_site_samples, or a
+//     negative test count; its preprocessing or TorchScript architecture description cannot be
+//     read;
 //   - FAILED_PRECONDITION: its preprocessing differs from [preprocessing] (naming every field
 //     that differs); the federation trains a TorchScript model and the site holds no script, or
 //     one of another architecture (naming the differing parameters); its images' channels differ
@@ -17,6 +19,8 @@
 #ifndef FEDMED_COORDINATOR_REGISTRATION_H_
 #define FEDMED_COORDINATOR_REGISTRATION_H_
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -42,6 +46,8 @@ class RegistrationPolicy {
     // False for a federation of arbitrary tensors (tests): channels and classes are not checked.
     bool check_data_shape = true;
     bool secure_aggregation = false;               // [secure_aggregation] enabled
+    // [federation] max_site_samples: the largest training or test count a site may declare.
+    int64_t max_site_samples = std::numeric_limits<int64_t>::max();
   };
 
   explicit RegistrationPolicy(Requirements requirements);

@@ -35,6 +35,7 @@ RegistrationPolicy::Requirements RequirementsOf(const CoordinatorConfig& config,
   r.spec = model.spec;
   r.architecture = model.architecture;
   r.check_data_shape = !model.custom;
+  r.max_site_samples = config.max_site_samples;
   r.secure_aggregation = config.secure_aggregation.enabled;
   return r;
 }
@@ -76,6 +77,10 @@ RoundFlow::RoundFlow(CoordinatorConfig config, FederationModel model, std::strin
       config_.output_dir, std::filesystem::path(config_.tls.key).parent_path().string(),
       config_.federation, config_.rounds, config_.strategy.name, log_);
   std::lock_guard<std::mutex> lock(mu_);
+  loop_->SetErrorHandler([this](const std::string& what) {
+    std::lock_guard<std::mutex> l(mu_);
+    FailLocked("internal error: " + what);
+  });
   ResumeLocked();
   if (!global_) InstallGlobalLocked(model_.initial_state, 0);
 }
@@ -86,6 +91,7 @@ void RoundFlow::ResumeLocked() {
   std::optional<ResumePoint> point = checkpoints_.Load(model_.initial_state);
   if (!point) return;
   const int round = point->completed_round;
+  report_->KeepMetricsUpTo(round);
   rsm_.ResumeAfter(round);
   InstallGlobalLocked(std::move(point->model), round);
   if (!point->strategy_state) {
@@ -117,6 +123,7 @@ void RoundFlow::InstallGlobalLocked(ModelState state, int version) {
   model->version = version;
   model->bytes = EncodeModelState(state);
   model->sha256 = Sha256Hex(model->bytes);
+  global_norm_ = L2Norm(state);
   global_state_ = std::move(state);
   global_ = std::move(model);
 }
@@ -130,8 +137,15 @@ void RoundFlow::Begin(int port) {
              rsm_.sites_to_start());
   WriteStatusLocked();
   if (rsm_.phase() == Phase::kFinished) {
-    log_->info("all {} rounds were already completed in {}", config_.rounds, config_.output_dir);
-    ShutdownLocked();
+    // Sites that were not told before a crash come back and must hear that it is over.
+    log_->info("all {} rounds were already completed in {}; telling returning sites so for up "
+               "to {} s",
+               config_.rounds, config_.output_dir, kResumedFinishGraceSeconds);
+    told_finish_needed_ = config_.allowed_sites.size();
+    deadline_->Arm(loop_->Now() + std::chrono::seconds(kResumedFinishGraceSeconds), [this] {
+      std::lock_guard<std::mutex> l(mu_);
+      ShutdownLocked();
+    });
     return;
   }
   if (config_.registration_timeout_seconds > 0) {
@@ -186,6 +200,13 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
   }
   if (!note.empty()) log_->info("{}", note);
   std::lock_guard<std::mutex> lock(mu_);
+  if (rsm_.IsExcluded(site)) {
+    const Status s = Status::FailedPrecondition(
+        site + " was excluded from this federation after [federation] max_invalid_updates "
+               "refused updates in a row (see the coordinator's log)");
+    log_->warn("registration refused: {}", s.message());
+    return s;
+  }
   RegisteredSite info;
   info.name = site;
   info.session_id = RandomSessionId();
@@ -271,7 +292,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
       task->finish_reason =
           "the federation completed its " + std::to_string(config_.rounds) + " rounds";
       told_finish_.insert(site);
-      if (told_finish_.size() >= rsm_.sites().size()) {
+      if (told_finish_.size() >= std::max(told_finish_needed_, rsm_.sites().size())) {
         PostLocked([this] { ShutdownLocked(); });
       }
       break;
@@ -294,22 +315,42 @@ Status RoundFlow::GetModel(const std::string& site, const std::string& session_i
 Status RoundFlow::CheckUpdate(const std::string& site, const UpdateHeader& header) {
   std::lock_guard<std::mutex> lock(mu_);
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
-  return CheckUpdateHeader(site, header, ExpectationLocked());
+  Status s = CheckUpdateHeader(site, header, ExpectationLocked(site));
+  if (s.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, s);
+  // Not selected, or already answered: refused before a byte of the update is read.
+  if (s.ok()) s = rsm_.CheckTrainingAnswer(site, header.info.round, "update");
+  return s;
 }
 
 Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& header,
                                std::string bytes, double transfer_seconds) {
   const std::string what = "update from " + site + " for round " + std::to_string(header.info.round);
+  UpdateExpectation expected;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
+    expected = ExpectationLocked(site);
+  }
   ModelState delta;
+  double norm = 0;
   if (!header.info.secure) {
-    // Decoded outside the lock (the costly part); the layout never changes.
-    if (Status s = DecodeUpdate(site, header, bytes, model_.initial_state, &delta); !s.ok()) {
+    // Decoded and checked outside the lock (the costly part). The layout never changes; the
+    // norm bound is the one of model version expected.model_version, which the header is
+    // checked against below.
+    const Status s = DecodeUpdate(site, header, bytes, model_.initial_state, expected.max_norm,
+                                  &delta, &norm);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      NoteInvalidUpdateLocked(site, s);
       return s;
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
-  if (Status s = CheckUpdateHeader(site, header, ExpectationLocked()); !s.ok()) return s;
+  if (Status s = CheckUpdateHeader(site, header, ExpectationLocked(site)); !s.ok()) return s;
+  if (header.info.base_version != expected.model_version) {
+    return Status::FailedPrecondition(what + " arrived after the round moved on");
+  }
   if (header.info.secure) {
     if (Status s = secure_round_.AddMaskedInput(site, header, bytes); !s.ok()) {
       log_->warn("round {}: masked input of {} refused: {}", rsm_.round(), site, s.message());
@@ -323,6 +364,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     }
   }
   if (Status s = rsm_.AcceptUpdate(site, header.info.round); !s.ok()) return s;
+  invalid_streak_.erase(site);
   RecordContributionLocked(site, header, transfer_seconds);
   if (header.info.secure) {
     log_->info("round {}: masked input from {} accepted ({:.1f} MB) - {}/{}", rsm_.round(), site,
@@ -333,10 +375,13 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     return Status::OK();
   }
   loss_weighted_sum_ += header.info.train_loss * static_cast<double>(header.info.num_samples);
+  record_.update_norm[site] = norm;
   ++pending_adds_;
-  log_->info("round {}: update from {} accepted ({} samples, loss {:.4f}, {:.1f} MB) - {}/{}",
+  log_->info("round {}: update from {} accepted ({} samples, loss {:.4f}, {:.1f} MB, L2 norm "
+             "{:.4g} = {:.3g} x the global model's) - {}/{}",
              rsm_.round(), site, header.info.num_samples, header.info.train_loss,
-             static_cast<double>(header.size_bytes) / 1e6, rsm_.contributed().size(),
+             static_cast<double>(header.size_bytes) / 1e6, norm,
+             global_norm_ > 0 ? norm / global_norm_ : 0.0, rsm_.contributed().size(),
              rsm_.selected().size());
   // The layout was checked above, and the round state machine refuses a second update from the
   // same site, so AddUpdate does not throw here; if it did, the update would already count
@@ -381,7 +426,11 @@ Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationRepo
     return Status::FailedPrecondition("evaluation of round " + std::to_string(report.round) +
                                       " arrived after its deadline");
   }
-  if (Status s = CheckEvaluationReport(site, report, model_.spec.num_classes); !s.ok()) return s;
+  const int64_t test_samples = rsm_.sites().at(site).num_test_samples;  // session checked
+  if (Status s = CheckEvaluationReport(site, report, model_.spec.num_classes, test_samples);
+      !s.ok()) {
+    return s;
+  }
   if (Status s = rsm_.AcceptEvaluation(site, report.round); !s.ok()) return s;
   record_.sites[site] = report.metrics;
   PostLocked([this] { MaybeFinishRoundLocked(); });
@@ -456,6 +505,48 @@ void RoundFlow::RecordDownload(const std::string& site, double seconds) {
   if (rsm_.phase() == Phase::kTraining) transfer_seconds_[site] += seconds;
 }
 
+Status RoundFlow::Attend(const std::string& site, const std::string& session_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return CheckSessionLocked(site, session_id);
+}
+
+void RoundFlow::SiteGone(const std::string& site, const std::string& session_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || !rsm_.IsCurrentSession(site, session_id)) return;
+  log_->warn("round {}: {} is gone (its session stream ended): not waiting for it, and not "
+             "selecting it until it registers again",
+             rsm_.round(), site);
+  rsm_.Remove(site);
+  if (secure_) secure_round_.MarkGone(site);
+  PostLocked([this] { CloseSecAggStageLocked(/*timeout=*/false); });
+  PostLocked([this] { MaybeEndTrainingLocked(); });
+  PostLocked([this] { MaybeFinishRoundLocked(); });
+  WriteStatusLocked();
+  cv_.notify_all();
+}
+
+void RoundFlow::UploadFailed(const std::string& site, const Status& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (why.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, why);
+}
+
+void RoundFlow::NoteInvalidUpdateLocked(const std::string& site, const Status& why) {
+  if (rsm_.IsExcluded(site)) return;
+  const int streak = ++invalid_streak_[site];
+  log_->warn("round {}: update from {} refused ({} of {} allowed in a row): {}", rsm_.round(),
+             site, streak, config_.max_invalid_updates, why.message());
+  if (streak < config_.max_invalid_updates) return;
+  const std::string reason = std::to_string(streak) + " refused updates in a row ([federation] "
+                             "max_invalid_updates), the last: " + why.message();
+  log_->error("round {}: {} is excluded from the federation: {}", rsm_.round(), site, reason);
+  rsm_.Exclude(site);
+  report_->AppendExcluded(site, rsm_.round(), reason);
+  PostLocked([this] { MaybeEndTrainingLocked(); });
+  PostLocked([this] { MaybeFinishRoundLocked(); });
+  WriteStatusLocked();
+  cv_.notify_all();
+}
+
 // ---- helpers ----
 
 void RoundFlow::PostLocked(std::function<void()> step) {
@@ -472,8 +563,12 @@ Status RoundFlow::CheckSessionLocked(const std::string& site, const std::string&
                           "register again");
 }
 
-UpdateExpectation RoundFlow::ExpectationLocked() const {
+UpdateExpectation RoundFlow::ExpectationLocked(const std::string& site) const {
   UpdateExpectation e;
+  const auto registered = rsm_.sites().find(site);
+  e.max_samples = registered == rsm_.sites().end() ? 0 : registered->second.num_train_samples;
+  e.max_norm = UpdateNormBound(config_.max_update_norm, config_.max_update_norm_ratio,
+                               global_norm_);
   e.accepting = rsm_.phase() == Phase::kTraining && !training_closed_;
   e.round = rsm_.round();
   e.model_version = global_->version;

@@ -96,6 +96,9 @@ class RoundFlow final : public SiteHandler {
   Status SecAggReceive(const std::string& site, const SecAggPoll& poll,
                        SecAggStage* stage) override;
   void RecordDownload(const std::string& site, double seconds) override;
+  void UploadFailed(const std::string& site, const Status& why) override;
+  Status Attend(const std::string& site, const std::string& session_id) override;
+  void SiteGone(const std::string& site, const std::string& session_id) override;
 
  private:
   using Clock = EventLoop::Clock;
@@ -108,7 +111,10 @@ class RoundFlow final : public SiteHandler {
   SiteAction ActionForLocked(const std::string& site) const;
   void FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task);
   Status CheckSessionLocked(const std::string& site, const std::string& session) const;
-  UpdateExpectation ExpectationLocked() const;
+  UpdateExpectation ExpectationLocked(const std::string& site) const;
+  // A refused update of `site` (INVALID_ARGUMENT: malformed, not finite, above the norm bound,
+  // a bad header): after [federation] max_invalid_updates in a row, the site is excluded.
+  void NoteInvalidUpdateLocked(const std::string& site, const Status& why);
   void RecordContributionLocked(const std::string& site, const UpdateHeader& header,
                                 double transfer_seconds);
   void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined);
@@ -122,6 +128,10 @@ class RoundFlow final : public SiteHandler {
   void MaybeEndTrainingLocked();
   void RetryOrFailLocked();
   void FinishAggregationLocked(int round, ModelState next, const std::string& error);
+  // Discards the attempt's aggregate (not finite, or its evaluation failed): the global model and
+  // the strategy's state go back to what they were before aggregation, and the round is tried
+  // again.
+  void DiscardAggregateLocked(const std::string& why);
   void StartSecureAttemptLocked();
   void ArmSecAggTimerLocked(std::function<void()> on_timeout);
   void CloseSecAggStageLocked(bool timeout);
@@ -134,6 +144,14 @@ class RoundFlow final : public SiteHandler {
   void ExportFinalModelLocked();
   void FailLocked(const std::string& why);
   void ShutdownLocked();
+
+  // The global model and strategy state before the attempt's aggregation (for
+  // DiscardAggregateLocked); set while aggregating and evaluating.
+  struct BeforeAggregation {
+    ModelState global;
+    int version = 0;
+    std::string strategy_state;
+  };
 
   const CoordinatorConfig config_;
   const FederationModel model_;
@@ -152,6 +170,9 @@ class RoundFlow final : public SiteHandler {
   std::unique_ptr<RoundReport> report_;
   ModelState global_state_;
   std::shared_ptr<const EncodedModel> global_;
+  double global_norm_ = 0;  // L2 norm of global_state_
+  std::optional<BeforeAggregation> before_aggregation_;
+  std::map<std::string, int> invalid_streak_;  // refused updates in a row, per site
   // AddUpdate runs on the compute pool (thread-safe); AggregateFit there while aggregating_ (no
   // AddUpdate pending then); ConfigureFit, BeginRound, SaveState on the control thread.
   std::unique_ptr<Strategy> strategy_;
@@ -175,6 +196,10 @@ class RoundFlow final : public SiteHandler {
   int exit_code_ = 0;
   int port_ = 0;
   std::set<std::string> told_finish_;
+  // After a restart that finds every round done: the sites to tell before stopping (all
+  // allowed sites), within kResumedFinishGraceSeconds.
+  size_t told_finish_needed_ = 0;
+  static constexpr int kResumedFinishGraceSeconds = 60;
   Clock::time_point round_start_, training_end_, eval_start_, phase_deadline_;
   // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
   static constexpr int kMaxAllDeclinedAttempts = 5;

@@ -43,7 +43,6 @@ RoundReport::~RoundReport() = default;
 void RoundReport::AppendRound(const RoundRecord& r, int total_rounds,
                               const std::vector<std::string>& selected,
                               const std::map<std::string, LogAnchor>& log_heads) {
-  metrics_.Append(r);
   if (audit_) {
     RoundEvent e;
     e.round = r.round;
@@ -77,6 +76,19 @@ void RoundReport::AppendRound(const RoundRecord& r, int total_rounds,
     }
     log_->info("round {}: epsilon spent per site (as reported, at each site's delta): {}",
                r.round, spent);
+  }
+}
+
+void RoundReport::AppendMetrics(const RoundRecord& record) { metrics_.Append(record); }
+
+void RoundReport::KeepMetricsUpTo(int completed_round) { metrics_.KeepUpTo(completed_round); }
+
+void RoundReport::AppendExcluded(const std::string& site, int round, const std::string& why) {
+  if (!audit_) return;
+  try {
+    audit_->Append(kEventExcluded, {{"site", site}, {"round", round}, {"reason", why}});
+  } catch (const std::exception& e) {
+    log_->error("audit log: {}", e.what());
   }
 }
 

@@ -57,12 +57,24 @@ class RoundReport {
               std::shared_ptr<spdlog::logger> log);
   ~RoundReport();
 
-  // Records a completed round: metrics.csv, metrics.jsonl, the audit entry (`selected`: the
-  // round's selected sites; `log_heads`: each contributor's privacy-log entry for its update)
-  // and the summary in coordinator.log. Throws Error when a file cannot be written.
+  // A completed round's rows in metrics.csv and metrics.jsonl. Written before the round's
+  // checkpoint, so that a crash between the two repeats the round (whose rows KeepMetricsUpTo
+  // then drops) rather than losing its rows. Throws Error naming the file that cannot be written.
+  void AppendMetrics(const RoundRecord& record);
+  // A resumed coordinator: drops metrics rows of rounds after `completed_round`. Throws as
+  // AppendMetrics.
+  void KeepMetricsUpTo(int completed_round);
+
+  // After the round's checkpoint: its audit entry (`selected`: the round's selected sites;
+  // `log_heads`: each contributor's privacy-log entry for its update) and its summary in
+  // coordinator.log. Throws Error / CryptoError when the audit log cannot be written.
   void AppendRound(const RoundRecord& record, int total_rounds,
                    const std::vector<std::string>& selected,
                    const std::map<std::string, LogAnchor>& log_heads);
+
+  // A site excluded from the federation (`why`), in the audit log when there is one. Errors are
+  // logged, not thrown.
+  void AppendExcluded(const std::string& site, int round, const std::string& why);
 
   // The audit log's stop entry (when there is an audit log); errors are logged, not thrown.
   void AppendStop(bool finished, int completed_rounds);

@@ -28,6 +28,11 @@ void RoundFlow::MaybeStartFirstRound() {
 }
 
 void RoundFlow::StartRoundLocked(bool retry) {
+  if (retry && rsm_.attempt() >= config_.max_attempts) {
+    FailLocked("round " + std::to_string(rsm_.round()) + ": " + std::to_string(rsm_.attempt()) +
+               " attempts failed ([federation] max_attempts; their reasons are above)");
+    return;
+  }
   rsm_.StartRound(retry);
   fit_ = strategy_->ConfigureFit(rsm_.round(), rsm_.selected());
   try {
@@ -103,6 +108,7 @@ void RoundFlow::MaybeEndTrainingLocked() {
   }
   all_declined_attempts_ = 0;
   aggregating_ = true;
+  before_aggregation_ = BeforeAggregation{global_state_, global_->version, strategy_->SaveState()};
   const int round = rsm_.round();
   loop_->PostWork([this, round] {
     // global_state_ changes only on the control thread, and not while aggregating_.
@@ -158,9 +164,32 @@ void RoundFlow::FinishAggregationLocked(int round, ModelState next, const std::s
     FailLocked("round " + std::to_string(round) + ": aggregation failed: " + error);
     return;
   }
+  if (!std::isfinite(L2Norm(next))) {
+    DiscardAggregateLocked("the aggregate has values that are not finite");
+    return;
+  }
+  record_.base_model_norm = global_norm_;
   InstallGlobalLocked(std::move(next), round);
   record_.aggregation_seconds = Seconds(loop_->Now() - training_end_);
   StartEvaluationLocked();
+}
+
+void RoundFlow::DiscardAggregateLocked(const std::string& why) {
+  log_->error("round {} attempt {}: {}; the aggregate is not published and the round is tried "
+              "again",
+              rsm_.round(), rsm_.attempt(), why);
+  if (before_aggregation_) {
+    InstallGlobalLocked(std::move(before_aggregation_->global), before_aggregation_->version);
+    try {
+      strategy_->LoadState(before_aggregation_->strategy_state);
+    } catch (const std::exception& e) {
+      FailLocked("the " + strategy_->name() + " strategy cannot restore its state: " + e.what());
+      return;
+    }
+    before_aggregation_.reset();
+  }
+  aggregating_ = false;
+  StartRoundLocked(/*retry=*/true);
 }
 
 // ---- secure aggregation (secure_round.h) ----
@@ -275,6 +304,7 @@ void RoundFlow::MaybeEndSecureTrainingLocked() {
 void RoundFlow::StartUnmaskLocked() {
   secagg_timer_->Cancel();
   aggregating_ = true;
+  before_aggregation_ = BeforeAggregation{global_state_, global_->version, strategy_->SaveState()};
   std::shared_ptr<SecAggServer> server = secure_round_.TakeServer();
   const int round = rsm_.round();
   loop_->PostWork([this, server, round] {
@@ -327,11 +357,25 @@ void RoundFlow::StartEvaluationLocked() {
   eval_start_ = loop_->Now();
   central_eval_done_ = !model_.heldout.has_value();
   if (model_.heldout) {
-    loop_->PostWork([this, state = global_state_] {
-      ClassificationMetrics m =
-          EvaluateModel(model_.spec, state, *model_.heldout, config_.eval_batch_size);
-      loop_->Post([this, m = std::move(m)] {
+    const int round = rsm_.round(), attempt = rsm_.attempt();
+    loop_->PostWork([this, round, attempt, state = global_state_] {
+      ClassificationMetrics m;
+      std::string error;
+      try {
+        m = EvaluateModel(model_.spec, state, *model_.heldout, config_.eval_batch_size);
+      } catch (const std::exception& e) {  // e.g. an output that is not finite
+        error = e.what();
+      }
+      loop_->Post([this, round, attempt, m = std::move(m), error = std::move(error)] {
         std::lock_guard<std::mutex> lock(mu_);
+        if (rsm_.phase() != Phase::kEvaluating || rsm_.round() != round ||
+            rsm_.attempt() != attempt) {
+          return;
+        }
+        if (!error.empty()) {
+          DiscardAggregateLocked("the new global model cannot be evaluated: " + error);
+          return;
+        }
         record_.global = m;
         central_eval_done_ = true;
         MaybeFinishRoundLocked();
@@ -378,14 +422,18 @@ void RoundFlow::FinishRoundLocked() {
     for (const auto& [site, m] : r.sites) parts.push_back(m);
     r.federated = CombineMetrics(parts);
   }
+  // The checkpoint's files, the metrics, then resume.json, then the audit entry: a crash before
+  // resume.json repeats the round after the restart, which drops its rows (KeepMetricsUpTo).
   const auto checkpoint_start = loop_->Now();
   try {
-    checkpoints_.Save(r.round, global_state_, global_->sha256, strategy_->name(),
-                      strategy_->SaveState());
+    const CheckpointStore::Pending pending = checkpoints_.Stage(
+        r.round, global_state_, global_->sha256, strategy_->name(), strategy_->SaveState());
     r.checkpoint_seconds = Seconds(loop_->Now() - checkpoint_start);
     r.round_seconds = Seconds(loop_->Now() - round_start_);
     r.unix_time = std::chrono::duration<double>(
                       std::chrono::system_clock::now().time_since_epoch()).count();
+    report_->AppendMetrics(r);
+    checkpoints_.Commit(pending);
     report_->AppendRound(r, config_.rounds, rsm_.selected(), log_heads_);
   } catch (const std::exception& e) {
     FailLocked("round " + std::to_string(r.round) + ": cannot record the round: " + e.what() +
@@ -394,6 +442,7 @@ void RoundFlow::FinishRoundLocked() {
     return;
   }
   last_record_ = r;
+  before_aggregation_.reset();
   rsm_.FinishRound();
   if (rsm_.phase() != Phase::kFinished) {
     StartRoundLocked(/*retry=*/false);

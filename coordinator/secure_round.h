@@ -85,6 +85,11 @@ class SecureRound {
   // must wait (the stage it asks for is not closed yet).
   bool Answer(const std::string& site, const SecAggPoll& poll, SecAggStage* out) const;
 
+  // `site` is gone: the attempt's stages stop waiting for it (SecAggServer::MarkGone).
+  void MarkGone(const std::string& site) {
+    if (server_) server_->MarkGone(site);
+  }
+
   // Closes stage 0, 1 or 3 when complete, or with what has arrived when `timeout`. Throws
   // SecAggAborted when too few sites are left.
   Step Close(bool timeout);

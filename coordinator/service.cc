@@ -3,7 +3,13 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
 
 #include "common/transport/chunking.h"
 #include "common/transport/tls.h"
@@ -48,6 +54,48 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(code, s.message());
 }
 
+// The long calls each site may have in flight: one of each kind. A second one is refused at once
+// (RESOURCE_EXHAUSTED), so that one site cannot take every server thread with held polls or
+// stalled uploads.
+class InFlight {
+ public:
+  class Slot {
+   public:
+    Slot(InFlight* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
+    Slot(Slot&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), key_(other.key_) {}
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot() {
+      if (owner_ == nullptr) return;
+      std::lock_guard<std::mutex> lock(owner_->mu_);
+      owner_->held_.erase(key_);
+    }
+
+   private:
+    InFlight* owner_;
+    std::string key_;
+  };
+
+  // A slot for `rpc` of `site`, or nullopt when one is held.
+  std::optional<Slot> Take(const std::string& site, const char* rpc) {
+    std::string key = site + '\n' + rpc;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!held_.insert(key).second) return std::nullopt;
+    return Slot(this, std::move(key));
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> held_;
+};
+
+// Calls that wait (polls) wait in slices of this, so that a call whose peer went away (a site
+// process killed, a connection cut) frees its slot and thread within a second.
+constexpr int kWaitSliceMs = 1000;
+// How often the Attend stream writes a beat.
+constexpr int kBeatMs = 2000;
+
 class FederationService final : public v1::Federation::Service {
  public:
   FederationService(SiteHandler* handler, std::string ca_pem, std::vector<std::string> allowed,
@@ -71,8 +119,19 @@ class FederationService final : public v1::Federation::Service {
                         v1::Task* task) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "PollTask", &site); !s.ok()) return s;
+    const auto slot = in_flight_.Take(site, "PollTask");
+    if (!slot) return Busy(site, "PollTask");
     SiteTask domain;
-    const Status s = handler_->Poll(site, request->session_id(), request->wait_ms(), &domain);
+    Status s;
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(std::clamp(request->wait_ms(), 0, 30000));
+    do {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            until - std::chrono::steady_clock::now()).count();
+      s = handler_->Poll(site, request->session_id(),
+                         static_cast<int>(std::clamp<int64_t>(left, 0, kWaitSliceMs)), &domain);
+    } while (s.ok() && domain.kind == SiteTask::Kind::kWait && !context->IsCancelled() &&
+             std::chrono::steady_clock::now() < until);
     if (s.ok()) ToProto(domain, UnixMillisNow(), task);
     return ToGrpc(s);
   }
@@ -81,6 +140,8 @@ class FederationService final : public v1::Federation::Service {
                              grpc::ServerWriter<v1::ModelChunk>* writer) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "DownloadModel", &site); !s.ok()) return s;
+    const auto slot = in_flight_.Take(site, "DownloadModel");
+    if (!slot) return Busy(site, "DownloadModel");
     std::shared_ptr<const EncodedModel> model;
     if (const Status s = handler_->GetModel(site, request->session_id(), request->version(), &model);
         !s.ok()) {
@@ -107,6 +168,8 @@ class FederationService final : public v1::Federation::Service {
                             v1::UploadReply* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "UploadUpdate", &site); !s.ok()) return s;
+    const auto slot = in_flight_.Take(site, "UploadUpdate");
+    if (!slot) return Busy(site, "UploadUpdate");
     const auto start = std::chrono::steady_clock::now();
     v1::UpdateChunk chunk;
     if (!reader->Read(&chunk) || !chunk.has_header()) {
@@ -134,6 +197,7 @@ class FederationService final : public v1::Federation::Service {
       if (context->IsCancelled()) return Cancelled(site, "UploadUpdate");
       bytes = assembler.Finish();
     } catch (const FormatError& e) {
+      handler_->UploadFailed(site, Status::InvalidArgument(e.what()));
       return Reject(site, grpc::StatusCode::INVALID_ARGUMENT, e.what());
     }
     const Status s = handler_->AcceptUpdate(site, header, std::move(bytes), SecondsSince(start));
@@ -177,12 +241,47 @@ class FederationService final : public v1::Federation::Service {
     return ToGrpc(s);
   }
 
+  grpc::Status Attend(grpc::ServerContext* context, const v1::AttendRequest* request,
+                      grpc::ServerWriter<v1::AttendBeat>* writer) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "Attend", &site); !s.ok()) return s;
+    const auto slot = in_flight_.Take(site, "Attend");
+    if (!slot) return Busy(site, "Attend");
+    if (const Status s = handler_->Attend(site, request->session_id()); !s.ok()) return ToGrpc(s);
+    // Held until the peer goes away (or the server shuts down, which cancels it): checked every
+    // 100 ms, and a beat written every kBeatMs finds a connection that broke without a word.
+    v1::AttendBeat beat;
+    auto next_beat = std::chrono::steady_clock::now();
+    while (!context->IsCancelled()) {
+      if (std::chrono::steady_clock::now() >= next_beat) {
+        if (!writer->Write(beat)) break;
+        next_beat += std::chrono::milliseconds(kBeatMs);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    handler_->SiteGone(site, request->session_id());
+    return grpc::Status(grpc::StatusCode::CANCELLED, "Attend ended");
+  }
+
   grpc::Status SecAggReceive(grpc::ServerContext* context, const v1::SecAggPoll* request,
                              v1::SecAggBroadcast* reply) override {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "SecAggReceive", &site); !s.ok()) return s;
+    const auto slot = in_flight_.Take(site, "SecAggReceive");
+    if (!slot) return Busy(site, "SecAggReceive");
+    SecAggPoll poll = FromProto(*request);
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(std::clamp(poll.wait_ms, 0, 30000));
     SecAggStage stage;
-    const Status s = handler_->SecAggReceive(site, FromProto(*request), &stage);
+    Status s;
+    do {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            until - std::chrono::steady_clock::now()).count();
+      poll.wait_ms = static_cast<int>(std::clamp<int64_t>(left, 0, kWaitSliceMs));
+      stage = SecAggStage{};
+      s = handler_->SecAggReceive(site, poll, &stage);
+    } while (s.ok() && stage.status == SecAggStage::Status::kWait && !context->IsCancelled() &&
+             std::chrono::steady_clock::now() < until);
     if (s.ok()) ToProto(stage, reply);
     return ToGrpc(s);
   }
@@ -200,12 +299,19 @@ class FederationService final : public v1::Federation::Service {
     return grpc::Status(code, why);
   }
 
+  grpc::Status Busy(const std::string& site, const char* rpc) {
+    log_->warn("refused a second {} of {} while one is in flight", rpc, site);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        std::string(rpc) + ": " + site + " already has one in flight");
+  }
+
   grpc::Status Cancelled(const std::string& site, const char* rpc) {
     log_->warn("{} with {} was cancelled by the peer", rpc, site);
     return grpc::Status(grpc::StatusCode::CANCELLED, std::string(rpc) + " cancelled");
   }
 
   SiteHandler* handler_;
+  InFlight in_flight_;
   const std::string ca_pem_;
   const std::vector<std::string> allowed_;
   std::shared_ptr<spdlog::logger> log_;
@@ -237,6 +343,14 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, MakeServerCredentials(tls), &port_);
   builder.RegisterService(impl_->service.get());
+  // A connection that drops silently (a cut link, a machine off) is found by pings within
+  // about 6 s and its calls cancelled (a site's Attend stream among them: the site is gone);
+  // sites ping every 30 s (connection.cc), allowed from 10 s.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 4000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   grpc::ResourceQuota quota("fedmed-coordinator");
   // Polls are held open: allow a few threads per allowed site.
   quota.SetMaxThreads(static_cast<int>(16 + 4 * sites));

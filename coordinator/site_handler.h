@@ -59,6 +59,16 @@ class SiteHandler {
                                SecAggStage* stage) = 0;
   // Server-side seconds spent streaming a model download to `site` (for the round's timings).
   virtual void RecordDownload(const std::string& site, double seconds) = 0;
+  // The transport refused the data of an upload whose header CheckUpdate accepted (`why`:
+  // INVALID_ARGUMENT for bytes that do not match the header's size or digest, a second header,
+  // too many chunks): counted like a refused update.
+  virtual void UploadFailed(const std::string& site, const Status& why) = 0;
+  // Presence (the Attend stream): OK when `session_id` is `site`'s current session, which then
+  // counts as present until SiteGone; NOT_FOUND otherwise.
+  virtual Status Attend(const std::string& site, const std::string& session_id) = 0;
+  // The Attend stream of `site`'s session `session_id` ended: the site is gone (its process
+  // exited or its connection broke). Nothing happens for a session that is no longer current.
+  virtual void SiteGone(const std::string& site, const std::string& session_id) = 0;
 };
 
 }  // namespace fedmed

@@ -1,5 +1,10 @@
 #include "coordinator/update_acceptance.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
 #include "common/util/error.h"
 
 namespace fedmed {
@@ -32,9 +37,11 @@ Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
     }
     return Status::OK();
   }
-  if (info.num_samples < 1) {
+  if (info.num_samples < 1 || info.num_samples > expected.max_samples) {
     return Status::InvalidArgument("update claims " + std::to_string(info.num_samples) +
-                                   " samples");
+                                   " samples; " + site + " registered " +
+                                   std::to_string(expected.max_samples) +
+                                   " training samples (expected 1 to that many)");
   }
   if (header.size_bytes != expected.model_bytes) {
     return Status::InvalidArgument("update of " + std::to_string(header.size_bytes) +
@@ -44,8 +51,15 @@ Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
   return Status::OK();
 }
 
+double UpdateNormBound(double absolute, double ratio, double global_norm) {
+  double bound = std::numeric_limits<double>::infinity();
+  if (absolute > 0) bound = absolute;
+  if (ratio > 0) bound = std::min(bound, ratio * global_norm);
+  return bound;
+}
+
 Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,
-                    const ModelState& layout, ModelState* delta) {
+                    const ModelState& layout, double max_norm, ModelState* delta, double* norm) {
   const std::string what =
       "update from " + site + " for round " + std::to_string(header.info.round);
   try {
@@ -54,11 +68,21 @@ Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const s
   } catch (const FormatError& e) {
     return Status::InvalidArgument(e.what());
   }
+  // DecodeModelState refused values that are not finite; their squares, summed in float64,
+  // cannot overflow.
+  const double l2 = L2Norm(*delta);
+  if (norm != nullptr) *norm = l2;
+  if (!(l2 <= max_norm)) {
+    char text[128];
+    std::snprintf(text, sizeof(text), ": L2 norm %.6g exceeds the bound %.6g", l2, max_norm);
+    return Status::InvalidArgument(what + text +
+                                   " ([federation] max_update_norm / max_update_norm_ratio)");
+  }
   return Status::OK();
 }
 
 Status CheckEvaluationReport(const std::string& site, const EvaluationReport& report,
-                             int64_t num_classes) {
+                             int64_t num_classes, int64_t max_samples) {
   const ClassificationMetrics& m = report.metrics;
   const std::string what = "evaluation report of " + site + " for round " +
                            std::to_string(report.round) + ": ";
@@ -71,8 +95,10 @@ Status CheckEvaluationReport(const std::string& site, const EvaluationReport& re
     return Status::InvalidArgument(what + std::to_string(m.confusion.size()) +
                                    " confusion entries, expected " + std::to_string(k * k));
   }
-  if (m.num_samples < 0) {
-    return Status::InvalidArgument(what + "num_samples " + std::to_string(m.num_samples));
+  if (m.num_samples < 0 || m.num_samples > max_samples) {
+    return Status::InvalidArgument(what + "num_samples " + std::to_string(m.num_samples) +
+                                   ", expected 0 to the " + std::to_string(max_samples) +
+                                   " test samples " + site + " registered");
   }
   int64_t total = 0;
   for (const int64_t c : m.confusion) {

@@ -28,27 +28,40 @@ struct UpdateExpectation {
   bool secure = false;      // [secure_aggregation] enabled: masked inputs only
   int64_t model_bytes = 0;  // size of the global model's encoding (a plain update's size)
   int64_t num_values = 0;   // values of the model (a masked input has num_values + 1 words)
+  int64_t max_samples = 0;  // the training samples the site registered: its largest weight
+  // The largest L2 norm of a plain update: min([federation] max_update_norm,
+  // max_update_norm_ratio * |global model|), infinity when neither is set.
+  double max_norm = 0;
 };
+
+// The bound UpdateExpectation::max_norm for a global model of L2 norm `global_norm`: the smaller
+// of `absolute` and `ratio * global_norm`, each ignored when 0; infinity when both are 0.
+double UpdateNormBound(double absolute, double ratio, double global_norm);
+
 
 // Whether `site` may send the update `header` announces:
 //   FAILED_PRECONDITION: no training stage open, another round, relative to another model
 //     version, a masked input to a plain federation or the reverse;
 //   INVALID_ARGUMENT: a declared size other than the model's (4 * (num_values + 1) bytes for a
-//     masked input), or fewer than 1 sample for a plain update.
+//     masked input), or for a plain update fewer than 1 sample or more than the site registered
+//     (max_samples).
 Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
                          const UpdateExpectation& expected);
 
 // Decodes a plain update (EncodeModelState bytes of the site's model delta) into `delta` and
-// checks that its layout is `layout`'s (the global model's). INVALID_ARGUMENT naming the site,
-// the round and what is wrong otherwise.
+// checks that its layout is `layout`'s (the global model's), that every value is finite (as
+// DecodeModelState requires) and that its L2 norm (returned in `norm` when not null) is at most `max_norm`. INVALID_ARGUMENT
+// naming the site, the round and what is wrong otherwise.
 Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,
-                    const ModelState& layout, ModelState* delta);
+                    const ModelState& layout, double max_norm, ModelState* delta,
+                    double* norm = nullptr);
 
 // Whether a federated-evaluation report's metrics can be combined with the others: num_classes
-// is the model's (`num_classes`), the confusion matrix has num_classes^2 entries, none negative,
-// summing to num_samples. INVALID_ARGUMENT naming the site and the field otherwise.
+// is the model's (`num_classes`), num_samples is at most the test samples the site registered
+// (`max_samples`), the confusion matrix has num_classes^2 entries, none negative, summing to
+// num_samples. INVALID_ARGUMENT naming the site and the field otherwise.
 Status CheckEvaluationReport(const std::string& site, const EvaluationReport& report,
-                             int64_t num_classes);
+                             int64_t num_classes, int64_t max_samples);
 
 }  // namespace fedmed
 

@@ -4,6 +4,8 @@
 #include <openssl/crypto.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <thread>
 
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
@@ -75,6 +77,62 @@ class CoordinatorConnection::CallScope {
  private:
   Stub* stub_;
 };
+
+namespace {
+
+class AttendStream final : public CoordinatorConnection::Presence {
+ public:
+  AttendStream(v1::Federation::Stub* stub, std::string session_id)
+      : stub_(stub), session_id_(std::move(session_id)), thread_([this] { Run(); }) {}
+
+  ~AttendStream() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      if (context_ != nullptr) context_->TryCancel();
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      grpc::ClientContext context;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) return;
+        context_ = &context;
+      }
+      v1::AttendRequest request;
+      request.set_session_id(session_id_);
+      std::unique_ptr<grpc::ClientReader<v1::AttendBeat>> reader =
+          stub_->Attend(&context, request);
+      v1::AttendBeat beat;
+      while (reader->Read(&beat)) {
+      }
+      reader->Finish();
+      std::unique_lock<std::mutex> lock(mu_);
+      context_ = nullptr;
+      if (cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) return;
+    }
+  }
+
+  v1::Federation::Stub* stub_;
+  const std::string session_id_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  grpc::ClientContext* context_ = nullptr;
+  std::thread thread_;  // last: started once the members above exist
+};
+
+}  // namespace
+
+std::unique_ptr<CoordinatorConnection::Presence> CoordinatorConnection::Attend(
+    const std::string& session_id) {
+  return std::make_unique<AttendStream>(stub_->stub.get(), session_id);
+}
 
 void CoordinatorConnection::Cancel() {
   std::lock_guard<std::mutex> lock(stub_->mu);

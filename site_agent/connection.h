@@ -86,6 +86,16 @@ class CoordinatorConnection {
   SecAggStage SecAggReceive(const std::string& session_id, int round, int attempt, int stage,
                             int wait_ms);
 
+  // The session's presence (the Attend stream of proto/fedmed.proto): a thread of its own keeps
+  // the stream open, reopening it a second after it breaks, until the returned object is
+  // destroyed. While it is open the coordinator knows this site is there; when the site's
+  // process ends, the coordinator learns it within seconds and stops waiting for it.
+  class Presence {
+   public:
+    virtual ~Presence() = default;
+  };
+  std::unique_ptr<Presence> Attend(const std::string& session_id);
+
   // Thread-safe: cancels the call in flight, if any (it then throws RpcError), and every later
   // call. Used to stop a site promptly while it waits in a poll.
   void Cancel();

@@ -262,6 +262,8 @@ class SiteAgent::Impl {
     const auto started = Clock::now();
     int failures = 0;
     std::string session;
+    // Open while the session lasts: the coordinator learns at once when this process ends.
+    std::unique_ptr<CoordinatorConnection::Presence> presence;
     while (!stopping_) {
       try {
         if (session.empty()) {
@@ -276,6 +278,7 @@ class SiteAgent::Impl {
           info.architecture = architecture_;
           const Registration r = connection.Register(info);
           session = r.session_id;
+          presence = connection.Attend(session);
           total_rounds_ = r.total_rounds;
           AppendToPrivacyLog(kEventRegistered, {{"federation", r.federation},
                                                 {"total_rounds", r.total_rounds},
@@ -315,6 +318,7 @@ class SiteAgent::Impl {
           case RpcError::Kind::kSessionLost:
             log_->warn("{}; registering again", e.what());
             session.clear();
+            presence.reset();
             break;
           case RpcError::Kind::kRejected:
             log_->warn("request rejected: {}", e.what());
@@ -437,7 +441,8 @@ class SiteAgent::Impl {
                    ? std::string()
                    : ", frozen layers " + Join(settings.frozen_layers),
                plan ? fmt::format(" with {} (clipping norm {}, noise multiplier {:.4f})",
-                                  PrivacyModeName(plan->report.mechanism.mode), plan->report.mechanism.clipping_norm,
+                                  PrivacyModeName(plan->report.mechanism.mode),
+                                  plan->report.mechanism.clipping_norm,
                                   plan->report.mechanism.noise_multiplier)
                     : std::string());
     TrainResult result;
@@ -456,6 +461,13 @@ class SiteAgent::Impl {
       // The task's model or settings do not fit this site (frozen layers that match no
       // parameter, a script whose forward does not fit the images, DP-SGD with a script or
       // frozen layers): nothing was sent, nothing was spent.
+      if (!keep_global_model_) cached_.reset();
+      lease.reset();
+      RefuseTraining(connection, session, task.round, e.what());
+      return;
+    } catch (const TrainingDiverged& e) {
+      // A learning rate too high for this site's data, or a global model it cannot train:
+      // decline this round (nothing was sent, nothing spent) and stay for the next one.
       if (!keep_global_model_) cached_.reset();
       lease.reset();
       RefuseTraining(connection, session, task.round, e.what());

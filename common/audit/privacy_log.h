@@ -83,6 +83,8 @@ inline constexpr const char* kEventDeclined = "declined";
 inline constexpr const char* kEventBudget = "budget";
 inline constexpr const char* kEventRecovered = "recovered";
 inline constexpr const char* kEventRound = "round";
+// The coordinator excluded a site from the federation ({"site", "round", "reason"}).
+inline constexpr const char* kEventExcluded = "excluded";
 
 // ---- event data ----------------------------------------------------------------------------
 //

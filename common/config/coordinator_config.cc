@@ -109,6 +109,22 @@ ConfigSection<C> FederationSection() {
             [](uint64_t v, const C&) {
               return Require(v <= kMaxSeed, "an integer between 0 and " + std::to_string(kMaxSeed));
             }),
+          K("max_update_norm", &C::max_update_norm,
+            "Refuse an update whose L2 norm exceeds this (0 = no absolute bound).",
+            [](double v, const C&) {
+              return Require(std::isfinite(v) && v >= 0, "a finite number >= 0 (0 = no bound)");
+            }),
+          K("max_update_norm_ratio", &C::max_update_norm_ratio,
+            "Refuse an update whose L2 norm exceeds this times the global model's (0 = no bound).",
+            [](double v, const C&) {
+              return Require(std::isfinite(v) && v >= 0, "a finite number >= 0 (0 = no bound)");
+            }),
+          K("max_site_samples", &C::max_site_samples,
+            "Largest training or test sample count a site may register.", IntAtLeast(1)),
+          K("max_invalid_updates", &C::max_invalid_updates,
+            "Refused updates in a row after which a site is excluded.", IntAtLeast(1)),
+          K("max_attempts", &C::max_attempts,
+            "Attempts of one round before the federation stops with an error.", IntAtLeast(1)),
       }};
 }
 

@@ -96,6 +96,18 @@ struct CoordinatorConfig {
   double round_deadline_seconds = 600;         // > 0
   double registration_timeout_seconds = 0;     // 0 = wait forever; >= 0
   uint64_t seed = 0;                           // <= 2^63 - 1 (TOML integers are signed)
+  // Limits on what a site may send (docs/SECURITY.md). An update (a model delta) is refused
+  // when its L2 norm exceeds max_update_norm (0 = no absolute bound) or max_update_norm_ratio
+  // times the global model's L2 norm (0 = no relative bound).
+  double max_update_norm = 0;                  // >= 0
+  double max_update_norm_ratio = 10;           // >= 0
+  // The largest training or test sample count a site may register (its FedAvg weight).
+  int64_t max_site_samples = 100000000;        // >= 1
+  // Consecutive refused updates after which a site is excluded from the federation.
+  int max_invalid_updates = 3;                 // >= 1
+  // Attempts of one round (a missed quorum, a failed secure aggregation, an aggregate that is
+  // not finite) before the federation stops.
+  int max_attempts = 10;                       // >= 1
   // [model]
   std::string model = "cnn";  // key `name`; a model zoo name, or "torchscript"
   int64_t in_channels = 0;    // 0 = from the evaluation data

@@ -137,7 +137,7 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
       }
       const double total = mu > 0 ? loss.item<double>() : value;
       if (!std::isfinite(total)) {
-        throw Error("local training diverged: the loss is " + std::to_string(total) +
+        throw TrainingDiverged("local training diverged: the loss is " + std::to_string(total) +
                     " at step " + std::to_string(result.steps + 1) + " (epoch " +
                     std::to_string(epoch + 1) + "); lower the learning rate (" +
                     std::to_string(settings.learning_rate) + ")" +

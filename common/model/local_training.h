@@ -17,6 +17,7 @@
 #include "common/data/image_set.h"
 #include "common/model/model_spec.h"
 #include "common/model/model_state.h"
+#include "common/util/error.h"
 
 namespace torch {
 namespace nn {
@@ -101,10 +102,17 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // (as MatchFrozenLayers: an entry matching no parameter, or every parameter frozen);
 // FormatError if `global` does not have the model's layout (naming the first differing
 // parameter); DataError if `data` is empty or does not fit the model (channels, size, classes,
-// labels); Error if the loss becomes NaN or infinite (training diverged: lower the learning
-// rate).
+// labels); TrainingDiverged if the loss becomes NaN or infinite (lower the learning rate).
 TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
                        const TrainSettings& settings);
+
+// Local training diverged: a loss (or, with DP-SGD, a per-sample gradient norm) became NaN or
+// infinite. The message names the step and epoch and suggests a lower learning rate. A site
+// declines the round with it (nothing is sent, nothing is spent) and stays in the federation.
+class TrainingDiverged : public Error {
+ public:
+  using Error::Error;
+};
 
 // The optimizer TrainLocal (and the DP-SGD trainer, common/privacy/dp_sgd.h) steps with, new,
 // over those of model.parameters() that require gradients (frozen ones do not): "sgd" with

@@ -79,6 +79,14 @@ class Reader {
 
 }  // namespace
 
+double L2Norm(const ModelState& state) {
+  double sum = 0;
+  for (const NamedTensor& t : state.tensors) {
+    for (const float v : t.values) sum += static_cast<double>(v) * static_cast<double>(v);
+  }
+  return std::sqrt(sum);
+}
+
 int64_t ModelState::NumValues() const {
   int64_t n = 0;
   for (const NamedTensor& t : tensors) n += static_cast<int64_t>(t.values.size());

@@ -70,6 +70,10 @@ ModelState DecodeModelState(std::string_view bytes, const std::string& what);
 void CheckSameLayout(const ModelState& expected, const ModelState& actual,
                      const std::string& what);
 
+// The L2 norm of every value of `state` together, accumulated in float64 (so the squares of
+// finite float32 values cannot overflow); infinity or NaN when a value is not finite.
+double L2Norm(const ModelState& state);
+
 // a - b, element-wise (float32 arithmetic). Throws FormatError as CheckSameLayout when the
 // layouts differ.
 ModelState Subtract(const ModelState& a, const ModelState& b);

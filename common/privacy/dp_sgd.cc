@@ -141,7 +141,7 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
                          data.std, augmentation),
                  labels.index_select(0, index));
     if (!std::isfinite(stats.mean_loss) || !std::isfinite(stats.max_gradient_norm)) {
-      throw Error("DP-SGD training diverged: " +
+      throw TrainingDiverged("DP-SGD training diverged: " +
                   std::string(std::isfinite(stats.mean_loss) ? "a per-sample gradient norm"
                                                              : "the loss") +
                   " is not finite at step " + std::to_string(t + 1) + " (epoch " +

@@ -122,8 +122,8 @@ class DpSgdStep {
 // Throws ConfigError for bad settings, dp settings or spec, non-empty settings.frozen_layers
 // (layer freezing is not supported with DP-SGD), or a model that CheckDpSgdSupport refuses
 // (TorchScript models included); FormatError if `global` does not have the model's layout;
-// DataError if `data` is empty or does not fit the model; Error if a loss or per-sample
-// gradient norm becomes NaN or infinite (training diverged: lower the learning rate);
+// DataError if `data` is empty or does not fit the model; TrainingDiverged
+// (common/model/local_training.h) if a loss or per-sample gradient norm becomes NaN or infinite;
 // CryptoError if OpenSSL cannot seed.
 TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
                             const ImageSet& data, const TrainSettings& settings,

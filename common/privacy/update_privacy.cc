@@ -8,14 +8,6 @@
 
 namespace fedmed {
 
-double L2Norm(const ModelState& state) {
-  double sum = 0;
-  for (const NamedTensor& t : state.tensors) {
-    for (const float v : t.values) sum += static_cast<double>(v) * static_cast<double>(v);
-  }
-  return std::sqrt(sum);
-}
-
 UpdatePrivacyResult PrivatizeUpdate(ModelState* delta, double clipping_norm,
                                     double noise_multiplier, uint64_t seed) {
   if (!std::isfinite(clipping_norm) || clipping_norm <= 0) {

@@ -29,9 +29,6 @@ struct UpdatePrivacyResult {
 UpdatePrivacyResult PrivatizeUpdate(ModelState* delta, double clipping_norm,
                                     double noise_multiplier, uint64_t seed);
 
-// The L2 norm of every value of `state` together, accumulated in float64.
-double L2Norm(const ModelState& state);
-
 }  // namespace fedmed
 
 #endif  // FEDMED_COMMON_PRIVACY_UPDATE_PRIVACY_H_

@@ -478,8 +478,16 @@ bool SecAggServer::Advertised(const std::string& site) const {
   return excluded_.count(site) != 0 || (index != 0 && keys_.count(index) != 0);
 }
 
+void SecAggServer::MarkGone(const std::string& site) {
+  if (const uint32_t index = config_.IndexOf(site); index != 0) gone_.insert(index);
+}
+
 bool SecAggServer::KeysComplete() const {
-  return keys_.size() + excluded_.size() >= config_.participants.size();
+  for (uint32_t v = 1; v <= config_.participants.size(); ++v) {
+    const bool waited_for = !gone_.count(v) && !excluded_.count(config_.participants[v - 1]);
+    if (waited_for && !keys_.count(v)) return false;
+  }
+  return true;
 }
 
 std::vector<AdvertisedKeys> SecAggServer::CloseKeys() {
@@ -515,7 +523,12 @@ std::string SecAggServer::AddShares(const std::string& site, std::vector<Encrypt
   return "";
 }
 
-bool SecAggServer::SharesComplete() const { return shares_.size() >= keys_.size(); }
+bool SecAggServer::SharesComplete() const {
+  for (const auto& [v, keys] : keys_) {
+    if (!shares_.count(v) && !gone_.count(v)) return false;
+  }
+  return true;
+}
 
 std::vector<uint32_t> SecAggServer::CloseShares() {
   if (stage_ != Stage::kShares) throw SecAggAborted("secure aggregation: share stage not open");
@@ -564,7 +577,7 @@ std::string SecAggServer::AddMaskedInput(const std::string& site, MaskedInput in
 
 bool SecAggServer::MaskedInputComplete() const {
   for (uint32_t v : u2_) {
-    if (!masked_.count(v) && !accused_.count(v)) return false;
+    if (!masked_.count(v) && !accused_.count(v) && !gone_.count(v)) return false;
   }
   return true;
 }
@@ -604,7 +617,12 @@ std::string SecAggServer::AddUnmaskShares(const std::string& site,
   return "";
 }
 
-bool SecAggServer::UnmaskComplete() const { return unmask_.size() >= u3_.size(); }
+bool SecAggServer::UnmaskComplete() const {
+  for (uint32_t v : u3_) {
+    if (!unmask_.count(v) && !gone_.count(v)) return false;
+  }
+  return true;
+}
 
 SecAggSum SecAggServer::Unmask() {
   if (stage_ != Stage::kUnmasking) throw SecAggAborted("secure aggregation: not unmasking");

@@ -214,7 +214,11 @@ class SecAggServer {
   // was refused (the site is excluded when its certificate or signature fails; a late or
   // duplicate message is refused without exclusion).
   std::string AddKeys(const std::string& site, const AdvertisedKeys& keys);
-  bool KeysComplete() const;  // every participant not excluded has advertised
+  // `site` is gone (its process or connection ended): the Complete checks below no longer wait
+  // for it. What it already sent stays; a member of U2 that is gone is recovered as a dropout.
+  void MarkGone(const std::string& site);
+
+  bool KeysComplete() const;  // every participant not excluded or gone has advertised
   // True once `site` has advertised keys or been excluded in this attempt.
   bool Advertised(const std::string& site) const;
   // Ends stage 0: U1. Throws SecAggAborted when |U1| < t.
@@ -265,6 +269,7 @@ class SecAggServer {
   std::vector<uint32_t> u2_;
   std::map<uint32_t, std::vector<uint32_t>> masked_;  // by sender
   std::set<uint32_t> accused_;
+  std::set<uint32_t> gone_;
   std::vector<uint32_t> u3_;
   std::map<uint32_t, std::vector<UnmaskShare>> unmask_;  // by answering site
 };

@@ -32,11 +32,21 @@ ChunkAssembler::ChunkAssembler(int64_t expected_size, std::string expected_sha25
     throw FormatError(what_ + ": header sha256 '" + expected_sha256_ +
                       "' is not 64 lowercase hex digits");
   }
+  const auto min_chunk = static_cast<int64_t>(kMinChunkBytes);
+  max_chunks_ = 1 + (expected_size_ + min_chunk - 1) / min_chunk;
   // Reserve no more than 64 MiB up front: a peer announcing a huge size must send it to use it.
   data_.reserve(static_cast<std::size_t>(std::min<int64_t>(expected_size_, int64_t{64} << 20)));
 }
 
 void ChunkAssembler::Append(std::string_view chunk) {
+  if (++chunks_ > max_chunks_) {
+    throw FormatError(what_ + ": more than " + std::to_string(max_chunks_) + " chunks for " +
+                      std::to_string(expected_size_) + " bytes");
+  }
+  if (chunk.empty() && expected_size_ > 0) {
+    throw FormatError(what_ + ": an empty chunk in a transfer of " +
+                      std::to_string(expected_size_) + " bytes");
+  }
   if (chunk.size() > kMaxChunkBytes) {
     throw FormatError(what_ + ": chunk of " + std::to_string(chunk.size()) +
                       " bytes exceeds the 1 MiB chunk limit");

@@ -22,6 +22,11 @@ inline constexpr std::size_t kMaxChunkBytes = std::size_t{1} << 20;
 // Largest model or update fedmed accepts: 4 GiB. A header announcing more is refused.
 inline constexpr int64_t kMaxTransferBytes = int64_t{4} << 30;
 
+// A transfer of S bytes may come in at most 1 + ceil(S / kMinChunkBytes) chunks (senders use
+// kMaxChunkBytes), and an empty chunk only as the whole of an empty transfer: a peer cannot keep
+// a receiver busy with a stream of tiny or empty chunks.
+inline constexpr std::size_t kMinChunkBytes = std::size_t{64} << 10;
+
 // Calls `send` with consecutive pieces of `bytes` of at most `chunk_bytes` each (at least one call,
 // with an empty piece, when `bytes` is empty). Stops early and returns false when `send` returns
 // false (the stream broke); returns true when every piece was sent.
@@ -36,8 +41,9 @@ class ChunkAssembler {
   // expected_sha256 is not 64 lowercase hex characters.
   ChunkAssembler(int64_t expected_size, std::string expected_sha256, std::string what);
 
-  // Appends one chunk. Throws FormatError if the chunk is larger than kMaxChunkBytes or the data
-  // would exceed the announced size.
+  // Appends one chunk. Throws FormatError if the chunk is larger than kMaxChunkBytes, empty (but
+  // for the one chunk of an empty transfer), beyond the chunk count allowed for the announced
+  // size (kMinChunkBytes), or the data would exceed the announced size.
   void Append(std::string_view chunk);
 
   // Returns the reassembled bytes. Throws FormatError if fewer bytes than announced arrived or the
@@ -51,6 +57,8 @@ class ChunkAssembler {
   std::string expected_sha256_;
   std::string what_;
   std::string data_;
+  int64_t chunks_ = 0;
+  int64_t max_chunks_ = 1;
 };
 
 }  // namespace fedmed

@@ -29,7 +29,24 @@ RoundStateMachine::RoundStateMachine(int total_rounds, int min_sites, int sites_
   }
 }
 
-void RoundStateMachine::Register(const RegisteredSite& site) { sites_[site.name] = site; }
+void RoundStateMachine::Register(const RegisteredSite& site) {
+  if (excluded_.count(site.name) == 0) sites_[site.name] = site;
+}
+
+void RoundStateMachine::Exclude(const std::string& site) {
+  excluded_.insert(site);
+  Remove(site);
+}
+
+void RoundStateMachine::Remove(const std::string& site) {
+  sites_.erase(site);
+  if (phase_ == Phase::kTraining &&
+      std::find(selected_.begin(), selected_.end(), site) != selected_.end() &&
+      contributed_.count(site) == 0) {
+    declined_.insert(site);
+  }
+  if (evaluated_.count(site) == 0) eval_asked_.erase(site);
+}
 
 bool RoundStateMachine::IsCurrentSession(const std::string& site,
                                          const std::string& session_id) const {

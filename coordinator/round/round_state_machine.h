@@ -44,8 +44,15 @@ class RoundStateMachine {
   RoundStateMachine(int total_rounds, int min_sites, int sites_per_round, uint64_t seed,
                     int min_available_sites = 0);
 
-  // Adds or re-registers a site.
+  // Adds or re-registers a site (not an excluded one: the caller refuses those).
   void Register(const RegisteredSite& site);
+  // Removes `site` until it registers again (it is gone: its process or connection ended): it
+  // is not selected or asked to evaluate, its session ends, and a round that waits for its
+  // answer or report stops waiting (it counts as declined).
+  void Remove(const std::string& site);
+  // Removes `site` for good (Remove, and Register ignores it from now on).
+  void Exclude(const std::string& site);
+  bool IsExcluded(const std::string& site) const { return excluded_.count(site) != 0; }
   // True if `session_id` is the current session of `site`.
   bool IsCurrentSession(const std::string& site, const std::string& session_id) const;
   const std::map<std::string, RegisteredSite>& sites() const { return sites_; }
@@ -70,6 +77,9 @@ class RoundStateMachine {
 
   SiteAction ActionFor(const std::string& site) const;
 
+  // Whether `site` may answer training round `round` now (AcceptUpdate's check, recording
+  // nothing): for an update's header, before its data is read.
+  Status CheckTrainingAnswer(const std::string& site, int round, const char* what) const;
   // Records that `site` delivered its update for `round`. OK when accepted, else
   // FAILED_PRECONDITION saying why it is refused (not in training, another round, not selected,
   // already delivered or declined).
@@ -99,9 +109,6 @@ class RoundStateMachine {
   const std::set<std::string>& evaluated() const { return evaluated_; }
 
  private:
-  // Why `site` may not answer training round `round` now ("" if it may).
-  Status CheckTrainingAnswer(const std::string& site, int round, const char* what) const;
-
   int total_rounds_;
   int min_sites_;
   int min_available_sites_;
@@ -116,6 +123,7 @@ class RoundStateMachine {
   std::set<std::string> declined_;
   std::set<std::string> eval_asked_;
   std::set<std::string> evaluated_;
+  std::set<std::string> excluded_;
 };
 
 }  // namespace fedmed

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstring>
+#include <limits>
 
 #include "common/crypto/sha256.h"
 #include "common/util/error.h"
@@ -61,6 +63,20 @@ TEST(RegistrationPolicyTest, RefusesWhatDoesNotFit) {
   EXPECT_EQ(policy.Check("b", Site("a")).code(), Code::kInvalidArgument);  // CN mismatch
 }
 
+TEST(RegistrationPolicyTest, SampleCountsAreBounded) {
+  RegistrationPolicy::Requirements r = Policy(false).requirements();
+  r.max_site_samples = 1000;
+  const RegistrationPolicy policy(r);
+  RegistrationInfo info = Site("a");
+  info.num_train_samples = 1000;
+  EXPECT_TRUE(policy.Check("a", info).ok());
+  info.num_train_samples = 1001;
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kInvalidArgument);
+  info = Site("a");
+  info.num_test_samples = -1;
+  EXPECT_EQ(policy.Check("a", info).code(), Code::kInvalidArgument);
+}
+
 TEST(RegistrationPolicyTest, SecureAggregationNeedsTheCapability) {
   const RegistrationPolicy policy = Policy(true);
   RegistrationInfo info = Site("a");
@@ -69,6 +85,8 @@ TEST(RegistrationPolicyTest, SecureAggregationNeedsTheCapability) {
   EXPECT_TRUE(policy.Check("a", info).ok());
 }
 
+constexpr double kNoBoundForHeaders = std::numeric_limits<double>::infinity();
+
 UpdateExpectation Expect() {
   UpdateExpectation e;
   e.accepting = true;
@@ -76,6 +94,8 @@ UpdateExpectation Expect() {
   e.model_version = 2;
   e.model_bytes = 1000;
   e.num_values = 100;
+  e.max_samples = 1000;
+  e.max_norm = kNoBoundForHeaders;
   return e;
 }
 
@@ -116,17 +136,67 @@ TEST(UpdateAcceptanceTest, HeaderChecks) {
   EXPECT_EQ(CheckUpdateHeader("a", h, secure).code(), Code::kInvalidArgument);
 }
 
+constexpr double kNoBound = std::numeric_limits<double>::infinity();
+
 TEST(UpdateAcceptanceTest, DecodeChecksTheLayout) {
   ModelState layout;
   layout.tensors.push_back(NamedTensor{"w", {2}, {1, 2}});
   ModelState delta;
-  EXPECT_TRUE(DecodeUpdate("a", Header(), EncodeModelState(layout), layout, &delta).ok());
+  EXPECT_TRUE(DecodeUpdate("a", Header(), EncodeModelState(layout), layout, kNoBound, &delta).ok());
   ModelState other;
   other.tensors.push_back(NamedTensor{"w", {3}, {1, 2, 3}});
-  EXPECT_EQ(DecodeUpdate("a", Header(), EncodeModelState(other), layout, &delta).code(),
+  EXPECT_EQ(DecodeUpdate("a", Header(), EncodeModelState(other), layout, kNoBound, &delta).code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(DecodeUpdate("a", Header(), "garbage", layout, &delta).code(),
+  EXPECT_EQ(DecodeUpdate("a", Header(), "garbage", layout, kNoBound, &delta).code(),
             Code::kInvalidArgument);
+}
+
+TEST(UpdateAcceptanceTest, ValuesMustBeFiniteAndTheNormBounded) {
+  ModelState layout;
+  layout.tensors.push_back(NamedTensor{"w", {2}, {3, 4}});  // L2 norm 5
+  ModelState delta;
+  double norm = 0;
+  EXPECT_TRUE(
+      DecodeUpdate("a", Header(), EncodeModelState(layout), layout, 5.0, &delta, &norm).ok());
+  EXPECT_DOUBLE_EQ(norm, 5.0);
+  const Status above = DecodeUpdate("a", Header(), EncodeModelState(layout), layout, 4.9, &delta);
+  EXPECT_EQ(above.code(), Code::kInvalidArgument);
+  EXPECT_NE(above.message().find("L2 norm 5 exceeds the bound 4.9"), std::string::npos)
+      << above.message();
+  for (const float bad : {std::numeric_limits<float>::infinity(),
+                          std::numeric_limits<float>::quiet_NaN()}) {
+    // The encoder refuses such values: write the last one (w[1]) into the bytes by hand.
+    std::string bytes = EncodeModelState(layout);
+    std::memcpy(&bytes[bytes.size() - 4], &bad, 4);
+    const Status s = DecodeUpdate("a", Header(), bytes, layout, kNoBound, &delta);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument);
+    EXPECT_NE(s.message().find("non-finite"), std::string::npos) << s.message();
+  }
+  // Every value 1e30: finite as float32, but far above any bound.
+  ModelState huge = layout;
+  huge.tensors[0].values = {1e30f, 1e30f};
+  EXPECT_EQ(DecodeUpdate("a", Header(), EncodeModelState(huge), layout,
+                         UpdateNormBound(0, 10, 100.0), &delta)
+                .code(),
+            Code::kInvalidArgument);
+}
+
+TEST(UpdateAcceptanceTest, NormBoundIsTheTighterOfTheTwo) {
+  EXPECT_EQ(UpdateNormBound(0, 0, 7.0), kNoBound);
+  EXPECT_DOUBLE_EQ(UpdateNormBound(50, 0, 7.0), 50);
+  EXPECT_DOUBLE_EQ(UpdateNormBound(0, 10, 7.0), 70);
+  EXPECT_DOUBLE_EQ(UpdateNormBound(50, 10, 7.0), 50);
+  EXPECT_DOUBLE_EQ(UpdateNormBound(100, 10, 7.0), 70);
+}
+
+TEST(UpdateAcceptanceTest, SampleCountsAreBoundedByTheRegisteredOnes) {
+  UpdateExpectation e = Expect();
+  e.max_samples = 10;
+  UpdateHeader h = Header();
+  h.info.num_samples = 10;
+  EXPECT_TRUE(CheckUpdateHeader("a", h, e).ok());
+  h.info.num_samples = 1000000000000000;  // 10^15
+  EXPECT_EQ(CheckUpdateHeader("a", h, e).code(), Code::kInvalidArgument);
 }
 
 TEST(UpdateAcceptanceTest, EvaluationReportsMustBeCombinable) {
@@ -134,20 +204,22 @@ TEST(UpdateAcceptanceTest, EvaluationReportsMustBeCombinable) {
   r.metrics.num_classes = 2;
   r.metrics.num_samples = 10;
   r.metrics.confusion = {4, 1, 2, 3};
-  EXPECT_TRUE(CheckEvaluationReport("a", r, 2).ok());
+  EXPECT_TRUE(CheckEvaluationReport("a", r, 2, 10).ok());
   EvaluationReport three = r;
   three.metrics.num_classes = 3;
-  EXPECT_EQ(CheckEvaluationReport("a", three, 2).code(), Code::kInvalidArgument);
+  EXPECT_EQ(CheckEvaluationReport("a", three, 2, 10).code(), Code::kInvalidArgument);
   EvaluationReport huge = r;
   huge.metrics.num_classes = int64_t{1} << 32;
-  EXPECT_EQ(CheckEvaluationReport("a", huge, 2).code(), Code::kInvalidArgument);
+  EXPECT_EQ(CheckEvaluationReport("a", huge, 2, 10).code(), Code::kInvalidArgument);
   EvaluationReport negative = r;
   negative.metrics.confusion = {-5, 10, 2, 3};
-  EXPECT_EQ(CheckEvaluationReport("a", negative, 2).code(), Code::kInvalidArgument);
+  EXPECT_EQ(CheckEvaluationReport("a", negative, 2, 10).code(), Code::kInvalidArgument);
   EvaluationReport overflow = r;
   overflow.metrics.num_samples = INT64_MAX;
   overflow.metrics.confusion = {INT64_MAX, INT64_MAX, 1, 1};
-  EXPECT_EQ(CheckEvaluationReport("a", overflow, 2).code(), Code::kInvalidArgument);
+  EXPECT_EQ(CheckEvaluationReport("a", overflow, 2, INT64_MAX).code(), Code::kInvalidArgument);
+  // More test images than the site registered.
+  EXPECT_EQ(CheckEvaluationReport("a", r, 2, 9).code(), Code::kInvalidArgument);
 }
 
 TEST(CheckpointStoreTest, SavesAndLoadsAResumePoint) {

@@ -46,7 +46,7 @@ class ManualEventLoop final : public EventLoop {
         fn = std::move(queue_.front());
         queue_.pop_front();
       }
-      fn();
+      Guarded(fn);
     }
   }
 
@@ -73,7 +73,7 @@ class ManualEventLoop final : public EventLoop {
         fn = std::move(due->second.second);
         timers_.erase(due);
       }
-      fn();
+      Guarded(fn);
       RunPending();
     }
     RunPending();

@@ -8,6 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -76,14 +79,16 @@ class RoundFlowTest : public ::testing::Test {
     return task;
   }
 
-  // An update whose delta adds `add` to every value, for the task's round and model.
+  // An update whose delta adds `add` to every value (a value that is not finite, which the
+  // encoder refuses, is written into the bytes of the last one), for the task's round and model.
   Status Send(RoundFlow& flow, const std::string& site, const std::string& session,
               const SiteTask& task, float add, int64_t samples = 10) {
     ModelState delta = Model(0.0f);
     for (NamedTensor& t : delta.tensors) {
-      for (float& v : t.values) v = add;
+      for (float& v : t.values) v = std::isfinite(add) ? add : 0.0f;
     }
-    const std::string bytes = EncodeModelState(delta);
+    std::string bytes = EncodeModelState(delta);
+    if (!std::isfinite(add)) std::memcpy(&bytes[bytes.size() - 4], &add, 4);
     UpdateHeader h;
     h.session_id = session;
     h.size_bytes = static_cast<int64_t>(bytes.size());
@@ -93,6 +98,13 @@ class RoundFlowTest : public ::testing::Test {
     h.info.num_samples = samples;
     if (Status s = flow.CheckUpdate(site, h); !s.ok()) return s;
     return flow.AcceptUpdate(site, h, bytes, 0.0);
+  }
+
+  // site-1 (session s1) and site-2 (s2) each send an update adding `add`, and the loop runs.
+  void TrainBoth(RoundFlow& flow, const std::string& s1, const std::string& s2, float add) {
+    ASSERT_TRUE(Send(flow, "site-1", s1, Poll(flow, "site-1", s1), add).ok());
+    ASSERT_TRUE(Send(flow, "site-2", s2, Poll(flow, "site-2", s2), add).ok());
+    loop_.RunPending();
   }
 
   std::vector<nlohmann::json> MetricsRows() const {
@@ -129,7 +141,7 @@ TEST_F(RoundFlowTest, RoundRunsToItsEndAndAveragesBySampleCount) {
   auto flow = MakeFlow(Config());
   const std::string s1 = Register(*flow, "site-1");
   EXPECT_EQ(Poll(*flow, "site-1", s1).kind, SiteTask::Kind::kWait);  // quorum not registered
-  const std::string s2 = Register(*flow, "site-2");
+  const std::string s2 = Register(*flow, "site-2", 30);
   loop_.RunPending();
   const SiteTask t1 = Poll(*flow, "site-1", s1);
   const SiteTask t2 = Poll(*flow, "site-2", s2);
@@ -194,9 +206,7 @@ TEST_F(RoundFlowTest, ResumesAfterTheLastCheckpointedRound) {
     const std::string s1 = Register(*flow, "site-1");
     const std::string s2 = Register(*flow, "site-2");
     loop_.RunPending();
-    ASSERT_TRUE(Send(*flow, "site-1", s1, Poll(*flow, "site-1", s1), 1.0f).ok());
-    ASSERT_TRUE(Send(*flow, "site-2", s2, Poll(*flow, "site-2", s2), 1.0f).ok());
-    loop_.RunPending();
+    TrainBoth(*flow, s1, s2, 1.0f);
     ASSERT_EQ(flow->round(), 2);
     after_round_1 = flow->GlobalModelBytes();
     flow->Stop();
@@ -235,6 +245,208 @@ TEST_F(RoundFlowTest, RegistrationClosesOnItsTimeout) {
   loop_.Advance(11);
   EXPECT_TRUE(loop_.stopped());
   EXPECT_EQ(flow->exit_code(), 2);
+}
+
+// A site whose updates are refused max_invalid_updates times in a row is excluded: the round
+// stops waiting for it, its session ends and it cannot register again.
+TEST_F(RoundFlowTest, InvalidUpdatesInARowExcludeTheSite) {
+  CoordinatorConfig c = Config();
+  c.max_invalid_updates = 2;
+  c.min_available_sites = 3;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  const std::string s3 = Register(*flow, "site-3");
+  loop_.RunPending();
+  const SiteTask t3 = Poll(*flow, "site-3", s3);
+  ASSERT_TRUE(Send(*flow, "site-1", s1, Poll(*flow, "site-1", s1), 1.0f).ok());
+  ASSERT_TRUE(Send(*flow, "site-2", s2, Poll(*flow, "site-2", s2), 1.0f).ok());
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_EQ(Send(*flow, "site-3", s3, t3, nan).code(), Status::Code::kInvalidArgument);
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 1);  // site-3 may still send a valid update
+  EXPECT_EQ(Send(*flow, "site-3", s3, t3, 1e30f).code(), Status::Code::kInvalidArgument);
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 2);  // excluded: the round no longer waited for it
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-1", "site-2"}));
+  SiteTask task;
+  EXPECT_EQ(flow->Poll("site-3", s3, 0, &task).code(), Status::Code::kNotFound);
+  RegistrationInfo info;
+  info.site_name = "site-3";
+  info.num_train_samples = 10;
+  Registration reply;
+  EXPECT_EQ(flow->Register("site-3", info, &reply).code(), Status::Code::kFailedPrecondition);
+}
+
+// An update that cannot be accepted is refused at its header, before its data is read.
+TEST_F(RoundFlowTest, HeadersAreJudgedBeforeTheData) {
+  auto flow = MakeFlow(Config());
+  const std::string s1 = Register(*flow, "site-1", 10);
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t1 = Poll(*flow, "site-1", s1);
+  UpdateHeader h;
+  h.session_id = s1;
+  h.size_bytes = static_cast<int64_t>(EncodeModelState(Model(0)).size());
+  h.info.round = t1.round;
+  h.info.base_version = t1.model.version;
+  h.info.num_samples = 1000000000000000;  // 10^15, more than the 10 it registered
+  EXPECT_EQ(flow->CheckUpdate("site-1", h).code(), Status::Code::kInvalidArgument);
+  h.info.num_samples = 10;
+  EXPECT_TRUE(flow->CheckUpdate("site-1", h).ok());
+  ASSERT_TRUE(Send(*flow, "site-1", s1, t1, 1.0f).ok());
+  EXPECT_EQ(flow->CheckUpdate("site-1", h).code(), Status::Code::kFailedPrecondition);
+  h.info.round = t1.round + 5;
+  EXPECT_EQ(flow->CheckUpdate("site-1", h).code(), Status::Code::kFailedPrecondition);
+}
+
+// An update within the bound relative to the global model is taken; one 100 times larger not.
+TEST_F(RoundFlowTest, UpdatesAboveTheNormBoundAreRefused) {
+  auto flow = MakeFlow(Config());  // max_update_norm_ratio 10 by default
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t1 = Poll(*flow, "site-1", s1);
+  // The global model's norm is about 4.7; an update of 0.5 per value has norm about 1.4.
+  EXPECT_EQ(Send(*flow, "site-1", s1, t1, 50.0f).code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(Send(*flow, "site-1", s1, t1, 0.5f).ok());
+}
+
+TEST_F(RoundFlowTest, MaxAttemptsStopsTheFederation) {
+  CoordinatorConfig c = Config();
+  c.max_attempts = 2;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  Register(*flow, "site-2");
+  loop_.RunPending();
+  ASSERT_TRUE(Send(*flow, "site-1", s1, Poll(*flow, "site-1", s1), 1.0f).ok());
+  loop_.Advance(61);  // attempt 1 misses its quorum of 2
+  EXPECT_FALSE(loop_.stopped());
+  loop_.Advance(61);  // and attempt 2
+  EXPECT_TRUE(loop_.stopped());
+  EXPECT_EQ(flow->exit_code(), 2);
+  EXPECT_TRUE(MetricsRows().empty());
+}
+
+// An aggregate that is not finite (here float overflow with the norm bound off) is not
+// published: the global model and the strategy stay as they were, and the round is tried again.
+TEST_F(RoundFlowTest, AnAggregateThatIsNotFiniteIsNotPublished) {
+  CoordinatorConfig c = Config();
+  c.max_update_norm_ratio = 0;
+  c.rounds = 3;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  for (int round = 1; round <= 2; ++round) {
+    TrainBoth(*flow, s1, s2, 3e38f);
+  }
+  EXPECT_EQ(flow->round(), 2);
+  EXPECT_FALSE(loop_.stopped());
+  const ModelState global = DecodeModelState(flow->GlobalModelBytes(), "global");
+  EXPECT_FLOAT_EQ(global.tensors[0].values[0], 1.0f + 3e38f);  // round 1's model
+  const SiteTask again = Poll(*flow, "site-1", s1);
+  EXPECT_EQ(again.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(again.round, 2);
+  EXPECT_EQ(again.model.version, 1);
+  EXPECT_EQ(MetricsRows().size(), 1u);
+}
+
+// Rows of a round that a crash left in the metrics without its checkpoint are dropped on resume,
+// so every round appears once.
+TEST_F(RoundFlowTest, ResumeDropsMetricsOfRoundsItRunsAgain) {
+  {
+    auto flow = MakeFlow(Config());
+    const std::string s1 = Register(*flow, "site-1");
+    const std::string s2 = Register(*flow, "site-2");
+    loop_.RunPending();
+    TrainBoth(*flow, s1, s2, 1.0f);
+    flow->Stop();
+  }
+  std::ofstream(dir_.path() / "out" / "metrics.jsonl", std::ios::app) << "{\"round\": 2}\n";
+  std::ofstream(dir_.path() / "out" / "metrics.csv", std::ios::app) << "2,1,,,\n";
+  auto flow = MakeFlow(Config());
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["round"], 1);
+  std::ifstream csv(dir_.path() / "out" / "metrics.csv");
+  int lines = 0;
+  for (std::string line; std::getline(csv, line);) ++lines;
+  EXPECT_EQ(lines, 2);  // header and round 1
+}
+
+// A coordinator restarted after the last round (say, killed before it told the sites) tells the
+// sites that come back that the federation is over, then stops.
+TEST_F(RoundFlowTest, ARestartedFinishedFederationTellsReturningSites) {
+  CoordinatorConfig c = Config();
+  c.rounds = 1;
+  c.allowed_sites = {"site-1", "site-2"};
+  {
+    auto flow = MakeFlow(c);
+    const std::string s1 = Register(*flow, "site-1");
+    const std::string s2 = Register(*flow, "site-2");
+    loop_.RunPending();
+    TrainBoth(*flow, s1, s2, 1.0f);
+    ASSERT_EQ(flow->phase(), Phase::kFinished);
+  }
+  ManualEventLoop restarted;
+  fs::create_directories(c.output_dir);
+  FederationModel model;
+  model.custom = true;
+  model.spec.name = "custom";
+  model.initial_state = Model(1.0f);
+  RoundFlow flow(c, std::move(model), "", &restarted, MakeLogger("round-flow-test-restarted"));
+  flow.Begin(0);
+  restarted.RunPending();
+  EXPECT_FALSE(restarted.stopped());
+  const std::string s1 = Register(flow, "site-1");
+  EXPECT_EQ(Poll(flow, "site-1", s1).kind, SiteTask::Kind::kFinish);
+  restarted.RunPending();
+  EXPECT_FALSE(restarted.stopped());  // site-2 has not been told yet
+  const std::string s2 = Register(flow, "site-2");
+  EXPECT_EQ(Poll(flow, "site-2", s2).kind, SiteTask::Kind::kFinish);
+  restarted.RunPending();
+  EXPECT_TRUE(restarted.stopped());
+  EXPECT_EQ(flow.exit_code(), 0);
+}
+
+// A site whose session stream ends (its process killed) is not waited for: the round ends
+// with the others at once, without its deadline; the site is not selected again until it
+// registers again; a stream of an older session changes nothing.
+TEST_F(RoundFlowTest, AGoneSiteIsNotWaitedForNorSelected) {
+  CoordinatorConfig c = Config();
+  c.min_sites = 1;
+  c.min_available_sites = 2;
+  c.rounds = 3;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  const std::string s2 = Register(*flow, "site-2");
+  ASSERT_TRUE(flow->Attend("site-2", s2).ok());
+  EXPECT_EQ(flow->Attend("site-2", "old-session").code(), Status::Code::kNotFound);
+  loop_.RunPending();
+  ASSERT_TRUE(Send(*flow, "site-1", s1, Poll(*flow, "site-1", s1), 1.0f).ok());
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 1);  // waiting for site-2
+  flow->SiteGone("site-2", "old-session");
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 1);
+  flow->SiteGone("site-2", s2);
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 2);  // no deadline passed: the manual clock never moved
+  SiteTask task;
+  EXPECT_EQ(flow->Poll("site-2", s2, 0, &task).code(), Status::Code::kNotFound);
+  const SiteTask t1 = Poll(*flow, "site-1", s1);
+  ASSERT_EQ(t1.kind, SiteTask::Kind::kTrain);
+  const std::string again = Register(*flow, "site-2");  // it comes back: selected next round
+  ASSERT_TRUE(Send(*flow, "site-1", s1, t1, 1.0f).ok());
+  loop_.RunPending();
+  EXPECT_EQ(flow->round(), 3);
+  EXPECT_EQ(Poll(*flow, "site-2", again).kind, SiteTask::Kind::kTrain);
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-1"}));
 }
 
 }  // namespace

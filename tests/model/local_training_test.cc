@@ -178,8 +178,8 @@ TEST_F(LocalTrainingTest, DivergenceIsReported) {
   settings.learning_rate = 1e6;
   try {
     TrainLocal(spec_, *global_, *train_, settings);
-    ADD_FAILURE() << "expected Error";
-  } catch (const Error& e) {
+    ADD_FAILURE() << "expected TrainingDiverged";
+  } catch (const TrainingDiverged& e) {
     EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos) << e.what();
   }
 }

@@ -295,8 +295,8 @@ TEST_F(TrainLocalDpSgdTest, RejectsBadInputsAndReportsDivergence) {
   wild.learning_rate = 1e8;
   try {
     TrainLocalDpSgd(kCnn, *global_, *few_, wild, {1.0, 1e3, 1});
-    ADD_FAILURE() << "expected Error";
-  } catch (const Error& e) {
+    ADD_FAILURE() << "expected TrainingDiverged";
+  } catch (const TrainingDiverged& e) {
     EXPECT_NE(std::string(e.what()).find("diverged"), std::string::npos) << e.what();
   }
 }

@@ -64,5 +64,30 @@ TEST(ChunkingTest, DetectsEveryWayATransferCanBeWrong) {
   EXPECT_THROW(ChunkAssembler(4, "ABC", "x"), FormatError);
 }
 
+// Empty chunks, and more chunks than the size allows, are refused at once (a peer cannot keep
+// the receiver reading 200,000 empty chunks); an empty transfer is its one empty chunk.
+TEST(ChunkingTest, EmptyAndTooManyChunksAreRefused) {
+  const std::string data(200 * 1024, 'd');
+  const std::string digest = Sha256Hex(data);
+  ChunkAssembler empty_chunk(static_cast<int64_t>(data.size()), digest, "update from site-9");
+  try {
+    empty_chunk.Append("");
+    FAIL() << "an empty chunk was taken";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("update from site-9: an empty chunk"), std::string::npos)
+        << e.what();
+  }
+  // 200 KiB may come in 1 + ceil(200 / 64) = 5 chunks, not 6.
+  ChunkAssembler five(static_cast<int64_t>(data.size()), digest, "x");
+  for (int i = 0; i < 5; ++i) five.Append(data.substr(0, 1));
+  EXPECT_THROW(five.Append(data.substr(0, 1)), FormatError);
+  ChunkAssembler nothing(0, Sha256Hex(""), "x");
+  EXPECT_TRUE(ForEachChunk("", [&](std::string_view piece) {
+    nothing.Append(piece);
+    return true;
+  }));
+  EXPECT_EQ(nothing.Finish(), "");
+}
+
 }  // namespace
 }  // namespace fedmed
