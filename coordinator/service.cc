@@ -93,6 +93,23 @@ class InFlight {
 // Calls that wait (polls) wait in slices of this, so that a call whose peer went away (a site
 // process killed, a connection cut) frees its slot and thread within a second.
 constexpr int kWaitSliceMs = 1000;
+// Holds a waiting call (a poll) for up to `wait_ms` (at most 30 s) in slices of kWaitSliceMs:
+// `ask(slice_ms)` waits up to one slice and returns its Status and whether it has an answer.
+// Returns at the first answer or refusal, when the call is cancelled, or when the time is up.
+template <class Ask>
+Status HoldInSlices(const grpc::ServerContext& context, int wait_ms, Ask ask) {
+  using std::chrono::steady_clock;
+  const auto until = steady_clock::now() + std::chrono::milliseconds(std::clamp(wait_ms, 0, 30000));
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - steady_clock::now()).count();
+    const auto [status, answered] = ask(static_cast<int>(std::clamp<int64_t>(left, 0, kWaitSliceMs)));
+    if (!status.ok() || answered || context.IsCancelled() || steady_clock::now() >= until) {
+      return status;
+    }
+  }
+}
+
 // How often the Attend stream writes a beat.
 constexpr int kBeatMs = 2000;
 
@@ -122,16 +139,10 @@ class FederationService final : public v1::Federation::Service {
     const auto slot = in_flight_.Take(site, "PollTask");
     if (!slot) return Busy(site, "PollTask");
     SiteTask domain;
-    Status s;
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(std::clamp(request->wait_ms(), 0, 30000));
-    do {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            until - std::chrono::steady_clock::now()).count();
-      s = handler_->Poll(site, request->session_id(),
-                         static_cast<int>(std::clamp<int64_t>(left, 0, kWaitSliceMs)), &domain);
-    } while (s.ok() && domain.kind == SiteTask::Kind::kWait && !context->IsCancelled() &&
-             std::chrono::steady_clock::now() < until);
+    const Status s = HoldInSlices(*context, request->wait_ms(), [&](int slice_ms) {
+      const Status polled = handler_->Poll(site, request->session_id(), slice_ms, &domain);
+      return std::make_pair(polled, domain.kind != SiteTask::Kind::kWait);
+    });
     if (s.ok()) ToProto(domain, UnixMillisNow(), task);
     return ToGrpc(s);
   }
@@ -270,18 +281,13 @@ class FederationService final : public v1::Federation::Service {
     const auto slot = in_flight_.Take(site, "SecAggReceive");
     if (!slot) return Busy(site, "SecAggReceive");
     SecAggPoll poll = FromProto(*request);
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::milliseconds(std::clamp(poll.wait_ms, 0, 30000));
     SecAggStage stage;
-    Status s;
-    do {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            until - std::chrono::steady_clock::now()).count();
-      poll.wait_ms = static_cast<int>(std::clamp<int64_t>(left, 0, kWaitSliceMs));
+    const Status s = HoldInSlices(*context, poll.wait_ms, [&](int slice_ms) {
+      poll.wait_ms = slice_ms;
       stage = SecAggStage{};
-      s = handler_->SecAggReceive(site, poll, &stage);
-    } while (s.ok() && stage.status == SecAggStage::Status::kWait && !context->IsCancelled() &&
-             std::chrono::steady_clock::now() < until);
+      const Status received = handler_->SecAggReceive(site, poll, &stage);
+      return std::make_pair(received, stage.status != SecAggStage::Status::kWait);
+    });
     if (s.ok()) ToProto(stage, reply);
     return ToGrpc(s);
   }

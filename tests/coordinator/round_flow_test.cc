@@ -100,6 +100,14 @@ class RoundFlowTest : public ::testing::Test {
     return flow.AcceptUpdate(site, h, bytes, 0.0);
   }
 
+  // Registers site-1 and site-2 (10 training samples each), runs the loop (the first round
+  // starts when the quorum is there) and returns their sessions.
+  std::pair<std::string, std::string> RegisterBoth(RoundFlow& flow) {
+    std::pair<std::string, std::string> sessions{Register(flow, "site-1"), Register(flow, "site-2")};
+    loop_.RunPending();
+    return sessions;
+  }
+
   // site-1 (session s1) and site-2 (s2) each send an update adding `add`, and the loop runs.
   void TrainBoth(RoundFlow& flow, const std::string& s1, const std::string& s2, float add) {
     ASSERT_TRUE(Send(flow, "site-1", s1, Poll(flow, "site-1", s1), add).ok());
@@ -179,9 +187,7 @@ TEST_F(RoundFlowTest, DeadlineClosesTrainingWithTheUpdatesThatArrived) {
   c.min_sites = 1;
   c.min_available_sites = 2;
   auto flow = MakeFlow(c);
-  const std::string s1 = Register(*flow, "site-1");
-  const std::string s2 = Register(*flow, "site-2");
-  loop_.RunPending();
+  const auto [s1, s2] = RegisterBoth(*flow);
   const SiteTask t1 = Poll(*flow, "site-1", s1);
   ASSERT_EQ(t1.kind, SiteTask::Kind::kTrain);
   ASSERT_TRUE(Send(*flow, "site-1", s1, t1, 2.0f).ok());
@@ -203,9 +209,7 @@ TEST_F(RoundFlowTest, ResumesAfterTheLastCheckpointedRound) {
   std::string after_round_1;
   {
     auto flow = MakeFlow(Config());
-    const std::string s1 = Register(*flow, "site-1");
-    const std::string s2 = Register(*flow, "site-2");
-    loop_.RunPending();
+    const auto [s1, s2] = RegisterBoth(*flow);
     TrainBoth(*flow, s1, s2, 1.0f);
     ASSERT_EQ(flow->round(), 2);
     after_round_1 = flow->GlobalModelBytes();
@@ -214,9 +218,7 @@ TEST_F(RoundFlowTest, ResumesAfterTheLastCheckpointedRound) {
   }
   auto flow = MakeFlow(Config());
   EXPECT_EQ(flow->GlobalModelBytes(), after_round_1);
-  const std::string s1 = Register(*flow, "site-1");
-  const std::string s2 = Register(*flow, "site-2");
-  loop_.RunPending();
+  const auto [s1, s2] = RegisterBoth(*flow);
   const SiteTask t = Poll(*flow, "site-1", s1);
   ASSERT_EQ(t.kind, SiteTask::Kind::kTrain);
   EXPECT_EQ(t.round, 2);
@@ -305,9 +307,7 @@ TEST_F(RoundFlowTest, HeadersAreJudgedBeforeTheData) {
 // An update within the bound relative to the global model is taken; one 100 times larger not.
 TEST_F(RoundFlowTest, UpdatesAboveTheNormBoundAreRefused) {
   auto flow = MakeFlow(Config());  // max_update_norm_ratio 10 by default
-  const std::string s1 = Register(*flow, "site-1");
-  const std::string s2 = Register(*flow, "site-2");
-  loop_.RunPending();
+  const auto [s1, s2] = RegisterBoth(*flow);
   const SiteTask t1 = Poll(*flow, "site-1", s1);
   // The global model's norm is about 4.7; an update of 0.5 per value has norm about 1.4.
   EXPECT_EQ(Send(*flow, "site-1", s1, t1, 50.0f).code(), Status::Code::kInvalidArgument);
@@ -337,9 +337,7 @@ TEST_F(RoundFlowTest, AnAggregateThatIsNotFiniteIsNotPublished) {
   c.max_update_norm_ratio = 0;
   c.rounds = 3;
   auto flow = MakeFlow(c);
-  const std::string s1 = Register(*flow, "site-1");
-  const std::string s2 = Register(*flow, "site-2");
-  loop_.RunPending();
+  const auto [s1, s2] = RegisterBoth(*flow);
   for (int round = 1; round <= 2; ++round) {
     TrainBoth(*flow, s1, s2, 3e38f);
   }
@@ -359,9 +357,7 @@ TEST_F(RoundFlowTest, AnAggregateThatIsNotFiniteIsNotPublished) {
 TEST_F(RoundFlowTest, ResumeDropsMetricsOfRoundsItRunsAgain) {
   {
     auto flow = MakeFlow(Config());
-    const std::string s1 = Register(*flow, "site-1");
-    const std::string s2 = Register(*flow, "site-2");
-    loop_.RunPending();
+    const auto [s1, s2] = RegisterBoth(*flow);
     TrainBoth(*flow, s1, s2, 1.0f);
     flow->Stop();
   }
@@ -385,9 +381,7 @@ TEST_F(RoundFlowTest, ARestartedFinishedFederationTellsReturningSites) {
   c.allowed_sites = {"site-1", "site-2"};
   {
     auto flow = MakeFlow(c);
-    const std::string s1 = Register(*flow, "site-1");
-    const std::string s2 = Register(*flow, "site-2");
-    loop_.RunPending();
+    const auto [s1, s2] = RegisterBoth(*flow);
     TrainBoth(*flow, s1, s2, 1.0f);
     ASSERT_EQ(flow->phase(), Phase::kFinished);
   }
