@@ -73,6 +73,5 @@ int Coordinator::Start() { return impl_->Start(); }
 int Coordinator::Run() { return impl_->Run(); }
 void Coordinator::Stop() { impl_->flow().Stop(); }
 std::string Coordinator::GlobalModelBytes() const { return impl_->flow().GlobalModelBytes(); }
-RoundFlow& Coordinator::flow() { return impl_->flow(); }
 
 }  // namespace fedmed

@@ -76,9 +76,6 @@ class Coordinator {
   // The current global model's encoding (for tests).
   std::string GlobalModelBytes() const;
 
-  // The domain core, for in-process tests that call it without a server.
-  class RoundFlow& flow();
-
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
