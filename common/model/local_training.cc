@@ -41,7 +41,7 @@ void FreezeLayers(torch::nn::Module& model, const std::vector<std::string>& froz
 
 std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
                                                             const TrainSettings& s) {
-  if (s.optimizer == "sgd") {
+  if (ParseOptimizer(s.optimizer) == OptimizerKind::kSgd) {
     return std::make_unique<torch::optim::SGD>(
         TrainableParameters(model), torch::optim::SGDOptions(s.learning_rate)
                                         .momentum(s.momentum)
@@ -59,7 +59,7 @@ void ValidateTrainSettings(const TrainSettings& s) {
   if (s.batch_size < 1) {
     throw ConfigError("batch_size: " + std::to_string(s.batch_size) + ", expected >= 1");
   }
-  if (s.optimizer != "sgd" && s.optimizer != "adam") {
+  if (!ParseOptimizer(s.optimizer)) {
     throw ConfigError("optimizer: \"" + s.optimizer + "\", expected \"sgd\" or \"adam\"");
   }
   if (!std::isfinite(s.learning_rate) || s.learning_rate <= 0) {

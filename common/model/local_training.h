@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/data/augmentation_spec.h"
@@ -105,6 +107,16 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // labels); TrainingDiverged if the loss becomes NaN or infinite (lower the learning rate).
 TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
                        const TrainSettings& settings);
+
+// The optimizer of TrainSettings::optimizer.
+enum class OptimizerKind { kSgd, kAdam };
+
+// The optimizer named `name` ("sgd", "adam"), or nullopt for any other text. Never throws.
+inline std::optional<OptimizerKind> ParseOptimizer(std::string_view name) {
+  if (name == "sgd") return OptimizerKind::kSgd;
+  if (name == "adam") return OptimizerKind::kAdam;
+  return std::nullopt;
+}
 
 // Local training diverged: a loss (or, with DP-SGD, a per-sample gradient norm) became NaN or
 // infinite. The message names the step and epoch and suggests a lower learning rate. A site
