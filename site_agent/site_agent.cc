@@ -400,6 +400,19 @@ class SiteAgent::Impl {
     }
     TrainSettings settings = task.settings;
     settings.augmentation = config_.data.augmentation;  // the site's own, training only
+    // Training ends at once on SIGTERM, and short of the task's deadline (by 10% of the time
+    // given, at most 5 s): an update that arrives late is refused, and a private site would
+    // have spent epsilon for nothing. A deadline already past on this site's clock (a clock far
+    // ahead of the coordinator's) is not trusted.
+    std::optional<Clock::time_point> deadline;
+    if (task.seconds_left > 0) {
+      const double margin = std::min(5.0, 0.1 * task.seconds_left);
+      deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(task.seconds_left - margin));
+    }
+    settings.should_stop = [this, deadline] {
+      return stopping_ || (deadline && Clock::now() >= *deadline);
+    };
     std::optional<RoundPrivacy::Plan> plan;
     if (privacy_) {
       plan = privacy_->PlanRound(task.round, total_rounds_, settings);
@@ -464,6 +477,20 @@ class SiteAgent::Impl {
       if (!keep_global_model_) cached_.reset();
       lease.reset();
       RefuseTraining(connection, session, task.round, e.what());
+      return;
+    } catch (const TrainingStopped& e) {
+      if (!keep_global_model_) cached_.reset();
+      lease.reset();
+      if (stopping_) {
+        log_->warn("round {}: {}; stopping: nothing sent, nothing spent", task.round, e.what());
+        return;
+      }
+      log_->warn("round {}: {}: the round's deadline is near; declining it (nothing sent, "
+                 "nothing spent)",
+                 task.round, e.what());
+      connection.DeclineTask(session, task.round,
+                             std::string("its deadline came before training ended: ") + e.what(),
+                             PrivacySpend{});
       return;
     } catch (const TrainingDiverged& e) {
       // A learning rate too high for this site's data, or a global model it cannot train:

@@ -120,6 +120,11 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
     const torch::Tensor epoch_images = images.index_select(0, order);
     const torch::Tensor epoch_labels = labels.index_select(0, order);
     for (int64_t begin = 0; begin < n; begin += settings.batch_size) {
+      if (settings.should_stop && settings.should_stop()) {
+        throw TrainingStopped("local training stopped at step " +
+                              std::to_string(result.steps + 1) + " (epoch " +
+                              std::to_string(epoch + 1) + ")");
+      }
       const int64_t count = std::min<int64_t>(settings.batch_size, n - begin);
       optimizer->zero_grad();
       const torch::Tensor cross_entropy = torch::cross_entropy_loss(

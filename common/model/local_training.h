@@ -63,6 +63,10 @@ struct TrainSettings {
   // a validation split (simulator/model_selection.h). Training goes on unchanged afterwards;
   // what it throws propagates out of TrainLocal. Empty (the default): not called, no copy made.
   std::function<void(int epoch, const ModelState& state)> on_epoch_end = {};
+  // Asked before every step (TrainLocal and the DP-SGD trainer): returning true ends training
+  // at once with TrainingStopped (a site stopping on SIGTERM, or whose task's deadline is near).
+  // Nothing is returned, so nothing is sent or spent. Empty (the default): never asked.
+  std::function<bool()> should_stop = {};
 };
 
 // Throws ConfigError naming the field and the accepted range when a field of `settings` is out
@@ -107,6 +111,12 @@ ModelState InitialModelState(const ModelSpec& spec, uint64_t seed);
 // labels); TrainingDiverged if the loss becomes NaN or infinite (lower the learning rate).
 TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const ImageSet& data,
                        const TrainSettings& settings);
+
+// Training was ended before its last step because TrainSettings::should_stop said so.
+class TrainingStopped : public Error {
+ public:
+  using Error::Error;
+};
 
 // The optimizer of TrainSettings::optimizer.
 enum class OptimizerKind { kSgd, kAdam };

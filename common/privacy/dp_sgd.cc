@@ -132,6 +132,10 @@ TrainResult TrainLocalDpSgd(const ModelSpec& spec, const ModelState& global,
   double loss_sum = 0;
   int64_t sampled = 0;
   for (int64_t t = 0; t < schedule.steps; ++t) {
+    if (settings.should_stop && settings.should_stop()) {
+      throw TrainingStopped("DP-SGD training stopped at step " + std::to_string(t + 1) + " of " +
+                            std::to_string(schedule.steps));
+    }
     // Poisson sampling: each image independently with probability q.
     const torch::Tensor chosen =
         torch::empty({n}, torch::kFloat).bernoulli_(schedule.sampling_rate, sampling);

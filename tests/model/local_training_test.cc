@@ -184,6 +184,21 @@ TEST_F(LocalTrainingTest, DivergenceIsReported) {
   }
 }
 
+// should_stop is asked before every step: the third time it says yes, training ends with
+// TrainingStopped naming that step, and returns nothing.
+TEST_F(LocalTrainingTest, ShouldStopEndsTrainingBeforeTheNextStep) {
+  TrainSettings settings = Settings(1);
+  int asked = 0;
+  settings.should_stop = [&asked] { return ++asked == 3; };
+  try {
+    TrainLocal(spec_, *global_, *train_, settings);
+    ADD_FAILURE() << "expected TrainingStopped";
+  } catch (const TrainingStopped& e) {
+    EXPECT_NE(std::string(e.what()).find("stopped at step 3"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(asked, 3);
+}
+
 TEST(TrainSettingsTest, ValidationNamesTheField) {
   const auto message = [](auto change) {
     TrainSettings s;

@@ -276,6 +276,20 @@ TEST_F(TrainLocalDpSgdTest, AdamRunsAndSmallSitesGetOneStepPerEpoch) {
   EXPECT_EQ(r.num_samples, 5);
 }
 
+// should_stop (a site's SIGTERM or a near deadline) ends DP-SGD before the next step.
+TEST_F(TrainLocalDpSgdTest, ShouldStopEndsTrainingBeforeTheNextStep) {
+  TrainSettings settings = Settings();
+  int asked = 0;
+  settings.should_stop = [&asked] { return ++asked == 2; };
+  try {
+    TrainLocalDpSgd(kCnn, *global_, *few_, settings, {1.0, 1.0, 1});
+    ADD_FAILURE() << "expected TrainingStopped";
+  } catch (const TrainingStopped& e) {
+    EXPECT_NE(std::string(e.what()).find("stopped at step 2"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(asked, 2);
+}
+
 TEST_F(TrainLocalDpSgdTest, RejectsBadInputsAndReportsDivergence) {
   EXPECT_THROW(TrainLocalDpSgd(kCnn, *global_, *few_, Settings(), {-1.0, 1.0, 1}),
                ConfigError);
