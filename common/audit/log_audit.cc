@@ -146,23 +146,12 @@ SiteLogAudit AuditSiteLog(const std::vector<PrivacyLogEntry>& entries, const std
 json ToJson(const SiteLogAudit& audit) {
   json rounds = json::array();
   for (const TrainedRoundAudit& r : audit.rounds) {
-    const TrainedEvent& e = r.recorded;
-    rounds.push_back({{"line", r.line},
-                      {"round", e.round},
-                      {"mechanism", e.mechanism},
-                      {"clipping_norm", e.clipping_norm},
-                      {"noise_multiplier", e.noise_multiplier},
-                      {"sampling_rate", e.sampling_rate},
-                      {"steps", e.steps},
-                      {"delta", e.delta},
-                      {"conversion", e.conversion},
-                      {"epsilon_round", e.epsilon_round},
-                      {"epsilon_total", e.epsilon_total},
-                      {"recomputed_epsilon_round", NumberOrNull(r.recomputed_round)},
-                      {"recomputed_epsilon_total", NumberOrNull(r.recomputed_total)},
-                      {"budget_epsilon", e.budget_epsilon},
-                      {"update_sha256", e.update_sha256},
-                      {"flags", r.flags}});
+    json round = ToJson(r.recorded);  // the entry's data as the log holds it (privacy_log.h)
+    round["line"] = r.line;
+    round["recomputed_epsilon_round"] = NumberOrNull(r.recomputed_round);
+    round["recomputed_epsilon_total"] = NumberOrNull(r.recomputed_total);
+    round["flags"] = r.flags;
+    rounds.push_back(std::move(round));
   }
   json declined = json::array();
   for (const DeclinedRoundAudit& d : audit.declined) {
