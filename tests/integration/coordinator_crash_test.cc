@@ -1,0 +1,160 @@
+// A coordinator killed with SIGKILL at random moments of a federation and restarted each time on
+// the same output_dir (real binaries, mutual TLS, three sites on PneumoniaMNIST): the federation
+// ends with every round exactly once in metrics.csv and metrics.jsonl, the coordinator's last
+// run and every site exit 0, and fedmed-audit verify passes on the coordinator's audit log and
+// every site's privacy log. The kill moments are drawn from a fixed seed.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
+#include "common/util/data_path.h"
+#include "common/util/process.h"
+#include "tests/test_util.h"
+#include "tools/pki/provision.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+using ::fedmed::testing::BinDir;
+using ::fedmed::testing::ReadFile;
+
+constexpr int kRounds = 3;
+constexpr int kKills = 3;
+
+// The rounds of each row of `path` (CSV: the first column after a header; JSON lines: "round").
+std::vector<int> Rounds(const fs::path& path, bool csv) {
+  std::vector<int> rounds;
+  std::ifstream in(path);
+  std::string line;
+  if (csv) std::getline(in, line);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    rounds.push_back(csv ? std::stoi(line) : std::stoi(line.substr(line.find("\"round\":") + 8)));
+  }
+  return rounds;
+}
+
+// The "round" of status.json (0 when it cannot be read yet).
+int CurrentRound(const std::string& status_file) {
+  const std::string status = ReadFile(status_file);
+  const size_t at = status.find("\"round\":");
+  return at == std::string::npos ? 0 : std::atoi(status.c_str() + at + 8);
+}
+
+TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundOnce) {
+  ::fedmed::testing::TempDir dir("fedmed-coordinator-crash");
+  ProvisionOptions options;
+  options.out_dir = dir.path() / "pki";
+  options.site_names = {"site-1", "site-2", "site-3"};
+  options.coordinator_address = "127.0.0.1:0";
+  const ProvisionResult pki = ProvisionFederation(options);
+
+  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
+  coordinator.listen_address = "127.0.0.1:0";
+  coordinator.rounds = kRounds;
+  coordinator.min_sites = 3;
+  coordinator.output_dir = (dir.path() / "coordinator").string();
+  coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
+  const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
+  std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
+  const std::string status_file = (dir.path() / "coordinator" / "status.json").string();
+
+  // Each run of the coordinator listens on a new port; the sites find it through a fixed one.
+  // So pick one free port now and keep it for every run.
+  int port = 0;
+  {
+    ChildProcess probe({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
+                       (dir.path() / "probe.out").string());
+    ASSERT_TRUE(::fedmed::testing::WaitForFileContaining(status_file, "\"port\":", 30));
+    const std::string status = ReadFile(status_file);
+    port = std::stoi(status.substr(status.find("\"port\":") + 7));
+    probe.Signal(SIGKILL);
+    probe.Wait(10);
+  }
+  coordinator.listen_address = "127.0.0.1:" + std::to_string(port);
+  std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
+
+  std::vector<std::unique_ptr<ChildProcess>> sites;
+  for (const std::string name : {"site-1", "site-2", "site-3"}) {
+    SiteConfig site = LoadSiteConfig(pki.site_configs.at(name));
+    site.coordinator_address = "127.0.0.1:" + std::to_string(port);
+    site.output_dir = (dir.path() / name).string();
+    site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+    site.give_up_after_seconds = 0;  // retry while the coordinator is down
+    site.backoff_max_seconds = 2;
+    const std::string path = (dir.path() / (name + ".toml")).string();
+    std::ofstream(path) << RenderSiteConfig(site);
+    sites.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{BinDir() + "/fedmed-site", "--config", path},
+        (dir.path() / (name + ".out")).string()));
+  }
+
+  // Run k is killed at a random moment of round k + 1 (0 to 4 s after status.json shows it), so
+  // that the restarts resume after round 0, 1, ... and land in training, aggregation,
+  // evaluation or the checkpoint, as the draw falls.
+  std::mt19937 rng(20261206);
+  std::uniform_real_distribution<double> moment(0.0, 4.0);
+  std::optional<int> last_status;
+  int resumed_kills = 0;
+  for (int run = 0; run <= kKills; ++run) {
+    ChildProcess process({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
+                         (dir.path() / ("coordinator-" + std::to_string(run) + ".out")).string());
+    if (run < kKills) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+      while (CurrentRound(status_file) < run + 1 && !process.Poll() &&
+             std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      last_status = process.Wait(moment(rng));
+      if (last_status) break;  // it finished before its kill
+      process.Signal(SIGKILL);
+      process.Wait(10);
+      if (CurrentRound(status_file) > 1) ++resumed_kills;
+      continue;
+    }
+    last_status = process.Wait(600);
+  }
+  EXPECT_GE(resumed_kills, 1) << "no kill fell after a checkpoint: the draw tests nothing";
+  ASSERT_EQ(last_status, std::optional<int>(0))
+      << ReadFile(dir.path() / "coordinator" / "coordinator.log");
+  for (auto& site : sites) {
+    EXPECT_EQ(site->Wait(120), std::optional<int>(0))
+        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));
+  }
+
+  std::vector<int> expected;
+  for (int r = 1; r <= kRounds; ++r) expected.push_back(r);
+  EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.csv", true), expected);
+  EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.jsonl", false), expected);
+
+  const std::string ca = (dir.path() / "pki" / "ca" / "ca.pem").string();
+  const auto verify = [&](const fs::path& log, const fs::path& cert, const std::string& name) {
+    ChildProcess audit({BinDir() + "/fedmed-audit", "verify", log.string(), "--cert",
+                        cert.string(), "--ca", ca},
+                       (dir.path() / name).string());
+    EXPECT_EQ(audit.Wait(120), std::optional<int>(0)) << name << ": " << ReadFile(dir.path() / name);
+  };
+  verify(dir.path() / "coordinator" / "audit_log.jsonl",
+         dir.path() / "pki" / "coordinator" / "audit.pem", "verify-coordinator.out");
+  for (const std::string site : {"site-1", "site-2", "site-3"}) {
+    verify(dir.path() / site / "privacy_log.jsonl",
+           dir.path() / "pki" / "sites" / site / "audit.pem", "verify-" + site + ".out");
+  }
+}
+
+}  // namespace
+}  // namespace fedmed
