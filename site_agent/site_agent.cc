@@ -398,6 +398,14 @@ class SiteAgent::Impl {
       RefuseTraining(connection, session, task.round, why);
       return;
     }
+    if (!task.secure && kept_ && kept_->round == task.round &&
+        kept_->model_sha256 == task.model.sha256) {
+      log_->info("round {}: already trained on this global model (the coordinator asks again "
+                 "after a restart): sending the same update again; nothing trained or spent",
+                 task.round);
+      connection.UploadUpdate(session, kept_->info, kept_->bytes);
+      return;
+    }
     TrainSettings settings = task.settings;
     settings.augmentation = config_.data.augmentation;  // the site's own, training only
     // Training ends at once on SIGTERM, and short of the task's deadline (by 10% of the time
@@ -542,6 +550,8 @@ class SiteAgent::Impl {
                  task.round, info.privacy.epsilon_round, info.privacy.epsilon_total,
                  info.privacy.budget_epsilon, info.privacy.delta);
     }
+    // Kept before it leaves: an upload cut by a coordinator crash is sent again, not retrained.
+    if (!secure) kept_ = KeptUpdate{task.round, task.model.sha256, info, bytes};
     const auto start = Clock::now();
     connection.UploadUpdate(session, info, bytes);
     log_->info("round {}: trained {} steps in {:.2f} s (loss {:.4f}); {} sent in {:.2f} s",
@@ -681,6 +691,17 @@ class SiteAgent::Impl {
   std::string preprocessing_;                    // PreprocessSpec::Canonical() of [data]
   std::optional<ModelArchitecture> architecture_;  // of [model] torchscript_path, if set
   int refused_in_a_row_ = 0;  // train tasks refused since the last one this site could train
+  // The last plain update this site sent or tried to send: the round, the global model it is
+  // relative to (SHA-256), what was sent. A coordinator restarted from its checkpoint asks again
+  // for a round this site already trained on the same model; the site then sends the same
+  // bytes with the same privacy-log entry instead of training, and spending, again.
+  struct KeptUpdate {
+    int round = 0;
+    std::string model_sha256;
+    UpdateInfo info;
+    std::string bytes;
+  };
+  std::optional<KeptUpdate> kept_;
   int total_rounds_ = 1;                 // announced at registration
   std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
   std::unique_ptr<PrivacyLogWriter> privacy_log_;  // null without an audit key

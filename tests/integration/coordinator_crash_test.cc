@@ -1,8 +1,9 @@
 // A coordinator killed with SIGKILL at random moments of a federation and restarted each time on
-// the same output_dir (real binaries, mutual TLS, three sites on PneumoniaMNIST): the federation
-// ends with every round exactly once in metrics.csv and metrics.jsonl, the coordinator's last
-// run and every site exit 0, and fedmed-audit verify passes on the coordinator's audit log and
-// every site's privacy log. The kill moments are drawn from a fixed seed.
+// the same output_dir (real binaries, mutual TLS, three sites on PneumoniaMNIST with site-level
+// DP): the federation ends with every round exactly once in metrics.csv and metrics.jsonl, the
+// coordinator's last run and every site exit 0, each site trained (and spent) once per round,
+// and fedmed-audit verify passes on the coordinator's audit log and every site's privacy log.
+// The kill moments are drawn from a fixed seed.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -95,6 +96,12 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
     site.output_dir = (dir.path() / name).string();
     site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
     site.give_up_after_seconds = 0;  // retry while the coordinator is down
+    // Site-level DP: every round's training is a "trained" entry of the site's privacy log.
+    site.privacy.mode = "update";
+    site.privacy.clipping_norm = 10.0;
+    site.privacy.noise_multiplier = 0.01;
+    site.privacy.delta = 1e-5;
+    site.privacy.budget_epsilon = 1e6;
     site.backoff_max_seconds = 2;
     const std::string path = (dir.path() / (name + ".toml")).string();
     std::ofstream(path) << RenderSiteConfig(site);
@@ -140,6 +147,17 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
   for (int r = 1; r <= kRounds; ++r) expected.push_back(r);
   EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.csv", true), expected);
   EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.jsonl", false), expected);
+
+  // A round a site trained before a kill and is asked for again is resent, not retrained: each
+  // site's privacy log records exactly one training (and one spend) per round.
+  for (const std::string site : {"site-1", "site-2", "site-3"}) {
+    std::ifstream log(dir.path() / site / "privacy_log.jsonl");
+    int trained = 0;
+    for (std::string line; std::getline(log, line);) {
+      if (line.find("\"event\":\"trained\"") != std::string::npos) ++trained;
+    }
+    EXPECT_EQ(trained, kRounds) << site;
+  }
 
   const std::string ca = (dir.path() / "pki" / "ca" / "ca.pem").string();
   const auto verify = [&](const fs::path& log, const fs::path& cert, const std::string& name) {
