@@ -4,7 +4,11 @@
 # fedmed-explain's maps (gradcam/NNNNN.npy) and probabilities (predictions.csv).
 #
 # usage: explain_gradcam.py MODEL STATE_DICT NPZ N LAYER EXPLAIN_OUT_DIR
+#   MODEL: cnn | resnet18 (STATE_DICT: torch.save'd dict) | seq (STATE_DICT: seq.pt below)
 # prints "map I MAX_ABS_DIFF" per image, "prob MAX_ABS_DIFF" and "predicted_mismatches M".
+# usage: explain_gradcam.py make-scripts DIR
+#   writes DIR/seq.pt, a TorchScript nn.Sequential (Seq() below), and DIR/custom.pt, a
+#   TorchScript module with its own forward (Custom below).
 import csv
 import sys
 
@@ -68,12 +72,36 @@ class ResNet18(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+def Seq():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(8 * 24 * 24, 2))
+
+
+class Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 26 * 26, 2)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x)).flatten(1))
+
+
 def main():
+    if sys.argv[1] == "make-scripts":
+        torch.jit.script(Seq()).save(f"{sys.argv[2]}/seq.pt")
+        torch.jit.script(Custom()).save(f"{sys.argv[2]}/custom.pt")
+        return
     name, state_path, npz, n, layer, out = sys.argv[1:7]
     n = int(n)
     torch.set_num_threads(1)
-    model = Cnn() if name == "cnn" else ResNet18()
-    model.load_state_dict(torch.load(state_path))
+    if name == "seq":
+        model = Seq()
+        model.load_state_dict(torch.jit.load(state_path).state_dict())
+    else:
+        model = Cnn() if name == "cnn" else ResNet18()
+        model.load_state_dict(torch.load(state_path))
     model.eval()
     module = dict(model.named_modules())[layer]
     saved = {}

@@ -219,6 +219,42 @@ TEST_F(ExplainTest, RandomisedWeightsChangeTheMaps) {
   EXPECT_NEAR(Spearman(ReadMap(trained, 0), ReadMap(trained, 0)), 1.0, 1e-12);
 }
 
+// A TorchScript nn.Sequential: its children are reached (the default layer is its last Conv2d,
+// "2"), and the maps match PyTorch's; a script with a forward of its own is refused, saying why.
+TEST_F(ExplainTest, TorchScriptSequentialIsExplainedOtherScriptsAreRefused) {
+  const std::string python = testing::FindPythonWith("torch, numpy");
+  ASSERT_FALSE(python.empty()) << "no python3 with torch and numpy (apt-get install python3-torch)";
+  const std::string script = testing::SourceDir() + "/tests/tools/explain_gradcam.py";
+  int status = 0;
+  std::string log = testing::RunCommand(
+      python + " " + script + " make-scripts " + dir_->path().string() + " 2>&1", &status);
+  ASSERT_EQ(status, 0) << log;
+  for (const std::string name : {"seq", "custom"}) {
+    std::ofstream(Path(name + ".toml"))
+        << "[tls]\nca_cert = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n"
+           "allowed_sites = [\"site-1\", \"site-2\"]\n[model]\nname = \"torchscript\"\n"
+           "torchscript_path = \""
+        << Path(name + ".pt") << "\"\n[evaluation]\ndata = \"" << npz_ << "\"\n";
+  }
+  const std::string out = Path("seq-out");
+  log = Explain("--config " + Path("seq.toml") + " --weights " + Path("seq.pt") +
+                    " --limit 4 --out " + out, &status);
+  ASSERT_EQ(status, 0) << log;
+  EXPECT_NE(log.find("layer 2,"), std::string::npos) << log;
+  log = testing::RunCommand(python + " " + script + " seq " + Path("seq.pt") + " " + npz_ +
+                                " 4 2 " + out + " 2>&1",
+                            &status);
+  ASSERT_EQ(status, 0) << log;
+  ExpectMatchesPyTorch(log, 4);
+
+  log = Explain("--config " + Path("custom.toml") + " --weights " + Path("custom.pt") +
+                    " --limit 4 --out " + Path("custom-out"), &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(log.find("custom.pt"), std::string::npos) << log;
+  EXPECT_NE(log.find("cannot hook the submodules of a TorchScript module"), std::string::npos)
+      << log;
+}
+
 TEST_F(ExplainTest, RefusesLayersWithoutAFeatureMapAndUnknownLayers) {
   int status = 0;
   const std::string base = "--config " + Path("cnn.toml") + " --weights " + Path("cnn.pt") +

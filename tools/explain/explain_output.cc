@@ -92,6 +92,12 @@ std::string Number(double v, int digits) {
   return buf;
 }
 
+std::string Fixed4(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.4f", v);
+  return buf;
+}
+
 std::string FileStem(int64_t index) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%05lld", static_cast<long long>(index));
@@ -237,7 +243,7 @@ std::string GalleryHtml(const std::vector<ExplainedImage>& rows,
          << ".png\" alt=\"image " << r.index << "\"><b>#" << r.index << "</b> "
          << HtmlEscape(r.name) << "<br>true: " << HtmlEscape(ClassName(class_names, r.label))
          << " &middot; predicted: " << HtmlEscape(ClassName(class_names, r.result.predicted))
-         << " (p = " << Number(p, 3) << ")"
+         << " (p = " << Fixed4(p) << ")"
          << " &middot; map of class " << HtmlEscape(ClassName(class_names, r.result.explained_class))
          << " &middot; <a href=\"gradcam/" << stem << ".npy\">.npy</a></div>\n";
   }

@@ -12,6 +12,7 @@
 #include <iostream>
 #include <optional>
 
+#include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "tools/explain/explain_inputs.h"
 #include "tools/explain/explain_output.h"
@@ -29,9 +30,17 @@ std::string Stem(int64_t index) {
 }
 
 int Run(const InputOptions& options, const std::string& layer, int64_t target_class,
-        const std::string& out_dir, int threads) {
+        const std::string& out_dir, int threads, const std::vector<std::string>& class_names) {
   const auto start = std::chrono::steady_clock::now();
-  const Inputs in = LoadInputs(options);
+  Inputs in = LoadInputs(options);
+  if (!class_names.empty()) {
+    if (static_cast<int64_t>(class_names.size()) != in.spec.num_classes) {
+      throw fedmed::ConfigError("--class-names: " + std::to_string(class_names.size()) +
+                                " names for a model of " + std::to_string(in.spec.num_classes) +
+                                " classes");
+    }
+    in.class_names = class_names;
+  }
   GradCamExplainer explainer(in.spec, in.state, layer, threads);
   const std::optional<int64_t> k =
       target_class >= 0 ? std::optional<int64_t>(target_class) : std::nullopt;
@@ -81,6 +90,7 @@ int main(int argc, char** argv) {
   int64_t target_class = -1;
   std::string out_dir;
   int threads = 0;
+  std::vector<std::string> class_names;
   auto* run = app.add_option("--run", options.run_dir,
                              "a fedmed-simulate run directory (its coordinator config, final "
                              "global model and held-out set)");
@@ -109,9 +119,12 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_dir, "output directory")->required();
   app.add_option("--threads", threads, "LibTorch compute threads (default: LibTorch's)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--class-names", class_names,
+                 "names of classes 0, 1, ... for the gallery, e.g. normal,pneumonia")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   try {
-    return Run(options, layer, target_class, out_dir, threads);
+    return Run(options, layer, target_class, out_dir, threads, class_names);
   } catch (const std::exception& e) {
     std::cerr << "fedmed-explain: error: " << e.what() << "\n";
     return 1;

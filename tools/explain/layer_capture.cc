@@ -12,8 +12,6 @@ namespace nn = torch::nn;
 
 namespace {
 
-constexpr char kSequentialType[] = "__torch__.torch.nn.modules.container.Sequential";
-constexpr char kConv2dType[] = "__torch__.torch.nn.modules.conv.Conv2d";
 
 // Records the names the replay calls and keeps the output of the one asked for.
 class Capture {
@@ -84,12 +82,25 @@ torch::Tensor ReplayResNet18(const ModuleMap& m, torch::Tensor x, Capture& t) {
                      torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1)));
 }
 
-bool IsSequential(const torch::jit::Module& module) {
-  return module.type()->name() && module.type()->name()->qualifiedName() == kSequentialType;
-}
-
 std::string TypeName(const torch::jit::Module& module) {
   return module.type()->name() ? module.type()->name()->qualifiedName() : "?";
+}
+
+// Whether `module` is a scripted torch.nn.<file>.<cls>. TorchScript mangles the type names of
+// differently configured instances: "__torch__.torch.nn.modules.conv.___torch_mangle_3.Conv2d".
+bool IsTorchNn(const torch::jit::Module& module, const std::string& file, const std::string& cls) {
+  const std::string name = TypeName(module);
+  const std::string prefix = "__torch__.torch.nn.modules." + file + ".";
+  if (name == prefix + cls) return true;
+  const std::string mangled = prefix + "___torch_mangle_";
+  const size_t last_dot = name.rfind('.');
+  return name.rfind(mangled, 0) == 0 && last_dot != std::string::npos &&
+         last_dot >= mangled.size() && name.substr(last_dot + 1) == cls &&
+         name.find('.', mangled.size()) == last_dot;
+}
+
+bool IsSequential(const torch::jit::Module& module) {
+  return IsTorchNn(module, "container", "Sequential");
 }
 
 [[noreturn]] void RefuseScript(const ModelSpec& spec, const torch::jit::Module& script) {
@@ -146,7 +157,7 @@ std::string DefaultLayer(Classifier& model, const ModelSpec& spec) {
   std::string last;
   if (ScriptedClassifier* scripted = AsScript(model, spec)) {
     for (const auto& item : scripted->script().named_modules()) {
-      if (TypeName(item.value) == kConv2dType) last = item.name;
+      if (IsTorchNn(item.value, "conv", "Conv2d")) last = item.name;
     }
     if (last.empty()) {
       throw ConfigError("fedmed-explain: TorchScript model " + spec.torchscript_path +
