@@ -34,7 +34,8 @@ class Coordinator::Impl {
 
   int Start() {
     server_ = std::make_unique<FederationServer>(flow_.get(), config_.listen_address, config_.tls,
-                                                 ca_pem_, config_.allowed_sites, log_);
+                                                 ca_pem_, config_.allowed_sites,
+                                                 ServiceLimits{config_.upload_idle_seconds}, log_);
     flow_->Begin(server_->port());
     return server_->port();
   }

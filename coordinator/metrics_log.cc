@@ -136,7 +136,8 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
                   {"aggregation", r.aggregation_seconds},
                   {"evaluation", r.evaluation_seconds},
                   {"checkpoint", r.checkpoint_seconds},
-                  {"site_training_mean", r.mean_site_train_seconds}};
+                  {"site_training_mean", r.mean_site_train_seconds},
+                  {"transfer_by_site", r.site_transfer_seconds}};
   j["contributors"] = r.contributors;
   j["num_samples"] = r.num_samples;
   j["train_loss"] = Number(r.mean_train_loss);

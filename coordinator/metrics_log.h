@@ -37,6 +37,7 @@ struct RoundRecord {
   double training_seconds = 0;
   double training_wait_seconds = 0;
   double transfer_seconds = 0;
+  std::map<std::string, double> site_transfer_seconds;  // per contributor; JSON only
   double aggregation_seconds = 0;      // from the last update to the new global model
   double evaluation_seconds = 0;       // central and federated evaluation (they overlap)
   double checkpoint_seconds = 0;

@@ -400,8 +400,11 @@ void RoundFlow::FinishRoundLocked() {
   RoundRecord& r = record_;
   r.training_seconds = Seconds(training_end_ - round_start_);
   double transfer = 0;
+  r.site_transfer_seconds.clear();
   for (const auto& [site, seconds] : transfer_seconds_) {
-    if (rsm_.contributed().count(site)) transfer += seconds;
+    if (!rsm_.contributed().count(site)) continue;
+    transfer += seconds;
+    r.site_transfer_seconds[site] = seconds;
   }
   const auto contributors = static_cast<double>(rsm_.contributed().size());
   r.transfer_seconds = transfer / contributors;

@@ -15,6 +15,7 @@
 #include "common/transport/tls.h"
 #include "common/transport/wire.h"
 #include "common/util/error.h"
+#include "coordinator/call_limits.h"
 #include "proto/fedmed.grpc.pb.h"
 
 namespace fedmed {
@@ -54,42 +55,6 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(code, s.message());
 }
 
-// The long calls each site may have in flight: one of each kind. A second one is refused at once
-// (RESOURCE_EXHAUSTED), so that one site cannot take every server thread with held polls or
-// stalled uploads.
-class InFlight {
- public:
-  class Slot {
-   public:
-    Slot(InFlight* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
-    Slot(Slot&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), key_(other.key_) {}
-    Slot(const Slot&) = delete;
-    Slot& operator=(const Slot&) = delete;
-    Slot& operator=(Slot&&) = delete;
-    ~Slot() {
-      if (owner_ == nullptr) return;
-      std::lock_guard<std::mutex> lock(owner_->mu_);
-      owner_->held_.erase(key_);
-    }
-
-   private:
-    InFlight* owner_;
-    std::string key_;
-  };
-
-  // A slot for `rpc` of `site`, or nullopt when one is held.
-  std::optional<Slot> Take(const std::string& site, const char* rpc) {
-    std::string key = site + '\n' + rpc;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!held_.insert(key).second) return std::nullopt;
-    return Slot(this, std::move(key));
-  }
-
- private:
-  std::mutex mu_;
-  std::set<std::string> held_;
-};
-
 // Calls that wait (polls) wait in slices of this, so that a call whose peer went away (a site
 // process killed, a connection cut) frees its slot and thread within a second.
 constexpr int kWaitSliceMs = 1000;
@@ -116,10 +81,13 @@ constexpr int kBeatMs = 2000;
 class FederationService final : public v1::Federation::Service {
  public:
   FederationService(SiteHandler* handler, std::string ca_pem, std::vector<std::string> allowed,
-                    std::shared_ptr<spdlog::logger> logger)
+                    const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger)
       : handler_(handler),
+        upload_idle_(std::chrono::duration_cast<IdleWatch::Clock::duration>(
+            std::chrono::duration<double>(limits.upload_idle_seconds))),
         ca_pem_(std::move(ca_pem)),
         allowed_(std::move(allowed)),
+        limits_(limits),
         log_(std::move(logger)) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
@@ -182,8 +150,10 @@ class FederationService final : public v1::Federation::Service {
     const auto slot = in_flight_.Take(site, "UploadUpdate");
     if (!slot) return Busy(site, "UploadUpdate");
     const auto start = std::chrono::steady_clock::now();
+    IdleWatch::Entry watch = upload_idle_.Watch(context);
     v1::UpdateChunk chunk;
     if (!reader->Read(&chunk) || !chunk.has_header()) {
+      if (watch.fired()) return Stalled(site);
       return Reject(site, grpc::StatusCode::INVALID_ARGUMENT,
                     "update stream must start with an UpdateHeader");
     }
@@ -201,10 +171,13 @@ class FederationService final : public v1::Federation::Service {
     std::string bytes;
     try {
       ChunkAssembler assembler(header.size_bytes, header.sha256, what);
+      watch.Touch();
       while (reader->Read(&chunk)) {
+        watch.Touch();
         if (!chunk.has_data()) throw FormatError(what + ": a second header inside the stream");
         assembler.Append(chunk.data());
       }
+      if (watch.fired()) return Stalled(site);
       if (context->IsCancelled()) return Cancelled(site, "UploadUpdate");
       bytes = assembler.Finish();
     } catch (const FormatError& e) {
@@ -311,6 +284,17 @@ class FederationService final : public v1::Federation::Service {
                         std::string(rpc) + ": " + site + " already has one in flight");
   }
 
+  // An upload the IdleWatch cancelled: the site's attempt failed (it may upload again), and
+  // nothing counts toward its exclusion (a slow link is not a fault).
+  grpc::Status Stalled(const std::string& site) {
+    const std::string why = fmt::format(
+        "upload of {} cancelled: no data for {:g} s ([federation] upload_idle_seconds)", site,
+        limits_.upload_idle_seconds);
+    log_->warn("{}", why);
+    handler_->UploadFailed(site, Status::Unavailable(why));
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, why);
+  }
+
   grpc::Status Cancelled(const std::string& site, const char* rpc) {
     log_->warn("{} with {} was cancelled by the peer", rpc, site);
     return grpc::Status(grpc::StatusCode::CANCELLED, std::string(rpc) + " cancelled");
@@ -318,8 +302,10 @@ class FederationService final : public v1::Federation::Service {
 
   SiteHandler* handler_;
   InFlight in_flight_;
+  IdleWatch upload_idle_;
   const std::string ca_pem_;
   const std::vector<std::string> allowed_;
+  const ServiceLimits limits_;
   std::shared_ptr<spdlog::logger> log_;
 };
 
@@ -327,9 +313,10 @@ class FederationService final : public v1::Federation::Service {
 
 std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::string ca_pem,
                                                      std::vector<std::string> allowed_sites,
+                                                     const ServiceLimits& limits,
                                                      std::shared_ptr<spdlog::logger> logger) {
   return std::make_unique<FederationService>(handler, std::move(ca_pem), std::move(allowed_sites),
-                                             std::move(logger));
+                                             limits, std::move(logger));
 }
 
 class FederationServer::Impl {
@@ -341,11 +328,12 @@ class FederationServer::Impl {
 FederationServer::FederationServer(SiteHandler* handler, const std::string& listen_address,
                                    const TlsFiles& tls, std::string ca_pem,
                                    std::vector<std::string> allowed_sites,
+                                   const ServiceLimits& limits,
                                    std::shared_ptr<spdlog::logger> logger)
     : impl_(std::make_unique<Impl>()) {
   const size_t sites = allowed_sites.size();
   impl_->service = MakeFederationService(handler, std::move(ca_pem), std::move(allowed_sites),
-                                         std::move(logger));
+                                         limits, std::move(logger));
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, MakeServerCredentials(tls), &port_);
   builder.RegisterService(impl_->service.get());

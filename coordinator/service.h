@@ -27,10 +27,18 @@ namespace fedmed {
 
 struct TlsFiles;
 
+// Limits of the service's calls (docs/SECURITY.md).
+struct ServiceLimits {
+  // An upload that receives nothing for this long is cancelled (DEADLINE_EXCEEDED; the site's
+  // attempt failed and it may upload again). [federation] upload_idle_seconds; 0 = no limit.
+  double upload_idle_seconds = 30;
+};
+
 // The service, bound to `handler` (not owned; must outlive the service). `ca_pem`: the
 // federation CA; `allowed_sites`: [tls] allowed_sites.
 std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::string ca_pem,
                                                      std::vector<std::string> allowed_sites,
+                                                     const ServiceLimits& limits,
                                                      std::shared_ptr<spdlog::logger> logger);
 
 // The coordinator's gRPC server: the service above on `listen_address` (host:port; port 0
@@ -43,7 +51,7 @@ class FederationServer {
   // CryptoError when the TLS files cannot be read.
   FederationServer(SiteHandler* handler, const std::string& listen_address, const TlsFiles& tls,
                    std::string ca_pem, std::vector<std::string> allowed_sites,
-                   std::shared_ptr<spdlog::logger> logger);
+                   const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger);
   ~FederationServer();
 
   FederationServer(const FederationServer&) = delete;

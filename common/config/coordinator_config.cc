@@ -125,6 +125,11 @@ ConfigSection<C> FederationSection() {
             "Refused updates in a row after which a site is excluded.", IntAtLeast(1)),
           K("max_attempts", &C::max_attempts,
             "Attempts of one round before the federation stops with an error.", IntAtLeast(1)),
+          K("upload_idle_seconds", &C::upload_idle_seconds,
+            "Cancel an update upload that receives no data for this long (0 = no limit).",
+            [](double v, const C&) {
+              return Require(std::isfinite(v) && v >= 0, "a finite number >= 0 (0 = no limit)");
+            }),
       }};
 }
 

@@ -108,6 +108,8 @@ struct CoordinatorConfig {
   // Attempts of one round (a missed quorum, a failed secure aggregation, an aggregate that is
   // not finite) before the federation stops.
   int max_attempts = 10;                       // >= 1
+  // An update upload that receives no data for this long is cancelled (0 = no limit).
+  double upload_idle_seconds = 30;             // >= 0
   // [model]
   std::string model = "cnn";  // key `name`; a model zoo name, or "torchscript"
   int64_t in_channels = 0;    // 0 = from the evaluation data

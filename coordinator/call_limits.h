@@ -1,0 +1,108 @@
+// Per-call resource limits of the coordinator's gRPC service (service.cc), so that one site
+// cannot take the server's threads or hold a transfer open forever:
+//   InFlight    at most one long call of each kind (a poll, a download, an upload, a secure-
+//               aggregation receive, the presence stream) in flight per site; a second is refused
+//               at once (the service answers RESOURCE_EXHAUSTED).
+//   IdleWatch   an upload that receives nothing for [federation] upload_idle_seconds is cancelled
+//               by the server (the site sees CANCELLED), so a site stalling its upload holds one
+//               thread for at most that long.
+// Part of the transport edge: the only non-service file that names a gRPC type (by a forward
+// declaration; the .cc includes grpcpp). Thread-safe.
+#ifndef FEDMED_COORDINATOR_CALL_LIMITS_H_
+#define FEDMED_COORDINATOR_CALL_LIMITS_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+namespace grpc {
+class ServerContext;
+}
+
+namespace fedmed {
+
+// Which long calls are in flight, per site and kind.
+class InFlight {
+ public:
+  // Holds a (site, kind) pair until destroyed.
+  class Slot {
+   public:
+    Slot(InFlight* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
+    Slot(Slot&& other) noexcept;
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+
+   private:
+    InFlight* owner_;
+    std::string key_;
+  };
+
+  // A slot for call `rpc` of `site`, or nullopt when that site already holds one for `rpc`.
+  std::optional<Slot> Take(const std::string& site, const char* rpc);
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> held_;  // guarded by mu_; "site\nrpc"
+};
+
+// Cancels calls that make no progress for `limit`: a thread checks the watched calls every
+// 100 ms and cancels (grpc::ServerContext::TryCancel) each one whose last Touch is older than
+// `limit`. A limit of zero watches nothing.
+class IdleWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Watches one call until destroyed; must be destroyed before the call's ServerContext.
+  class Entry {
+   public:
+    Entry(IdleWatch* owner, uint64_t id) : owner_(owner), id_(id) {}
+    Entry(const Entry&) = delete;
+    Entry& operator=(const Entry&) = delete;
+    ~Entry();
+    // The call made progress (a message arrived): its idle time starts again.
+    void Touch();
+    // Whether the watch cancelled the call.
+    bool fired() const;
+
+   private:
+    IdleWatch* owner_;
+    uint64_t id_;  // 0 when the watch is off
+  };
+
+  explicit IdleWatch(Clock::duration limit);
+  ~IdleWatch();
+  IdleWatch(const IdleWatch&) = delete;
+  IdleWatch& operator=(const IdleWatch&) = delete;
+
+  // Starts watching `context` (not owned), idle from now.
+  Entry Watch(grpc::ServerContext* context);
+  Clock::duration limit() const { return limit_; }
+
+ private:
+  struct Call {
+    grpc::ServerContext* context;
+    Clock::time_point last;
+    bool fired;
+  };
+  void Loop();
+
+  const Clock::duration limit_;
+  mutable std::mutex mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;                // guarded by mu_
+  uint64_t next_id_ = 1;             // guarded by mu_
+  std::map<uint64_t, Call> calls_;   // guarded by mu_
+  std::thread thread_;               // started last, joined by the destructor
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_CALL_LIMITS_H_
