@@ -32,7 +32,8 @@ void CheckpointStore::Commit(const Pending& pending) const {
 CheckpointStore::Pending CheckpointStore::Stage(int round, const ModelState& model,
                                                 const std::string& model_sha256,
                                                 const std::string& strategy,
-                                                const std::string& strategy_state) const {
+                                                const std::string& strategy_state,
+                                                const FederationNotes& notes) const {
   char name[32];
   std::snprintf(name, sizeof(name), "round-%04d", round);
   const std::string relative = std::string("checkpoints/") + name + ".pt";
@@ -48,6 +49,8 @@ CheckpointStore::Pending CheckpointStore::Stage(int round, const ModelState& mod
   j["strategy"] = strategy;
   j["strategy_state"] = state_relative;
   j["strategy_state_sha256"] = Sha256Hex(strategy_state);
+  j["excluded"] = notes.excluded;
+  if (!notes.audit_round.empty()) j["audit_round"] = nlohmann::json::parse(notes.audit_round);
   return Pending{j.dump(2) + "\n"};
 }
 
@@ -68,6 +71,10 @@ std::optional<ResumePoint> CheckpointStore::Load(const ModelState& layout) const
     if (Sha256Hex(EncodeModelState(point.model)) != j.at("model_sha256").get<std::string>()) {
       throw Error("checkpoint " + point.checkpoint + " does not match the digest in resume.json");
     }
+    if (j.contains("excluded")) {
+      point.notes.excluded = j.at("excluded").get<std::set<std::string>>();
+    }
+    if (j.contains("audit_round")) point.notes.audit_round = j.at("audit_round").dump();
     if (!j.contains("strategy_state")) return point;  // written before strategy checkpoints
     point.strategy = j.at("strategy").get<std::string>();
     const std::string relative = j.at("strategy_state").get<std::string>();

@@ -8,7 +8,8 @@
 //                                    strategies that keep none)
 //   global_model.pt                  the latest global model (the same state dict)
 //   resume.json                      {"completed_round", "checkpoint", "model_sha256",
-//                                     "strategy", "strategy_state", "strategy_state_sha256"}
+//                                     "strategy", "strategy_state", "strategy_state_sha256",
+//                                     "excluded", "audit_round"}
 // Every file is written with WriteFileAtomically (common/util/file_io.h: temp file, fsync,
 // rename, fsync of the directory), and resume.json last: a crash at any instruction leaves
 // resume.json naming a complete, consistent pair, and a failed write (a full disk) throws
@@ -17,11 +18,22 @@
 #define FEDMED_COORDINATOR_CHECKPOINT_STORE_H_
 
 #include <optional>
+#include <set>
 #include <string>
 
 #include "common/model/model_state.h"
 
 namespace fedmed {
+
+// What else a restarted coordinator must know of the federation so far, kept in resume.json.
+struct FederationNotes {
+  // Sites excluded from the federation ([federation] max_invalid_updates); they stay excluded.
+  std::set<std::string> excluded;
+  // The data of the completed round's audit entry (ToJson(RoundEvent), common/audit/
+  // privacy_log.h), so that a crash between resume.json and the audit log's append loses no
+  // entry: the restarted coordinator appends it when the audit log lacks it. "" = none.
+  std::string audit_round;
+};
 
 // What resume.json names, loaded and checked against its digests.
 struct ResumePoint {
@@ -32,6 +44,7 @@ struct ResumePoint {
   // The strategy's server state; unset when resume.json predates strategy checkpoints.
   std::optional<std::string> strategy_state;
   std::string strategy_state_path;  // absolute, for messages
+  FederationNotes notes;            // empty when resume.json predates them
 };
 
 class CheckpointStore {
@@ -48,9 +61,10 @@ class CheckpointStore {
   // names the round before until Commit (the caller records the round in between, so that a
   // crash repeats a round rather than losing its records). `model_sha256`: SHA-256 (hex) of
   // EncodeModelState(model), recorded for the resume check. Throws Error naming the file that
-  // could not be written.
+  // could not be written. `notes` are written into the pending resume.json.
   Pending Stage(int round, const ModelState& model, const std::string& model_sha256,
-                const std::string& strategy, const std::string& strategy_state) const;
+                const std::string& strategy, const std::string& strategy_state,
+                const FederationNotes& notes = {}) const;
   // Replaces resume.json with `pending`'s. Throws Error naming resume.json.
   void Commit(const Pending& pending) const;
   // Stage then Commit.

@@ -92,7 +92,12 @@ void RoundFlow::ResumeLocked() {
   if (!point) return;
   const int round = point->completed_round;
   report_->KeepMetricsUpTo(round);
+  report_->EnsureRoundAudited(round, point->notes.audit_round);
   rsm_.ResumeAfter(round);
+  for (const std::string& site : point->notes.excluded) {
+    rsm_.Exclude(site);
+    log_->warn("{} stays excluded from the federation (resume.json)", site);
+  }
   InstallGlobalLocked(std::move(point->model), round);
   if (!point->strategy_state) {
     log_->warn("resume.json holds no strategy state; {} starts from its initial state",

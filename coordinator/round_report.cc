@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "common/util/error.h"
 #include "common/util/file_io.h"
 
 namespace fedmed {
@@ -40,27 +41,42 @@ RoundReport::RoundReport(const std::string& output_dir, const std::string& audit
 
 RoundReport::~RoundReport() = default;
 
-void RoundReport::AppendRound(const RoundRecord& r, int total_rounds,
-                              const std::vector<std::string>& selected,
-                              const std::map<std::string, LogAnchor>& log_heads) {
-  if (audit_) {
-    RoundEvent e;
-    e.round = r.round;
-    e.selected = selected;
-    e.contributors = r.contributors;
-    e.received = r.update_sha256;
-    e.aggregate_sha256 = r.model_sha256;
-    if (r.global) {
-      if (std::isfinite(r.global->accuracy)) e.metrics["accuracy"] = r.global->accuracy;
-      if (std::isfinite(r.global->auc)) e.metrics["auc"] = r.global->auc;
-    }
-    for (const std::string& site : r.contributors) {
-      if (const auto it = log_heads.find(site); it != log_heads.end()) {
-        e.log_heads[site] = it->second;
-      }
-    }
-    audit_->AppendRound(e);
+RoundEvent RoundReport::RoundEventOf(const RoundRecord& r, const std::vector<std::string>& selected,
+                                     const std::map<std::string, LogAnchor>& log_heads) {
+  RoundEvent e;
+  e.round = r.round;
+  e.selected = selected;
+  e.contributors = r.contributors;
+  e.received = r.update_sha256;
+  e.aggregate_sha256 = r.model_sha256;
+  if (r.global) {
+    if (std::isfinite(r.global->accuracy)) e.metrics["accuracy"] = r.global->accuracy;
+    if (std::isfinite(r.global->auc)) e.metrics["auc"] = r.global->auc;
   }
+  for (const std::string& site : r.contributors) {
+    if (const auto it = log_heads.find(site); it != log_heads.end()) e.log_heads[site] = it->second;
+  }
+  return e;
+}
+
+void RoundReport::EnsureRoundAudited(int round, const std::string& event_json) {
+  if (!audit_ || event_json.empty()) return;
+  for (const PrivacyLogEntry& entry : ReadLog(audit_->path())) {
+    if (entry.event == kEventRound && entry.data.value("round", 0) == round) return;
+  }
+  const RoundEvent e =
+      RoundEventFromJson(nlohmann::json::parse(event_json), "resume.json audit_round");
+  if (e.round != round) {
+    throw FormatError("resume.json: audit_round is round " + std::to_string(e.round) +
+                      ", expected " + std::to_string(round));
+  }
+  audit_->AppendRound(e);
+  log_->warn("audit log: the entry of round {} was lost in a crash; written now from resume.json",
+             round);
+}
+
+void RoundReport::AppendRound(const RoundRecord& r, int total_rounds, const RoundEvent& event) {
+  if (audit_) audit_->AppendRound(event);
   log_->info("round {}/{} done in {:.2f} s (training {:.2f}, transfer {:.3f}, aggregation "
              "{:.3f}, evaluation {:.2f}): global {} | federated {}",
              r.round, total_rounds, r.round_seconds, r.training_seconds, r.transfer_seconds,

@@ -65,12 +65,18 @@ class RoundReport {
   // AppendMetrics.
   void KeepMetricsUpTo(int completed_round);
 
-  // After the round's checkpoint: its audit entry (`selected`: the round's selected sites;
-  // `log_heads`: each contributor's privacy-log entry for its update) and its summary in
-  // coordinator.log. Throws Error / CryptoError when the audit log cannot be written.
-  void AppendRound(const RoundRecord& record, int total_rounds,
-                   const std::vector<std::string>& selected,
-                   const std::map<std::string, LogAnchor>& log_heads);
+  // The audit entry of a completed round (`selected`: the round's selected sites; `log_heads`:
+  // each contributor's privacy-log entry for its update).
+  static RoundEvent RoundEventOf(const RoundRecord& record, const std::vector<std::string>& selected,
+                                 const std::map<std::string, LogAnchor>& log_heads);
+  // After the round's checkpoint: `event` (RoundEventOf) in the audit log and the round's
+  // summary in coordinator.log. Throws Error / CryptoError when the audit log cannot be written.
+  void AppendRound(const RoundRecord& record, int total_rounds, const RoundEvent& event);
+  // A resumed coordinator: when the audit log holds no "round" entry for `round` (the crash came
+  // between resume.json and the audit log's append), appends `event_json` (ToJson(RoundEvent),
+  // kept in resume.json) and logs that it did. Throws Error / FormatError / CryptoError when the
+  // audit log cannot be read, `event_json` is not a round entry, or the append fails.
+  void EnsureRoundAudited(int round, const std::string& event_json);
 
   // A site excluded from the federation (`why`), in the audit log when there is one. Errors are
   // logged, not thrown.

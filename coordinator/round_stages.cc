@@ -426,18 +426,24 @@ void RoundFlow::FinishRoundLocked() {
     r.federated = CombineMetrics(parts);
   }
   // The checkpoint's files, the metrics, then resume.json, then the audit entry: a crash before
-  // resume.json repeats the round after the restart, which drops its rows (KeepMetricsUpTo).
+  // resume.json repeats the round after the restart, which drops its rows (KeepMetricsUpTo); a
+  // crash after it leaves the audit entry in resume.json, appended after the restart.
   const auto checkpoint_start = loop_->Now();
   try {
-    const CheckpointStore::Pending pending = checkpoints_.Stage(
-        r.round, global_state_, global_->sha256, strategy_->name(), strategy_->SaveState());
+    const RoundEvent event = RoundReport::RoundEventOf(r, rsm_.selected(), log_heads_);
+    FederationNotes notes;
+    notes.excluded = rsm_.excluded();
+    notes.audit_round = ToJson(event).dump();
+    const CheckpointStore::Pending pending =
+        checkpoints_.Stage(r.round, global_state_, global_->sha256, strategy_->name(),
+                           strategy_->SaveState(), notes);
     r.checkpoint_seconds = Seconds(loop_->Now() - checkpoint_start);
     r.round_seconds = Seconds(loop_->Now() - round_start_);
     r.unix_time = std::chrono::duration<double>(
                       std::chrono::system_clock::now().time_since_epoch()).count();
     report_->AppendMetrics(r);
     checkpoints_.Commit(pending);
-    report_->AppendRound(r, config_.rounds, rsm_.selected(), log_heads_);
+    report_->AppendRound(r, config_.rounds, event);
   } catch (const std::exception& e) {
     FailLocked("round " + std::to_string(r.round) + ": cannot record the round: " + e.what() +
                " (the federation resumes after the last round recorded once the problem is "

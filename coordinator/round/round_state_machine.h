@@ -53,6 +53,7 @@ class RoundStateMachine {
   // Removes `site` for good (Remove, and Register ignores it from now on).
   void Exclude(const std::string& site);
   bool IsExcluded(const std::string& site) const { return excluded_.count(site) != 0; }
+  const std::set<std::string>& excluded() const { return excluded_; }
   // True if `session_id` is the current session of `site`.
   bool IsCurrentSession(const std::string& site, const std::string& session_id) const;
   const std::map<std::string, RegisteredSite>& sites() const { return sites_; }

@@ -14,9 +14,12 @@
 #include <memory>
 #include <string>
 
+#include "common/audit/privacy_log.h"
 #include "common/crypto/sha256.h"
+#include "common/util/file_io.h"
 #include "common/util/logging.h"
 #include "coordinator/round_flow.h"
+#include "tests/audit/audit_test_util.h"
 #include "tests/coordinator/manual_event_loop.h"
 #include "tests/test_util.h"
 
@@ -441,6 +444,87 @@ TEST_F(RoundFlowTest, AGoneSiteIsNotWaitedForNorSelected) {
   const std::vector<nlohmann::json> rows = MetricsRows();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-1"}));
+}
+
+// An excluded site stays excluded after a restart: resume.json keeps the exclusions.
+TEST_F(RoundFlowTest, ExclusionsSurviveARestart) {
+  CoordinatorConfig c = Config();
+  c.max_invalid_updates = 1;
+  c.min_available_sites = 3;
+  c.rounds = 3;
+  {
+    auto flow = MakeFlow(c);
+    const std::string s1 = Register(*flow, "site-1");
+    const std::string s2 = Register(*flow, "site-2");
+    const std::string s3 = Register(*flow, "site-3");
+    loop_.RunPending();
+    EXPECT_EQ(Send(*flow, "site-3", s3, Poll(*flow, "site-3", s3), 1e30f).code(),
+              Status::Code::kInvalidArgument);
+    TrainBoth(*flow, s1, s2, 1.0f);
+    ASSERT_EQ(flow->round(), 2);
+    flow->Stop();
+  }
+  c.min_available_sites = 2;
+  auto flow = MakeFlow(c);
+  RegistrationInfo info;
+  info.site_name = "site-3";
+  info.num_train_samples = 10;
+  Registration reply;
+  EXPECT_EQ(flow->Register("site-3", info, &reply).code(), Status::Code::kFailedPrecondition);
+}
+
+// A crash between resume.json and the audit log's append (simulated by cutting the round's entry
+// off the log) loses no audit entry: the restarted coordinator appends it from resume.json, and
+// the log still verifies.
+TEST_F(RoundFlowTest, ARoundsAuditEntryLostInACrashIsRestored) {
+  CoordinatorConfig c = Config();
+  const fs::path keys = dir_.path() / "keys";
+  fs::create_directories(keys);
+  c.tls.key = (keys / "coordinator.key").string();
+  const KeyAndCert ca = CreateCa("unit CA", 30);
+  const KeyAndCert audit = testing::IssueAuditCertificate(ca, "coordinator");
+  WriteFileAtomically((keys / kAuditKeyFile).string(), audit.key_pem, "audit key");
+  WriteFileAtomically((keys / kAuditCertFile).string(), audit.cert_pem, "audit certificate");
+  const fs::path log_path = dir_.path() / "out" / "audit_log.jsonl";
+  const auto round_entries = [&] {
+    std::vector<int> rounds;
+    for (const PrivacyLogEntry& e : ReadLog(log_path.string())) {
+      if (e.event == kEventRound) rounds.push_back(e.data.at("round").get<int>());
+    }
+    return rounds;
+  };
+  std::string round_1_line;
+  {
+    auto flow = MakeFlow(c);
+    const auto [s1, s2] = RegisterBoth(*flow);
+    TrainBoth(*flow, s1, s2, 1.0f);
+    ASSERT_EQ(flow->round(), 2);
+    flow->Stop();
+  }
+  ASSERT_EQ(round_entries(), std::vector<int>({1}));
+  // Keep the log up to the round's entry (start, ...), as if the process died before it.
+  std::string kept;
+  {
+    std::ifstream in(log_path);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("\"event\":\"round\"") != std::string::npos) break;
+      kept += line + "\n";
+    }
+  }
+  std::ofstream(log_path, std::ios::trunc) << kept;
+  ASSERT_TRUE(round_entries().empty());
+  {
+    auto flow = MakeFlow(c);
+    EXPECT_EQ(round_entries(), std::vector<int>({1}));
+    flow->Stop();
+  }
+  {
+    auto flow = MakeFlow(c);  // a second restart appends nothing more
+    flow->Stop();
+  }
+  EXPECT_EQ(round_entries(), std::vector<int>({1}));
+  const LogVerification verified = VerifyLog(log_path.string(), audit.cert_pem, ca.cert_pem);
+  EXPECT_TRUE(verified.ok) << verified.what;
 }
 
 }  // namespace
