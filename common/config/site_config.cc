@@ -95,6 +95,10 @@ ConfigSection<SiteDataConfig> MakeSiteDataSection() {
          [](int v, const D&) {
            return Require(v >= 0, "0 (one per core) or a number of threads >= 1");
          }),
+      DK("max_image_pixels", &D::max_image_pixels,
+         "Image files: the most pixels (width x height) one image may declare; a larger\n"
+         "file is a bad file, refused from its header (default 16384 x 16384).",
+         [](int64_t v, const D&) { return Require(v >= 1, "a number of pixels >= 1"); }),
   };
   const std::vector<DK> dicom_keys = {
       DK("window_center", &D::window_center,

@@ -9,6 +9,17 @@
 
 namespace fedmed {
 
+// The most classes a data set may have: class indices lie in [0, kMaxClasses). A label above it
+// in a file (an .npz label array, an integer manifest label) is refused, so that a hostile or
+// corrupt file cannot size per-class tables (histograms, class-name lists) by a huge number.
+inline constexpr int64_t kMaxClasses = 65536;
+
+// The default bound on one image's pixels in image files (PNG, JPEG, DICOM): 16384 x 16384
+// (268,435,456 pixels; 768 MiB decoded as RGB). The [data] key max_image_pixels
+// (SiteDataConfig::max_image_pixels) sets LoadOptions::max_image_pixels
+// (common/data/hospital/image_loading.h).
+inline constexpr int64_t kDefaultMaxImagePixels = int64_t{16384} * 16384;
+
 struct ImageSet {
   int64_t height = 0, width = 0, channels = 0;  // channels: 1 (grayscale) or 3 (RGB)
   // size() x height x width x channels uint8 values, channels-last (NHWC) as MedMNIST stores them.

@@ -16,7 +16,8 @@ std::string ArrayName(Split split, const char* kind) {
   return std::string(SplitName(split)) + "_" + kind;
 }
 
-// Reads `<split>_labels` as class indices, checking shape (N,1) or (N,) and non-negativity.
+// Reads `<split>_labels` as class indices, checking shape (N,1) or (N,) and the range
+// [0, kMaxClasses).
 std::vector<int64_t> ReadLabels(const NpzFile& npz, Split split) {
   const std::string name = ArrayName(split, "labels");
   const NpyArray array = npz.Read(name);
@@ -36,6 +37,11 @@ std::vector<int64_t> ReadLabels(const NpzFile& npz, Split split) {
     if (labels[i] < 0) {
       throw DataError(where + " holds the negative label " + std::to_string(labels[i]) +
                       " at row " + std::to_string(i) + "; expected class indices >= 0");
+    }
+    if (labels[i] >= kMaxClasses) {
+      throw DataError(where + " holds the label " + std::to_string(labels[i]) + " at row " +
+                      std::to_string(i) + "; class indices must be below " +
+                      std::to_string(kMaxClasses) + " (kMaxClasses)");
     }
   }
   return labels;

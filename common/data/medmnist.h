@@ -36,7 +36,9 @@ struct MedMnist {
 // Throws DataError naming the file, the array and what was expected when: the file is missing or
 // not an .npz archive; an array is missing; images are not uint8 (N,H,W) or (N,H,W,3); labels are
 // not an integer (N,1) or (N,) array (multi-label (N,K) files are refused as unsupported); a
-// split's image and label counts differ; the splits' H, W or C differ; or a label is negative.
+// split's image and label counts differ; the splits' H, W or C differ; or a label is negative or
+// not below kMaxClasses (image_set.h). Arrays are read with NpzFile::Read's default bound
+// (kDefaultMaxNpyBytes, npz.h).
 MedMnist LoadMedMnist(const std::string& path);
 
 // Loads one split only (the other splits' images are not read). num_classes is still computed

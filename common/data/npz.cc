@@ -34,8 +34,8 @@ void NpzFile::ZipCloser::operator()(zip* archive) const {
   zip_discard(archive);  // Opened read-only: nothing to write back.
 }
 
-NpzFile::NpzFile(std::string path, std::unique_ptr<zip, ZipCloser> archive)
-    : path_(std::move(path)), archive_(std::move(archive)) {}
+NpzFile::NpzFile(std::string path, std::unique_ptr<zip, ZipCloser> archive, uint64_t file_size)
+    : path_(std::move(path)), file_size_(file_size), archive_(std::move(archive)) {}
 NpzFile::NpzFile(NpzFile&&) noexcept = default;
 NpzFile& NpzFile::operator=(NpzFile&&) noexcept = default;
 NpzFile::~NpzFile() = default;
@@ -45,13 +45,15 @@ NpzFile NpzFile::Open(const std::string& path) {
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw DataError("npz file '" + path + "' does not exist or is not a regular file");
   }
+  const uintmax_t file_size = std::filesystem::file_size(path, ec);
+  if (ec) throw DataError("npz file '" + path + "' cannot be read: " + ec.message());
   int code = 0;
   zip_t* archive = zip_open(path.c_str(), ZIP_RDONLY, &code);
   if (archive == nullptr) {
     throw DataError("npz file '" + path + "' cannot be opened as a zip archive: " +
                     ZipOpenErrorString(code));
   }
-  return NpzFile(path, std::unique_ptr<zip, ZipCloser>(archive));
+  return NpzFile(path, std::unique_ptr<zip, ZipCloser>(archive), file_size);
 }
 
 std::vector<std::string> NpzFile::Names() const {
@@ -73,7 +75,7 @@ bool NpzFile::Has(const std::string& name) const {
   return zip_name_locate(archive_.get(), (name + kNpySuffix).c_str(), 0) >= 0;
 }
 
-NpyArray NpzFile::Read(const std::string& name) const {
+NpyArray NpzFile::Read(const std::string& name, uint64_t max_bytes) const {
   const std::string entry = name + kNpySuffix;
   const std::string what = path_ + ":" + entry;
   const zip_int64_t index = zip_name_locate(archive_.get(), entry.c_str(), 0);
@@ -88,6 +90,33 @@ NpyArray NpzFile::Read(const std::string& name) const {
   zip_stat_init(&stat);
   if (zip_stat_index(archive_.get(), uindex, 0, &stat) != 0 || !(stat.valid & ZIP_STAT_SIZE)) {
     throw DataError(what + ": cannot read the entry's size: " + zip_strerror(archive_.get()));
+  }
+  // The declared size is checked before a byte is allocated for it.
+  const bool known = (stat.valid & ZIP_STAT_COMP_SIZE) && (stat.valid & ZIP_STAT_COMP_METHOD);
+  if (!known) throw DataError(what + ": the archive does not record the entry's compressed size");
+  const std::string sizes = " (declares " + std::to_string(stat.size) + " bytes uncompressed, " +
+                            std::to_string(stat.comp_size) + " compressed)";
+  if (stat.comp_size > file_size_) {
+    throw DataError(what + ": entry's compressed size is larger than the whole archive (" +
+                    std::to_string(file_size_) + " bytes)" + sizes);
+  }
+  if (stat.comp_method == ZIP_CM_STORE) {
+    if (stat.size != stat.comp_size) {
+      throw DataError(what + ": stored (uncompressed) entry whose sizes differ" + sizes);
+    }
+  } else if (stat.comp_method == ZIP_CM_DEFLATE) {
+    if (stat.size > stat.comp_size * kMaxDeflateRatio + 1024) {
+      throw DataError(what + ": entry declares more bytes than deflate can produce from its "
+                      "compressed bytes (at most " + std::to_string(kMaxDeflateRatio) + ":1)" +
+                      sizes);
+    }
+  } else {
+    throw DataError(what + ": compression method " + std::to_string(stat.comp_method) +
+                    " is neither stored (np.savez) nor deflate (np.savez_compressed)");
+  }
+  if (stat.size > max_bytes) {
+    throw DataError(what + ": entry of " + std::to_string(stat.size) +
+                    " bytes is larger than the limit of " + std::to_string(max_bytes) + " bytes");
   }
   ZipFilePtr file(zip_fopen_index(archive_.get(), uindex, 0));
   if (file == nullptr) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/data/augmentation_spec.h"
+#include "common/data/image_set.h"
 #include "common/data/preprocess.h"
 
 namespace fedmed {
@@ -56,6 +57,9 @@ struct SiteDataConfig {
   // Training-time augmentation (keys augment_<field>; common/data/augmentation_spec.h); the site
   // agent copies it into TrainSettings::augmentation.
   AugmentationSpec augmentation{};
+  // Image files: the most pixels (width x height) one image may declare, >= 1; a larger file is a
+  // bad file, refused from its header before its pixels are allocated.
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 // (operator== is declared in common/config/site_config.h: it follows from the [data] key table.)

@@ -165,6 +165,25 @@ TEST(MedMnistTest, MultiLabelFileIsRefused) {
   EXPECT_NE(message.find("multi-label"), std::string::npos) << message;
 }
 
+// A label of 2^63 - 1 once made num_classes overflow (max + 1) and would size per-class tables.
+TEST(MedMnistTest, LabelsNotBelowMaxClassesAreRefused) {
+  TempDir dir("medmnist");
+  const std::string path = dir.File("hugelabel.npz");
+  std::vector<NpzEntry> entries = SyntheticFile({28, 28}, 2);
+  std::string labels;
+  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{0x7fffffffffffffff}, uint64_t{1},
+                     uint64_t{0}, uint64_t{1}}) {
+    for (int i = 0; i < 8; ++i) labels += static_cast<char>((v >> (8 * i)) & 0xff);
+  }
+  entries[1].bytes = NpyBytes("<i8", {6, 1}, labels);
+  WriteNpz(path, entries);
+  const std::string message = DataErrorMessage([&] { LoadMedMnist(path); });
+  EXPECT_NE(message.find("'train_labels' holds the label 9223372036854775807 at row 2; class "
+                         "indices must be below 65536"),
+            std::string::npos)
+      << message;
+}
+
 TEST(MedMnistTest, ImageLabelCountMismatchIsRefused) {
   TempDir dir("medmnist");
   const std::string path = dir.File("mismatch.npz");

@@ -1,8 +1,13 @@
 #include "common/data/npz.h"
 
+#include <sys/resource.h>
+#include <zip.h>
+
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
+#include <sstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -103,6 +108,67 @@ TEST(NpzTest, NonZipFileNamesPath) {
   const std::string message = DataErrorMessage([&] { NpzFile::Open(path); });
   EXPECT_NE(message.find(path), std::string::npos) << message;
   EXPECT_NE(message.find("zip"), std::string::npos) << message;
+}
+
+// Rewrites the uncompressed size recorded for every entry of the zip archive at `path` (local and
+// central headers) to `size`: an archive that lies about its entries.
+void ForgeUncompressedSize(const std::string& path, uint32_t size) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string bytes = buffer.str();
+  const auto put32 = [&bytes](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bytes[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  };
+  for (size_t at = 0; (at = bytes.find("PK\x03\x04", at)) != std::string::npos; at += 4) {
+    put32(at + 22, size);
+  }
+  for (size_t at = 0; (at = bytes.find("PK\x01\x02", at)) != std::string::npos; at += 4) {
+    put32(at + 24, size);
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+int64_t PeakRssKb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+TEST(NpzLimitsTest, EntriesDeclaringGigabytesTheirBytesCannotHoldAreRefusedBeforeAllocating) {
+  TempDir dir("npz");
+  const std::string stored = dir.File("stored.npz");
+  const std::string deflated = dir.File("deflated.npz");
+  const std::string tiny = NpyBytes("|u1", {2}, std::string("\x01\x02", 2));
+  WriteNpz(stored, {{"x.npy", tiny, /*deflate=*/false}});
+  WriteNpz(deflated, {{"x.npy", tiny, /*deflate=*/true}});
+  ForgeUncompressedSize(stored, 0xF0000000u);    // 3.75 GiB
+  ForgeUncompressedSize(deflated, 0xF0000000u);
+  const int64_t rss_before = PeakRssKb();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string m1 = DataErrorMessage([&] { NpzFile::Open(stored).Read("x"); });
+  const std::string m2 = DataErrorMessage([&] { NpzFile::Open(deflated).Read("x"); });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 1.0);
+  EXPECT_LT(PeakRssKb() - rss_before, 100 * 1024) << "peak RSS grew by more than 100 MB";
+  EXPECT_NE(m1.find(stored + ":x.npy: stored (uncompressed) entry whose sizes differ (declares "
+                    "4026531840 bytes uncompressed"),
+            std::string::npos)
+      << m1;
+  EXPECT_NE(m2.find(deflated + ":x.npy: entry declares more bytes than deflate can produce"),
+            std::string::npos)
+      << m2;
+}
+
+TEST(NpzLimitsTest, AnEntryAboveTheConfiguredMaximumIsRefused) {
+  TempDir dir("npz");
+  const std::string path = dir.File("a.npz");
+  WriteNpz(path, {{"x.npy", NpyBytes("|u1", {100}, std::string(100, 'a')), /*deflate=*/true}});
+  const NpzFile npz = NpzFile::Open(path);
+  EXPECT_EQ(npz.Read("x").data.size(), 100u);
+  const std::string message = DataErrorMessage([&] { npz.Read("x", 64); });
+  EXPECT_NE(message.find("x.npy: entry of "), std::string::npos) << message;
+  EXPECT_NE(message.find("bytes is larger than the limit of 64 bytes"), std::string::npos)
+      << message;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmimage/diregist.h>  // colour images
 #include <dcmtk/dcmimgle/dcmimage.h>
 #include <dcmtk/dcmimgle/dipixel.h>
@@ -86,6 +87,38 @@ bool IsDicomName(const fs::path& p) {
   return ext == ".dcm" || ext == ".dicom" || ext.empty();
 }
 
+// The limits checked before DCMTK allocates the pixels: Rows x Columns at most `max_pixels`, and
+// for an uncompressed transfer syntax a Pixel Data element that holds every declared sample
+// (the file was read, so the element's length is bounded by the file's size).
+void CheckDeclaredSize(DcmDataset* ds, int64_t max_pixels) {
+  Uint16 rows = 0, columns = 0, samples = 1, bits_allocated = 0;
+  ds->findAndGetUint16(DCM_Rows, rows);
+  ds->findAndGetUint16(DCM_Columns, columns);
+  const int64_t pixels = static_cast<int64_t>(rows) * columns;
+  if (pixels > max_pixels) {
+    throw DataError("image of " + std::to_string(rows) + " rows x " + std::to_string(columns) +
+                    " columns = " + std::to_string(pixels) +
+                    " pixels is larger than max_image_pixels " + std::to_string(max_pixels));
+  }
+  if (DcmXfer(ds->getOriginalXfer()).isEncapsulated()) return;  // compressed: DCMTK checks
+  // (DCMTK sets a missing attribute's value to 0; DicomImage refuses a file without them.)
+  if (ds->findAndGetUint16(DCM_SamplesPerPixel, samples).bad() || samples == 0) samples = 1;
+  if (ds->findAndGetUint16(DCM_BitsAllocated, bits_allocated).bad()) bits_allocated = 0;
+  DcmElement* element = nullptr;
+  if (ds->findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) return;
+  // Bounded factors (samples 1 or 3, bits 1..32 in valid files), so the product cannot overflow.
+  const uint64_t bits = static_cast<uint64_t>(pixels) * std::min<Uint16>(samples, 4) *
+                        std::min<Uint16>(bits_allocated, 64);
+  const uint64_t needed = (bits + 7) / 8;
+  const uint64_t held = element->getLength();
+  if (held < needed) {
+    throw DataError("Pixel Data holds " + std::to_string(held) + " bytes but " +
+                    std::to_string(rows) + " rows x " + std::to_string(columns) + " columns x " +
+                    std::to_string(samples) + " samples at " + std::to_string(bits_allocated) +
+                    " bits need " + std::to_string(needed) + " (truncated, or a forged header)");
+  }
+}
+
 }  // namespace
 
 void ValidateDicomOptions(const DicomOptions& o) {
@@ -119,6 +152,7 @@ DecodedImage ReadDicomImage(const std::string& path, const DicomOptions& options
   if (ds->tagExists(DCM_ModalityLUTSequence)) {
     throw DataError("Modality LUT Sequence is not supported (only Rescale Slope/Intercept)");
   }
+  CheckDeclaredSize(ds, options.load.max_image_pixels);
   OFString photometric;
   ds->findAndGetOFString(DCM_PhotometricInterpretation, photometric);
 
@@ -315,7 +349,7 @@ ImageSet LoadDicomManifest(const std::string& csv_path, const std::string& split
     if (item.bad_reason.empty() && row.label.empty()) {
       item.bad_reason = where + "no label";
     } else if (item.bad_reason.empty() && item.label < 0) {
-      item.bad_reason = where + "unknown label \"" + row.label + "\"";
+      item.bad_reason = where + UnknownLabelReason(row.label);
     }
     items.push_back(std::move(item));
   }

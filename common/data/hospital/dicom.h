@@ -28,6 +28,12 @@
 // Colour images (RGB, YBR_*, PALETTE COLOR): DCMTK converts them to RGB and scales their samples
 // to 8 bits (DicomImage::getOutputData(8)); no modality LUT or window applies to colour.
 // Multi-frame images (Number of Frames > 1) are refused as bad files.
+// Limits, checked on the header before DCMTK allocates the pixels: Rows x Columns at most
+// options.load.max_image_pixels ([data] max_image_pixels); in an uncompressed transfer syntax,
+// Pixel Data at least Rows x Columns x Samples per Pixel x Bits Allocated / 8 bytes long (so a
+// few bytes cannot declare a gigapixel image). Compressed pixel data is bounded by the pixel
+// limit (and DCMTK's own checks); running out of memory makes the file a bad file
+// (image_loading.h).
 //
 // Manifests (LoadDicomManifest): CSV as in image_folder.h with the key column either
 //   path,label[,split]               paths relative to the manifest's directory, or
@@ -66,7 +72,9 @@ void ValidateDicomOptions(const DicomOptions& options);
 // described above, using options.window_center/width when set. Thread-safe.
 // Throws DataError (message without the path, which the caller adds) when the file cannot be read
 // or parsed (e.g. truncated), has no pixel data, several frames, a Modality LUT Sequence, a window
-// width < 1, or pixel data DCMTK cannot decode (e.g. an unsupported transfer syntax).
+// width < 1, more pixels than options.load.max_image_pixels or fewer Pixel Data bytes than its
+// header declares (see Limits above), or pixel data DCMTK cannot decode (e.g. an unsupported
+// transfer syntax).
 DecodedImage ReadDicomImage(const std::string& path, const DicomOptions& options = {});
 
 // SOP Instance UID -> file for every DICOM file under `dir` (see above), reading headers only, in

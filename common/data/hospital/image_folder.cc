@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <string_view>
 
 #include "common/util/error.h"
 
@@ -155,15 +156,58 @@ bool IsIndex(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// The container an image file's first bytes show: "PNG", "JPEG", or "" for anything else.
+std::string SniffImageFormat(std::string_view bytes) {
+  static constexpr char kPng[] = "\x89PNG\r\n\x1a\n";
+  if (bytes.substr(0, 8) == std::string_view(kPng, 8)) return "PNG";
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+      static_cast<unsigned char>(bytes[1]) == 0xD8 && static_cast<unsigned char>(bytes[2]) == 0xFF) {
+    return "JPEG";
+  }
+  return "";
+}
+
+// What the file name claims: "PNG" for .png, "JPEG" for .jpg/.jpeg (case-insensitive), "" for
+// another or no extension.
+std::string ClaimedImageFormat(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".png") return "PNG";
+  if (ext == ".jpg" || ext == ".jpeg") return "JPEG";
+  return "";
+}
+
 }  // namespace
 
-DecodedImage ReadImageFile(const std::string& path) {
+DecodedImage ReadImageFile(const std::string& path, int64_t max_pixels) {
   const std::string bytes = ReadBytes(path);
+  const std::string format = SniffImageFormat(bytes);
+  const std::string claimed = ClaimedImageFormat(path);
+  if (format.empty()) {
+    throw DataError("cannot decode: not a PNG or JPEG file (its first bytes are neither "
+                    "signature)" + (claimed.empty() ? "" : ", though its name says " + claimed));
+  }
+  if (!claimed.empty() && claimed != format) {
+    throw DataError("cannot decode: the file is a " + format + " but its name says " + claimed);
+  }
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int size = static_cast<int>(std::min<size_t>(bytes.size(), INT32_MAX));
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, size, &w, &h, &comp)) {
     throw DataError(std::string("cannot decode: ") + stbi_failure_reason());
+  }
+  const int64_t pixels = static_cast<int64_t>(w) * h;
+  if (pixels > max_pixels) {
+    throw DataError("image of " + std::to_string(w) + "x" + std::to_string(h) + " = " +
+                    std::to_string(pixels) + " pixels is larger than max_image_pixels " +
+                    std::to_string(max_pixels));
+  }
+  // A PNG's pixels are deflated, at least 1 bit each: deflate's ratio (at most 1032:1) bounds the
+  // pixels its bytes can hold, before stb allocates them.
+  if (format == "PNG" && pixels / 8 > static_cast<int64_t>(bytes.size()) * 1032 + 4096) {
+    throw DataError("PNG declares " + std::to_string(w) + "x" + std::to_string(h) +
+                    " pixels, more than its " + std::to_string(bytes.size()) +
+                    " bytes can hold (truncated or forged header)");
   }
   DecodedImage out;
   const bool sixteen = stbi_is_16_bit_from_memory(data, size) != 0;
@@ -261,8 +305,11 @@ ImageSet LoadImageFolder(const std::string& root, const PreprocessSpec& spec,
     throw DataError("image folder " + root + ": no image files (.png, .jpg, .jpeg) in its " +
                     std::to_string(folders.size()) + " class folders");
   }
-  ImageSet set = LoadImageItems(items, static_cast<int64_t>(classes.size()), spec, options,
-                                ReadImageFile, "image folder " + root, report);
+  const int64_t max_pixels = options.max_image_pixels;
+  ImageSet set = LoadImageItems(
+      items, static_cast<int64_t>(classes.size()), spec, options,
+      [max_pixels](const std::string& path) { return ReadImageFile(path, max_pixels); },
+      "image folder " + root, report);
   if (report != nullptr) report->class_names = classes;
   return set;
 }
@@ -331,6 +378,17 @@ Manifest ReadManifest(const std::string& csv_path, const std::vector<std::string
   return m;
 }
 
+std::string UnknownLabelReason(const std::string& label) {
+  const bool digits = !label.empty() && std::all_of(label.begin(), label.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+  if (digits && (label.size() > 18 || std::stoll(label) >= kMaxClasses)) {
+    return "label \"" + label + "\" is not a class index below " + std::to_string(kMaxClasses) +
+           " (the most classes a data set may have)";
+  }
+  return "unknown label \"" + label + "\"";
+}
+
 std::vector<int64_t> ManifestLabels(const Manifest& manifest,
                                     const std::vector<std::string>& class_names,
                                     std::vector<std::string>* names_out) {
@@ -346,7 +404,8 @@ std::vector<int64_t> ManifestLabels(const Manifest& manifest,
       if (!IsIndex(row.label)) {
         integers = false;
       } else {
-        largest = std::max<int64_t>(largest, std::stoll(row.label));
+        const int64_t value = std::stoll(row.label);  // <= 18 digits: fits
+        if (value < kMaxClasses) largest = std::max(largest, value);
       }
     }
     if (integers) {
@@ -364,7 +423,8 @@ std::vector<int64_t> ManifestLabels(const Manifest& manifest,
     if (it != index.end()) {
       labels.push_back(it->second);
     } else if (integers && IsIndex(row.label)) {
-      labels.push_back(std::stoll(row.label));  // "007" -> 7
+      const int64_t value = std::stoll(row.label);  // "007" -> 7
+      labels.push_back(value < kMaxClasses ? value : -1);
     } else {
       labels.push_back(-1);
     }
@@ -400,12 +460,15 @@ ImageSet LoadImageManifest(const std::string& csv_path, const std::string& split
     } else if (row.label.empty()) {
       item.bad_reason = where + "no label";
     } else if (item.label < 0) {
-      item.bad_reason = where + "unknown label \"" + row.label + "\"";
+      item.bad_reason = where + UnknownLabelReason(row.label);
     }
     items.push_back(std::move(item));
   }
-  ImageSet set = LoadImageItems(items, static_cast<int64_t>(names.size()), spec, options,
-                                ReadImageFile, "manifest " + csv_path, report);
+  const int64_t max_pixels = options.max_image_pixels;
+  ImageSet set = LoadImageItems(
+      items, static_cast<int64_t>(names.size()), spec, options,
+      [max_pixels](const std::string& path) { return ReadImageFile(path, max_pixels); },
+      "manifest " + csv_path, report);
   if (report != nullptr) report->class_names = names;
   return set;
 }

@@ -5,7 +5,14 @@
 //
 // Decoding (ReadImageFile):
 //   - PNG (8- and 16-bit, gray, gray+alpha, RGB, RGBA, palette) and JPEG (baseline and
-//     progressive; not CMYK, not 12-bit, not arithmetic-coded), by content, whatever the extension.
+//     progressive; not CMYK, not 12-bit, not arithmetic-coded), told by their signatures (PNG:
+//     89 50 4E 47 0D 0A 1A 0A; JPEG: FF D8 FF). Any other content is refused, so that no other
+//     stb decoder (GIF, BMP, PSD, HDR, TGA, ...) ever sees a file; and a file named .png must be
+//     a PNG, one named .jpg or .jpeg a JPEG (case-insensitive; other names may hold either).
+//   - limits, checked on the header before pixels are allocated: width x height at most
+//     max_pixels (LoadOptions::max_image_pixels, [data] max_image_pixels); for a PNG, no more
+//     pixels than its deflated bytes can hold (8 x 1032 pixels per byte: 1 bit per pixel at
+//     deflate's largest ratio).
 //   - 16-bit samples become 8-bit as round(v * 255 / 65535) (SixteenToEightBit in preprocess.h);
 //     stb's own 8-bit load of a 16-bit PNG (v >> 8) is not used.
 //   - alpha is dropped, not composited: gray+alpha -> gray, RGBA -> RGB.
@@ -32,7 +39,7 @@
 //   images/0001.png,pneumonia,train
 // - path: relative to the manifest's directory, or absolute.
 // - label: class indices (every label of the manifest a non-negative integer: num_classes = 1 +
-//   the largest) or class names (otherwise: the distinct names of the whole manifest, sorted as
+//   the largest below kMaxClasses, common/data/image_set.h; a larger index is a bad file) or class names (otherwise: the distinct names of the whole manifest, sorted as
 //   above, are classes 0..K-1); LoadOptions::class_names overrides both. An empty label is a bad
 //   file ("no label"), as is one not in class_names ("unknown label").
 // - split: "train", "val" or "test"; any other value is an error. Without a split column every
@@ -51,9 +58,11 @@
 namespace fedmed {
 
 // Decodes the PNG or JPEG file at `path` into 8-bit HWC with 1 (gray) or 3 (RGB) channels as
-// described above. Thread-safe. Throws DataError "cannot read: <system reason>" or
-// "cannot decode: <stb's reason>" (the caller adds the path).
-DecodedImage ReadImageFile(const std::string& path);
+// described above. Thread-safe. Throws DataError "cannot read: <system reason>", "cannot decode:
+// <stb's reason>", "cannot decode: the file is a PNG but its name says JPEG" (or not a PNG or
+// JPEG at all), or "image of WxH = N pixels is larger than max_image_pixels M" (the caller adds
+// the path).
+DecodedImage ReadImageFile(const std::string& path, int64_t max_pixels = kDefaultMaxImagePixels);
 
 // The class names of an ImageFolder root: its subdirectories' names, sorted as above.
 // Throws DataError naming root if it is not a readable directory.
@@ -89,11 +98,17 @@ struct Manifest {
 // or test.
 Manifest ReadManifest(const std::string& csv_path, const std::vector<std::string>& key_columns);
 
-// The class index of every row of `manifest` (-1 for an empty or unknown label) and the class
-// names, following the label rules above. `class_names` non-empty overrides them.
+// The class index of every row of `manifest` (-1 for an empty or unknown label, and for an integer
+// label not below kMaxClasses, common/data/image_set.h, which does not count towards the classes)
+// and the class names, following the label rules above. `class_names` non-empty overrides them.
 std::vector<int64_t> ManifestLabels(const Manifest& manifest,
                                     const std::vector<std::string>& class_names,
                                     std::vector<std::string>* names_out);
+
+// The bad-file reason for a row whose label has no class (ManifestLabels gave -1 for a non-empty
+// label): "label \"N\" is not a class index below 65536 ..." for digits N >= kMaxClasses, else
+// "unknown label \"x\"". Never throws.
+std::string UnknownLabelReason(const std::string& label);
 
 // Loads the images listed in the manifest at `csv_path` (header path,label[,split]): the lines of
 // `split` ("train", "val" or "test"), or every line when split is "". Paths are relative to the

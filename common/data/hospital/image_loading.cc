@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <new>
 #include <optional>
 
 #include "common/util/error.h"
@@ -45,6 +46,10 @@ void ValidateLoadOptions(const LoadOptions& o) {
     throw ConfigError("max_bad_fraction: expected a fraction in [0, 1], got " +
                       Fraction(o.max_bad_fraction));
   }
+  if (o.max_image_pixels < 1) {
+    throw ConfigError("max_image_pixels: expected a number of pixels >= 1, got " +
+                      std::to_string(o.max_image_pixels));
+  }
 }
 
 ImageSet LoadImageItems(const std::vector<LoadItem>& items, int64_t num_classes,
@@ -83,6 +88,9 @@ ImageSet LoadImageItems(const std::vector<LoadItem>& items, int64_t num_classes,
     } catch (const DataError& e) {
       out.error = e.what();
       if (out.error.empty()) out.error = "cannot decode";
+    } catch (const std::bad_alloc&) {
+      out.image = DecodedImage();
+      out.error = "out of memory decoding it (is the image larger than it should be?)";
     }
     return out;
   };

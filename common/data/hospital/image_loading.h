@@ -8,6 +8,12 @@
 // max_bad_fraction of the files considered are bad, the load is refused with a DataError that says
 // how many are bad and lists the first few with their reasons.
 //
+// Limits. A file whose header declares more than max_image_pixels pixels (width x height, or
+// rows x columns) is a bad file, refused before its pixels are allocated; the decoders also check
+// the declared size against what the file can hold where the format allows it (image_folder.h,
+// dicom.h). A decoder that runs out of memory (std::bad_alloc) makes that file a bad file ("out
+// of memory decoding it"), not the end of the load.
+//
 // Decoding runs in decode_threads background threads that feed a bounded queue of
 // queue_capacity decoded images; the calling thread drains it into the ImageSet. The result does
 // not depend on the number of threads or their timing: image i of the set is the i-th good file
@@ -44,6 +50,9 @@ struct LoadOptions {
   // loader derives them (sorted folder names, or the manifest's labels). Lets several splits or
   // sites share one class list.
   std::vector<std::string> class_names;
+  // The most pixels (width x height) one image may declare, >= 1; larger files are bad files
+  // (default kDefaultMaxImagePixels, image_set.h; the [data] key max_image_pixels).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 struct BadFile {
@@ -57,8 +66,8 @@ struct LoadReport {
   std::vector<std::string> class_names;  // index -> name; "0", "1", ... for integer labels
 };
 
-// Throws ConfigError naming the field when decode_threads < 0, queue_capacity < 1 or
-// max_bad_fraction is not in [0, 1].
+// Throws ConfigError naming the field when decode_threads < 0, queue_capacity < 1,
+// max_bad_fraction is not in [0, 1] or max_image_pixels < 1.
 void ValidateLoadOptions(const LoadOptions& options);
 
 // One file to load: its path and class index, or a reason it is bad before decoding (no label,
@@ -71,7 +80,7 @@ struct LoadItem {
 
 // The engine behind the loaders. Decodes items[i].path with `decode` (in background threads;
 // `decode` must be thread-safe and throw DataError, whose message becomes the reason, for a bad
-// file), applies ApplyPreprocess(spec), checks size and channels (see above), and returns the good
+// file; a std::bad_alloc from `decode` or the preprocessing also makes the file bad), applies ApplyPreprocess(spec), checks size and channels (see above), and returns the good
 // images in item order, with labels, num_classes and the spec's normalisation; bad files are
 // logged (spdlog warning "<what>: skipping <path>: <reason>") and added to report->skipped
 // (report may be null). `what` names the source in messages (e.g. "image folder /data/xray").

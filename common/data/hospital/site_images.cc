@@ -95,6 +95,7 @@ ImageSet LoadSiteSplit(const SiteDataConfig& data, Split split, const std::strin
   LoadOptions options;
   options.decode_threads = data.decode_threads;
   options.max_bad_fraction = data.max_bad_fraction;
+  options.max_image_pixels = data.max_image_pixels;
   if (*format == DataFormat::kMedMnist) {
     set = LoadMedMnistSplit(path, split);
     PreprocessImageSet(data.preprocess, &set);

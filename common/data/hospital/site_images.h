@@ -29,7 +29,8 @@ namespace fedmed {
 //      "dicom"         LoadDicomManifest(path, SplitName(split)) (dicom.h) with dicom_dir
 //                      (ResolveDataPath'd) and the window override;
 //      image files are preprocessed with data.preprocess, decoded in data.decode_threads
-//      threads, and refused above data.max_bad_fraction bad files (image_loading.h);
+//      threads, bounded by data.max_image_pixels per image, and refused above
+//      data.max_bad_fraction bad files (image_loading.h);
 //   2. with data.partition other than "none", shard data.shard of data.num_shards of it
 //      (ShardIndices, common/data/partition.h, with alpha and seed; at least 10 images per shard
 //      for the training split, 1 for val and test), as the site agent has always done for .npz
