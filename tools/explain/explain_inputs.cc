@@ -127,8 +127,14 @@ Inputs LoadInputs(const InputOptions& o) {
   if (in.images.size() == 0) {
     throw DataError("no images to explain in split \"" + o.split + "\" of " + data.path);
   }
+  // A site's shard is numbered on its own: say so, so that an index is not read as the file's.
+  const std::string part =
+      data.partition == "none" ? std::string(SplitName(split))
+                               : std::string(SplitName(split)) + "/shard" +
+                                     std::to_string(data.shard) + "of" +
+                                     std::to_string(data.num_shards);
   for (int64_t i = 0; i < in.images.size(); ++i) {
-    in.names.push_back(data.path + "#" + SplitName(split) + "[" + std::to_string(i) + "]");
+    in.names.push_back(data.path + "#" + part + "[" + std::to_string(i) + "]");
   }
   in.class_names = report.class_names;
   for (int64_t k = static_cast<int64_t>(in.class_names.size()); k < in.images.num_classes; ++k) {

@@ -126,7 +126,10 @@ int main(int argc, char** argv) {
   try {
     return Run(options, layer, target_class, out_dir, threads, class_names);
   } catch (const std::exception& e) {
-    std::cerr << "fedmed-explain: error: " << e.what() << "\n";
+    const std::string what = e.what();
+    const std::string self = "fedmed-explain: ";
+    std::cerr << "fedmed-explain: error: "
+              << (what.rfind(self, 0) == 0 ? what.substr(self.size()) : what) << "\n";
     return 1;
   }
 }
