@@ -16,6 +16,7 @@ PACKAGES=(
   python3-torch                                  # tests check that Python's torch.load reads our checkpoints
   python3-pil python3-numpy                      # tests check preprocessing against Pillow bit for bit
   libpng-dev                                     # tests write 16-bit PNGs (stb_image_write cannot)
+  python3-sklearn                                # tests compare fedmed-report's AUC with scikit-learn's
   python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
                                                  # fedmed-simulate (experiments/plot_results.py)
 )
