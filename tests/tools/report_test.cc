@@ -16,6 +16,7 @@
 #include "common/model/local_training.h"
 #include "common/util/data_path.h"
 #include "tests/test_util.h"
+#include "tools/report/report_builder.h"
 #include "tools/report/report_metrics.h"
 
 namespace fedmed {
@@ -84,6 +85,32 @@ TEST(ReportMetricsTest, BootstrapIsSeededAndBracketsTheAuc) {
   EXPECT_GE(a.upper, a.auc);
   EXPECT_LT(a.lower, a.upper);
   EXPECT_EQ(a.method, "bootstrap");
+}
+
+// A three-class set: one-vs-rest curves per class, the bootstrap interval (said so), a 3x3
+// confusion matrix, no binary operating points; the rounds and sites of metrics.jsonl.
+TEST(ReportMetricsTest, MultiClassReportUsesOneVsRestAndTheBootstrap) {
+  SplitPredictions test;
+  for (int i = 0; i < 60; ++i) {
+    const int k = i % 3;
+    std::vector<double> row(3, 0.25);
+    row[static_cast<size_t>(i % 5 == 0 ? (k + 2) % 3 : k)] = 0.5;
+    test.probabilities.push_back(row);
+    test.labels.push_back(k);
+  }
+  const nlohmann::json r = BuildReport(
+      test, {}, {"a", "b", "c"},
+      "{\"round\":1,\"global\":{\"auc\":0.8},\"sites\":{\"s1\":{\"auc\":0.7}}}\n", 200, 1);
+  EXPECT_EQ(r["test"]["auc"]["method"], "bootstrap");
+  EXPECT_EQ(r["test"]["roc"].size(), 3u);
+  EXPECT_EQ(r["test"]["pr"].size(), 3u);
+  EXPECT_EQ(r["test"]["confusion_matrix"].size(), 3u);
+  EXPECT_FALSE(r["test"].contains("operating_points"));
+  EXPECT_EQ(r["rounds"].size(), 1u);
+  EXPECT_EQ(r["sites"]["s1"][0]["round"], 1);
+  double mean = 0;
+  for (const auto& c : r["test"]["roc"]) mean += c["auc"].get<double>() / 3;
+  EXPECT_NEAR(r["test"]["auc"]["value"].get<double>(), mean, 1e-12);
 }
 
 TEST(ReportBinaryTest, MatchesScikitLearnAndAReferenceDeLong) {
