@@ -5,6 +5,7 @@
 // the sanity check of Adebayo et al. (NeurIPS 2018): randomised weights change the maps; the
 // output files; refusals.
 #include <gtest/gtest.h>
+#include <stb_image_write.h>
 
 #include <algorithm>
 #include <cmath>
@@ -253,6 +254,48 @@ TEST_F(ExplainTest, TorchScriptSequentialIsExplainedOtherScriptsAreRefused) {
   EXPECT_NE(log.find("custom.pt"), std::string::npos) << log;
   EXPECT_NE(log.find("cannot hook the submodules of a TorchScript module"), std::string::npos)
       << log;
+}
+
+// The same images as PNG files, in an image folder and in a CSV manifest, go through the sites'
+// loaders (LoadSiteSplit) and give the .npz file's probabilities and maps.
+TEST_F(ExplainTest, ImageFolderAndCsvManifestGiveTheNpzResults) {
+  constexpr int kImages = 6;
+  const ImageSet test = LoadMedMnistSplit(npz_, Split::kTest);
+  const std::string folder = Path("folder");
+  std::ofstream manifest(Path("manifest.csv"));
+  manifest << "path,label,split\n";
+  std::vector<int> folder_order;  // npz index of each image in the folder's order
+  for (int label = 0; label < 2; ++label) {
+    for (int i = 0; i < kImages; ++i) {
+      if (test.labels[static_cast<size_t>(i)] != label) continue;
+      const std::string dir = folder + "/test/" + std::to_string(label);
+      std::filesystem::create_directories(dir);
+      const std::string png = dir + "/img" + std::to_string(i) + ".png";
+      ASSERT_NE(stbi_write_png(png.c_str(), 28, 28, 1, test.pixels.data() + i * 28 * 28, 28), 0);
+      folder_order.push_back(i);
+    }
+  }
+  for (int i = 0; i < kImages; ++i) {
+    const int label = static_cast<int>(test.labels[static_cast<size_t>(i)]);
+    manifest << folder << "/test/" << label << "/img" << i << ".png," << label << ",test\n";
+  }
+  manifest.close();
+  int status = 0;
+  const std::string common = "--config " + Path("cnn.toml") + " --weights " + Path("cnn.pt");
+  std::string log = Explain(common + " --limit 6 --out " + Path("fmt-npz"), &status);
+  ASSERT_EQ(status, 0) << log;
+  log = Explain(common + " --data " + folder + " --out " + Path("fmt-folder"), &status);
+  ASSERT_EQ(status, 0) << log;
+  log = Explain(common + " --data " + Path("manifest.csv") + " --out " + Path("fmt-csv"), &status);
+  ASSERT_EQ(status, 0) << log;
+  for (int j = 0; j < kImages; ++j) {
+    const std::vector<float> npz_map = ReadMap(Path("fmt-npz"), j);
+    EXPECT_EQ(ReadMap(Path("fmt-csv"), j), npz_map) << "manifest image " << j;
+    EXPECT_EQ(ReadMap(Path("fmt-folder"), static_cast<int>(
+                  std::find(folder_order.begin(), folder_order.end(), j) - folder_order.begin())),
+              npz_map)
+        << "folder image of npz index " << j;
+  }
 }
 
 TEST_F(ExplainTest, RefusesLayersWithoutAFeatureMapAndUnknownLayers) {
