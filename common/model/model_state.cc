@@ -204,7 +204,8 @@ ModelState DecodeModelState(std::string_view bytes, const std::string& what) {
     }
     std::string_view raw = in.Bytes(4 * value_count, "values");
     t.values.resize(value_count);
-    std::memcpy(t.values.data(), raw.data(), raw.size());
+    // (A tensor with a 0 dim has no values: memcpy must not see its null data pointer.)
+    if (!raw.empty()) std::memcpy(t.values.data(), raw.data(), raw.size());
     if (int64_t bad = FirstNonFinite(t.values); bad >= 0) {
       in.Fail(label + " has a non-finite value (" + std::to_string(t.values[bad]) +
               ") at flat index " + std::to_string(bad));

@@ -103,6 +103,21 @@ TEST(ModelStateTest, RoundTripIsBitIdentical) {
   EXPECT_TRUE(DecodeModelState(EncodeModelState(ModelState{}), "empty").tensors.empty());
 }
 
+// Found by fuzz/fuzz_model_state: a tensor with a 0 dim has no values, and decoding it passed the
+// empty vector's null data pointer to memcpy (undefined behaviour, reported by UBSan).
+TEST(ModelStateTest, TensorsWithAZeroDimRoundTrip) {
+  ModelState state;
+  state.tensors.push_back({"empty", {0, 3}, {}});
+  state.tensors.push_back({"w", {2}, {1.0f, 2.0f}});
+  const std::string bytes = EncodeModelState(state);
+  const ModelState decoded = DecodeModelState(bytes, "test state");
+  ASSERT_EQ(decoded.tensors.size(), 2u);
+  EXPECT_EQ(decoded.tensors[0].shape, (std::vector<int64_t>{0, 3}));
+  EXPECT_TRUE(decoded.tensors[0].values.empty());
+  EXPECT_EQ(decoded.tensors[1].values, (std::vector<float>{1.0f, 2.0f}));
+  EXPECT_EQ(EncodeModelState(decoded), bytes);
+}
+
 TEST(ModelStateTest, EveryTruncationIsAFormatError) {
   const std::string bytes = EncodeModelState(RandomState());
   for (size_t length = 0; length < bytes.size(); ++length) {
