@@ -1,8 +1,15 @@
 #include "common/model/checkpoint.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+#include <torch/csrc/jit/serialization/import_read.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +18,28 @@
 #include "common/util/file_io.h"
 
 namespace fedmed {
+
+namespace {
+
+// The file's bytes for LibTorch's zip reader, with every read clamped to them. (torch::pickle_load
+// reads through an adapter that copies whatever range miniz asks for: a forged central directory
+// made it read past the buffer, found by fuzz/fuzz_checkpoint.)
+class BoundedReadAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReadAdapter(std::string bytes) : bytes_(std::move(bytes)) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = static_cast<size_t>(std::min<uint64_t>(n, bytes_.size() - pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  std::string bytes_;
+};
+
+}  // namespace
 
 void SaveCheckpoint(const ModelState& state, const std::string& path) {
   c10::Dict<std::string, at::Tensor> dict;
@@ -28,10 +57,9 @@ void SaveCheckpoint(const ModelState& state, const std::string& path) {
 }
 
 ModelState LoadCheckpoint(const std::string& path) {
-  std::vector<char> bytes;
+  std::string content;
   try {
-    const std::string content = ReadFile(path, "checkpoint file");
-    bytes.assign(content.begin(), content.end());
+    content = ReadFile(path, "checkpoint file");
   } catch (const Error& e) {
     throw DataError(e.what());
   }
@@ -41,9 +69,21 @@ ModelState LoadCheckpoint(const std::string& path) {
       "save dict(model.state_dict()) rather than the OrderedDict model.state_dict())";
   c10::IValue value;
   try {
-    value = torch::pickle_load(bytes);
+    // What torch::pickle_load does, through BoundedReadAdapter.
+    caffe2::serialize::PyTorchStreamReader reader(
+        std::make_shared<BoundedReadAdapter>(std::move(content)));
+    value = torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"",
+                                              c10::nullopt, c10::nullopt, c10::nullopt, reader);
   } catch (const c10::Error& e) {
     const std::string reason = e.what_without_backtrace();
+    throw FormatError("checkpoint '" + path + "' cannot be unpickled (" +
+                      reason.substr(0, reason.find('\n')) + "); " + expected);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // LibTorch's type parser reports a malformed type tag as torch::jit::ErrorReport, which is
+    // not a c10::Error (found by fuzz/fuzz_checkpoint).
+    const std::string reason = e.what();
     throw FormatError("checkpoint '" + path + "' cannot be unpickled (" +
                       reason.substr(0, reason.find('\n')) + "); " + expected);
   }

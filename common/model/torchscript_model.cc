@@ -1,6 +1,7 @@
 #include "common/model/torchscript_model.h"
 
 #include <fstream>
+#include <new>
 #include <set>
 #include <utility>
 #include <vector>
@@ -136,6 +137,14 @@ torch::jit::Module LoadTorchScriptFile(const std::string& path, const std::strin
                       "' is not a TorchScript file (expected the output of torch.jit.save of a "
                       "torch.jit.script or torch.jit.trace module): " +
                       FirstLine(e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A TorchScript compilation error in the archive's code (torch::jit::ErrorReport) is not a
+    // c10::Error.
+    throw ConfigError(what + ": '" + path +
+                      "' is not a TorchScript file (expected the output of torch.jit.save of a "
+                      "torch.jit.script or torch.jit.trace module): " + FirstLine(e.what()));
   }
 }
 

@@ -272,5 +272,39 @@ TEST_F(CheckpointTest, PyTorchReadsAndWritesTheFormat) {
   }
 }
 
+// Found by fuzz/fuzz_checkpoint (AddressSanitizer: heap-buffer-overflow in LibTorch's zip reader):
+// a forged zip central directory made torch::pickle_load read past the file's bytes. The input is
+// kept as a seed of the fuzzer; it must be refused as a FormatError naming the file.
+TEST_F(CheckpointTest, AForgedZipDirectoryIsAFormatErrorNotAReadPastTheBuffer) {
+  const std::string path =
+      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-zip-read-past-buffer.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  try {
+    LoadCheckpoint(path);
+    ADD_FAILURE() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "' cannot be unpickled"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Found by fuzz/fuzz_checkpoint: a checkpoint whose pickle carries a malformed type tag made
+// LibTorch's type parser throw torch::jit::ErrorReport, which is no c10::Error and escaped
+// LoadCheckpoint's contract (FormatError).
+TEST_F(CheckpointTest, AMalformedTypeTagIsAFormatError) {
+  const std::string path =
+      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-unpickler-type-tag.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  try {
+    LoadCheckpoint(path);
+    ADD_FAILURE() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "' cannot be unpickled"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace fedmed
