@@ -9,7 +9,8 @@
 //     89 50 4E 47 0D 0A 1A 0A; JPEG: FF D8 FF). Any other content is refused, so that no other
 //     stb decoder (GIF, BMP, PSD, HDR, TGA, ...) ever sees a file; and a file named .png must be
 //     a PNG, one named .jpg or .jpeg a JPEG (case-insensitive; other names may hold either).
-//   - limits, checked on the header before pixels are allocated: width x height at most
+//   - limits, checked on the header before pixels are allocated: a PNG's chunks must each fit in
+//     the file (length, type, data, CRC) up to IEND; width x height at most
 //     max_pixels (LoadOptions::max_image_pixels, [data] max_image_pixels); for a PNG, no more
 //     pixels than its deflated bytes can hold (8 x 1032 pixels per byte: 1 bit per pixel at
 //     deflate's largest ratio).

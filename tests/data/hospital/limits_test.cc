@@ -53,19 +53,23 @@ std::string TinyDicom(uint16_t rows, uint16_t columns) {
          Element(0x0028, 0x0100, Us(16)) + Element(0x7FE0, 0x0010, Us(0));
 }
 
-// A PNG of 33 bytes: signature and an IHDR declaring w x h 8-bit gray pixels (CRC unchecked by
-// stb's header reader), no image data.
+void AppendBe32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) *out += static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// A PNG of 45 bytes: signature, an IHDR declaring w x h 8-bit gray pixels (CRCs are not checked by
+// stb's header reader), no image data, IEND.
 std::string TinyPng(uint32_t w, uint32_t h) {
   std::string out = "\x89PNG\r\n\x1a\n";
-  const auto be32 = [&out](uint32_t v) {
-    for (int i = 3; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
-  };
-  be32(13);
+  AppendBe32(&out, 13);
   out += "IHDR";
-  be32(w);
-  be32(h);
+  AppendBe32(&out, w);
+  AppendBe32(&out, h);
   out += std::string{8, 0, 0, 0, 0};  // bit depth 8, gray, deflate, filter 0, no interlace
-  be32(0);                            // CRC
+  AppendBe32(&out, 0);                // CRC
+  AppendBe32(&out, 0);
+  out += "IEND";
+  AppendBe32(&out, 0);
   return out;
 }
 
@@ -160,9 +164,9 @@ TEST(ImageLimitsTest, APngHeaderDeclaringMoreThanMaxImagePixelsIsRefused) {
                       "max_image_pixels 268435456"),
             std::string::npos);
   EXPECT_LT(Seconds(start), 1.0);
-  // Under the pixel limit, but more pixels than 33 bytes of deflate can hold.
+  // Under the pixel limit, but more pixels than 45 bytes of deflate can hold.
   WriteBytes(path, TinyPng(16000, 16000));
-  EXPECT_NE(DataErrorOf([&] { ReadImageFile(path); }).find("more than its 33 bytes can hold"),
+  EXPECT_NE(DataErrorOf([&] { ReadImageFile(path); }).find("more than its 45 bytes can hold"),
             std::string::npos);
   // A configured limit applies.
   WritePng8(dir / "small.png", 4, 4, 1, std::vector<uint8_t>(16, 7));
@@ -170,6 +174,29 @@ TEST(ImageLimitsTest, APngHeaderDeclaringMoreThanMaxImagePixelsIsRefused) {
   EXPECT_NE(DataErrorOf([&] { ReadImageFile(dir / "small.png", 15); })
                 .find("larger than max_image_pixels 15"),
             std::string::npos);
+}
+
+// Found by fuzz/fuzz_image: stb_image allocates an IDAT chunk's declared length before reading it,
+// so a PNG of a few dozen bytes declaring a 1.4 GB chunk made it allocate 1.4 GB.
+TEST(ImageLimitsTest, APngChunkLongerThanTheFileIsRefusedBeforeStbAllocatesIt) {
+  TempDir dir;
+  std::string png = TinyPng(4, 4).substr(0, 33);  // signature and IHDR
+  AppendBe32(&png, 0x55000000u);                  // IDAT of 1.4 GB declared ...
+  png += "IDAT";
+  png += std::string(16, 'x');                     // ... 16 bytes given
+  const std::string path = dir / "bomb.png";
+  WriteBytes(path, png);
+  const int64_t rss_before = PeakRssKb();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string message = DataErrorOf([&] { ReadImageFile(path); });
+  EXPECT_LT(Seconds(start), 1.0);
+  EXPECT_LT(PeakRssKb() - rss_before, 100 * 1024);
+  EXPECT_EQ(message,
+            "cannot decode: PNG chunk IDAT at byte 33 declares 1426063360 bytes but only 12 follow "
+            "(truncated or forged)");
+  WriteBytes(path, TinyPng(4, 4).substr(0, 33));  // no IEND
+  EXPECT_EQ(DataErrorOf([&] { ReadImageFile(path); }),
+            "cannot decode: PNG has no IEND chunk (truncated)");
 }
 
 TEST(ImageLimitsTest, TheFormatMustBeWhatTheNameClaims) {
