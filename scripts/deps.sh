@@ -19,6 +19,7 @@ PACKAGES=(
   python3-sklearn                                # tests compare fedmed-report's AUC with scikit-learn's
   python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
                                                  # fedmed-simulate (experiments/plot_results.py)
+  clang-14 libclang-rt-14-dev                    # libFuzzer + sanitizers: scripts/fuzz.sh (fuzz/)
 )
 
 missing=()
