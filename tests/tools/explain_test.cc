@@ -288,6 +288,19 @@ TEST_F(ExplainTest, ImageFolderAndCsvManifestGiveTheNpzResults) {
   ASSERT_EQ(status, 0) << log;
   log = Explain(common + " --data " + Path("manifest.csv") + " --out " + Path("fmt-csv"), &status);
   ASSERT_EQ(status, 0) << log;
+  // predictions.csv names the files, in the loaders' order.
+  const std::string csv_rows = testing::ReadFile(Path("fmt-csv") + "/predictions.csv");
+  const std::string folder_rows = testing::ReadFile(Path("fmt-folder") + "/predictions.csv");
+  for (int j = 0; j < kImages; ++j) {
+    const int label = static_cast<int>(test.labels[static_cast<size_t>(j)]);
+    const std::string file = "/test/" + std::to_string(label) + "/img" + std::to_string(j) + ".png";
+    EXPECT_NE(csv_rows.find("\n" + std::to_string(j) + "," + folder + file + ","),
+              std::string::npos) << csv_rows;
+    const int k = static_cast<int>(
+        std::find(folder_order.begin(), folder_order.end(), j) - folder_order.begin());
+    EXPECT_NE(folder_rows.find("\n" + std::to_string(k) + "," + folder + file + ","),
+              std::string::npos) << folder_rows;
+  }
   for (int j = 0; j < kImages; ++j) {
     const std::vector<float> npz_map = ReadMap(Path("fmt-npz"), j);
     EXPECT_EQ(ReadMap(Path("fmt-csv"), j), npz_map) << "manifest image " << j;

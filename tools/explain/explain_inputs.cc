@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 
 #include "common/config/coordinator_config.h"
@@ -11,7 +12,9 @@
 #include "common/model/checkpoint.h"
 #include "common/model/local_training.h"
 #include "common/model/model_io.h"
+#include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "tools/explain/image_paths.h"
 
 namespace fedmed::explain {
 
@@ -116,6 +119,10 @@ Inputs LoadInputs(const InputOptions& o) {
   }
   LoadReport report;
   ImageSet all = LoadSiteSplit(data, split, o.data_root, &report);
+  SiteDataConfig resolved = data;
+  resolved.path = ResolveDataPath(data.path, o.data_root);
+  const std::optional<std::vector<std::string>> files =
+      ImagePaths(resolved, SplitName(split), all.size(), report.skipped.size());
   const int64_t n = o.limit > 0 ? std::min<int64_t>(o.limit, all.size()) : all.size();
   if (n < all.size()) {
     std::vector<int64_t> first(static_cast<size_t>(n));
@@ -134,7 +141,8 @@ Inputs LoadInputs(const InputOptions& o) {
                                      std::to_string(data.shard) + "of" +
                                      std::to_string(data.num_shards);
   for (int64_t i = 0; i < in.images.size(); ++i) {
-    in.names.push_back(data.path + "#" + part + "[" + std::to_string(i) + "]");
+    in.names.push_back(files ? (*files)[static_cast<size_t>(i)]
+                             : data.path + "#" + part + "[" + std::to_string(i) + "]");
   }
   in.class_names = report.class_names;
   for (int64_t k = static_cast<int64_t>(in.class_names.size()); k < in.images.num_classes; ++k) {

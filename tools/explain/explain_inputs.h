@@ -34,8 +34,9 @@ struct Inputs {
   std::string weights_path;              // where `state` came from
   std::string preprocessing;             // PreprocessSpec::Canonical() applied to the images
   ImageSet images;                       // preprocessed; labels as the source gives them
-  // Per image: "<data path>#<split>[<index in split>]", or for a site's shard of a partitioned
-  // file "<data path>#<split>/shard<k>of<n>[<index in the shard>]".
+  // Per image: its file for image folders and manifests (ImagePaths, image_paths.h), else
+  // "<data path>#<split>[<index in split>]", or for a site's shard of a partitioned file
+  // "<data path>#<split>/shard<k>of<n>[<index in the shard>]".
   std::vector<std::string> names;
   std::vector<std::string> class_names;  // index -> name ("0", "1", ... for MedMNIST)
 };
