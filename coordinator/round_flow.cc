@@ -342,8 +342,9 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     // Decoded and checked outside the lock (the costly part). The layout never changes; the
     // norm bound is the one of model version expected.model_version, which the header is
     // checked against below.
-    const Status s = DecodeUpdate(site, header, bytes, model_.initial_state, expected.max_norm,
-                                  &delta, &norm);
+    double bound = 0;
+    Status s = NormBoundFor(site, header, expected, &bound);
+    if (s.ok()) s = DecodeUpdate(site, header, bytes, model_.initial_state, bound, &delta, &norm);
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       NoteInvalidUpdateLocked(site, s);
@@ -574,6 +575,8 @@ UpdateExpectation RoundFlow::ExpectationLocked(const std::string& site) const {
   e.max_samples = registered == rsm_.sites().end() ? 0 : registered->second.num_train_samples;
   e.max_norm = UpdateNormBound(config_.max_update_norm, config_.max_update_norm_ratio,
                                global_norm_);
+  e.max_norm_absolute = UpdateNormBound(config_.max_update_norm, 0, global_norm_);
+  e.max_norm_relative = UpdateNormBound(0, config_.max_update_norm_ratio, global_norm_);
   e.accepting = rsm_.phase() == Phase::kTraining && !training_closed_;
   e.round = rsm_.round();
   e.model_version = global_->version;

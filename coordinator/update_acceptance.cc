@@ -48,7 +48,8 @@ Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
                                    " bytes does not match the model's " +
                                    std::to_string(expected.model_bytes) + " bytes");
   }
-  return Status::OK();
+  double bound = 0;
+  return NormBoundFor(site, header, expected, &bound);  // a declared mechanism out of range
 }
 
 double UpdateNormBound(double absolute, double ratio, double global_norm) {
@@ -56,6 +57,35 @@ double UpdateNormBound(double absolute, double ratio, double global_norm) {
   if (absolute > 0) bound = absolute;
   if (ratio > 0) bound = std::min(bound, ratio * global_norm);
   return bound;
+}
+
+Status NormBoundFor(const std::string& site, const UpdateHeader& header,
+                    const UpdateExpectation& expected, double* bound) {
+  *bound = expected.max_norm;
+  if (!header.has_privacy || header.info.privacy.mechanism.mode != PrivacyMode::kUpdate) {
+    return Status::OK();
+  }
+  const PrivacyMechanism& m = header.info.privacy.mechanism;
+  const std::string what = "update from " + site + " for round " +
+                           std::to_string(header.info.round) + " declares site-level DP with ";
+  char text[160];
+  if (!(std::isfinite(m.clipping_norm) && m.clipping_norm > 0 &&
+        m.clipping_norm <= expected.max_norm_relative)) {
+    std::snprintf(text, sizeof(text), "clipping norm %.6g (expected > 0 and at most %.6g, "
+                  "[federation] max_update_norm_ratio x the global model's norm)",
+                  m.clipping_norm, expected.max_norm_relative);
+    return Status::InvalidArgument(what + text);
+  }
+  if (!(std::isfinite(m.noise_multiplier) && m.noise_multiplier > 0 &&
+        m.noise_multiplier <= kMaxUpdateNoiseMultiplier)) {
+    std::snprintf(text, sizeof(text), "noise multiplier %.6g (expected > 0 and at most %.6g)",
+                  m.noise_multiplier, kMaxUpdateNoiseMultiplier);
+    return Status::InvalidArgument(what + text);
+  }
+  const double d = static_cast<double>(expected.num_values);
+  const double dp_bound = m.clipping_norm * (1 + m.noise_multiplier * (std::sqrt(d) + 10));
+  *bound = std::min(expected.max_norm_absolute, dp_bound);
+  return Status::OK();
 }
 
 Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,

@@ -12,6 +12,7 @@
 #define FEDMED_COORDINATOR_UPDATE_ACCEPTANCE_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "common/model/model_state.h"
@@ -30,13 +31,33 @@ struct UpdateExpectation {
   int64_t num_values = 0;   // values of the model (a masked input has num_values + 1 words)
   int64_t max_samples = 0;  // the training samples the site registered: its largest weight
   // The largest L2 norm of a plain update: min([federation] max_update_norm,
-  // max_update_norm_ratio * |global model|), infinity when neither is set.
+  // max_update_norm_ratio * |global model|), infinity when neither is set; and its two parts
+  // (each infinity when not set). Site-level DP updates have their own bound (NormBoundFor).
   double max_norm = 0;
+  double max_norm_absolute = std::numeric_limits<double>::infinity();
+  double max_norm_relative = std::numeric_limits<double>::infinity();
 };
 
 // The bound UpdateExpectation::max_norm for a global model of L2 norm `global_norm`: the smaller
 // of `absolute` and `ratio * global_norm`, each ignored when 0; infinity when both are 0.
 double UpdateNormBound(double absolute, double ratio, double global_norm);
+
+// The largest noise multiplier z a site-level DP update may declare (NormBoundFor).
+inline constexpr double kMaxUpdateNoiseMultiplier = 100;
+
+// The L2 norm bound of the plain update `header` announces, in `bound`.
+// Most updates: expected.max_norm. An update under site-level DP (privacy mode "update", McMahan
+// et al., ICLR 2018: the site clipped its update to norm S and added Gaussian noise
+// N(0, (zS)^2 I) over d = expected.num_values values) is mostly noise, whose norm is about
+// zS sqrt(d): far above the relative bound for any useful z. Its bound is instead
+// S (1 + z (sqrt(d) + 10)), which an honest update exceeds with probability below e^-50 (the
+// Gaussian norm's tail, Laurent & Massart 2000: P(|N| >= sigma (sqrt(d) + t)) <= e^(-t^2/2)),
+// capped by the absolute bound; the declared S must itself be within the relative bound (the
+// clipped signal is bounded like any other update). INVALID_ARGUMENT naming the site when S or z
+// is not positive and finite, S exceeds the relative bound, or z exceeds
+// kMaxUpdateNoiseMultiplier.
+Status NormBoundFor(const std::string& site, const UpdateHeader& header,
+                    const UpdateExpectation& expected, double* bound);
 
 
 // Whether `site` may send the update `header` announces:
@@ -44,7 +65,7 @@ double UpdateNormBound(double absolute, double ratio, double global_norm);
 //     version, a masked input to a plain federation or the reverse;
 //   INVALID_ARGUMENT: a declared size other than the model's (4 * (num_values + 1) bytes for a
 //     masked input), or for a plain update fewer than 1 sample or more than the site registered
-//     (max_samples).
+//     (max_samples), or a declared site-level DP mechanism out of range (NormBoundFor).
 Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
                          const UpdateExpectation& expected);
 

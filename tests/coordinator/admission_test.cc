@@ -189,6 +189,63 @@ TEST(UpdateAcceptanceTest, NormBoundIsTheTighterOfTheTwo) {
   EXPECT_DOUBLE_EQ(UpdateNormBound(100, 10, 7.0), 70);
 }
 
+// Site-level DP updates are mostly Gaussian noise of norm about z S sqrt(d): far above the
+// relative bound, yet honest. Their bound follows from the declared S and z.
+TEST(UpdateAcceptanceTest, SiteLevelDpUpdatesAreBoundedByTheirDeclaredNoise) {
+  constexpr int64_t kValues = 1000000;
+  ModelState layout;
+  layout.tensors.push_back(NamedTensor{"w", {kValues}, std::vector<float>(kValues, 0.0f)});
+  UpdateExpectation e = Expect();
+  e.num_values = kValues;
+  e.model_bytes = static_cast<int64_t>(EncodeModelState(layout).size());
+  e.max_norm_relative = UpdateNormBound(0, 10, 5.0);  // 50
+  e.max_norm = e.max_norm_relative;
+  // An honest site-level DP update: signal of norm S = 1 (one value), plus N(0, (z S)^2) noise.
+  ModelState update = layout;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0.0f, 1.0f);
+  for (float& v : update.tensors[0].values) v = noise(rng);
+  update.tensors[0].values[0] += 1.0f;
+  const std::string bytes = EncodeModelState(update);
+  UpdateHeader h = Header();
+  h.size_bytes = e.model_bytes;
+  ModelState delta;
+  double norm = 0;
+  double bound = 0;
+  // Declared as plain: the noise is far above 10 x the global norm, and refused.
+  ASSERT_TRUE(NormBoundFor("a", h, e, &bound).ok());
+  EXPECT_EQ(DecodeUpdate("a", h, bytes, layout, bound, &delta, &norm).code(),
+            Code::kInvalidArgument);
+  EXPECT_NEAR(norm, 1000.0, 5.0);
+  // Declared with its mechanism (S = 1, z = 1): bound 1 + (1000 + 10) = 1011, accepted.
+  h.has_privacy = true;
+  h.info.privacy.mechanism.mode = PrivacyMode::kUpdate;
+  h.info.privacy.mechanism.clipping_norm = 1.0;
+  h.info.privacy.mechanism.noise_multiplier = 1.0;
+  ASSERT_TRUE(CheckUpdateHeader("a", h, e).ok());
+  ASSERT_TRUE(NormBoundFor("a", h, e, &bound).ok());
+  EXPECT_DOUBLE_EQ(bound, 1011.0);
+  EXPECT_TRUE(DecodeUpdate("a", h, bytes, layout, bound, &delta).ok());
+  // The same update scaled by 100 is refused.
+  for (float& v : update.tensors[0].values) v *= 100;
+  EXPECT_EQ(DecodeUpdate("a", h, EncodeModelState(update), layout, bound, &delta).code(),
+            Code::kInvalidArgument);
+  // The absolute bound still applies.
+  e.max_norm_absolute = 500;
+  ASSERT_TRUE(NormBoundFor("a", h, e, &bound).ok());
+  EXPECT_DOUBLE_EQ(bound, 500.0);
+  e.max_norm_absolute = kNoBound;
+  // A declared clipping norm above the relative bound, or a noise multiplier out of range, is
+  // refused at the header.
+  h.info.privacy.mechanism.clipping_norm = 60;
+  EXPECT_EQ(CheckUpdateHeader("a", h, e).code(), Code::kInvalidArgument);
+  h.info.privacy.mechanism.clipping_norm = 1;
+  h.info.privacy.mechanism.noise_multiplier = 1000;
+  EXPECT_EQ(CheckUpdateHeader("a", h, e).code(), Code::kInvalidArgument);
+  h.info.privacy.mechanism.noise_multiplier = std::nan("");
+  EXPECT_EQ(CheckUpdateHeader("a", h, e).code(), Code::kInvalidArgument);
+}
+
 TEST(UpdateAcceptanceTest, SampleCountsAreBoundedByTheRegisteredOnes) {
   UpdateExpectation e = Expect();
   e.max_samples = 10;
