@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -38,6 +39,9 @@ RpcError ToRpcError(const grpc::Status& status, const std::string& target, bool 
     case StatusCode::NOT_FOUND:
       kind = RpcError::Kind::kSessionLost;
       break;
+    case StatusCode::UNAVAILABLE:
+      kind = RpcError::Kind::kUnreachable;
+      break;
     case StatusCode::INVALID_ARGUMENT:
     case StatusCode::FAILED_PRECONDITION:
     case StatusCode::OUT_OF_RANGE:
@@ -53,8 +57,9 @@ RpcError ToRpcError(const grpc::Status& status, const std::string& target, bool 
 
 class CoordinatorConnection::Stub {
  public:
-  explicit Stub(std::shared_ptr<grpc::Channel> channel)
-      : stub(v1::Federation::NewStub(std::move(channel))) {}
+  explicit Stub(std::shared_ptr<grpc::Channel> c)
+      : channel(std::move(c)), stub(v1::Federation::NewStub(channel)) {}
+  std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Federation::Stub> stub;
   std::mutex mu;
   grpc::ClientContext* current = nullptr;  // the call in flight, for Cancel()
@@ -140,12 +145,37 @@ void CoordinatorConnection::Cancel() {
   if (stub_->current != nullptr) stub_->current->TryCancel();
 }
 
+bool CoordinatorConnection::Connected() const {
+  return stub_->channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY;
+}
+
+bool CoordinatorConnection::WaitUntilReachable(double max_seconds) {
+  using Clock = std::chrono::system_clock;
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(max_seconds));
+  while (Clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(stub_->mu);
+      if (stub_->cancelled) return false;
+    }
+    const grpc_connectivity_state state = stub_->channel->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) return true;
+    // Slices of 100 ms, so that Cancel() is noticed promptly.
+    stub_->channel->WaitForStateChange(state,
+                                       std::min(until, Clock::now() + std::chrono::milliseconds(100)));
+  }
+  return false;
+}
+
 CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles& tls)
     : target_(std::move(target)) {
   grpc::ChannelArguments args;
-  // Reconnect quickly after a coordinator restart; our own backoff paces the retries.
+  // Reconnect quickly after a coordinator restart: the channel tries again at least every
+  // second (WaitUntilReachable returns as soon as it connects); our own backoff caps how long a
+  // site waits between calls that fail for other reasons.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // A coordinator that was down must be found again within seconds, not the 30 s default.
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);

@@ -22,7 +22,8 @@ struct TlsFiles;
 class RpcError : public Error {
  public:
   enum class Kind {
-    kRetry,         // coordinator unreachable, restarting or overloaded: back off and retry
+    kRetry,         // coordinator overloaded or a call failed: back off and retry
+    kUnreachable,   // coordinator unreachable (restarting, a cut link): retry once it is back
     kSessionLost,   // the coordinator no longer knows our session (it restarted): register again
     kRejected,      // this request was refused (late update, stale model): drop it and poll again
     kRefused,       // this site is refused (certificate, allow-list, incompatible data): give up
@@ -99,6 +100,16 @@ class CoordinatorConnection {
   // Thread-safe: cancels the call in flight, if any (it then throws RpcError), and every later
   // call. Used to stop a site promptly while it waits in a poll.
   void Cancel();
+
+  // Waits up to `max_seconds` for the coordinator to be reachable again (the channel connected),
+  // returning as soon as it is: a site that lost the coordinator (restarting, a cut link) waits
+  // with this instead of a blind sleep, so it is back within about a second of the coordinator
+  // listening again (the channel retries its connection at least every second). Returns false
+  // when the time passed, or at once after Cancel().
+  bool WaitUntilReachable(double max_seconds);
+  // Whether the channel to the coordinator is connected now (an UNAVAILABLE answer then came
+  // from the coordinator itself, e.g. while it shuts down, and calls for a normal backoff).
+  bool Connected() const;
 
  private:
   class Stub;

@@ -323,7 +323,8 @@ class SiteAgent::Impl {
           case RpcError::Kind::kRejected:
             log_->warn("request rejected: {}", e.what());
             break;
-          case RpcError::Kind::kRetry: {
+          case RpcError::Kind::kRetry:
+          case RpcError::Kind::kUnreachable: {
             const double elapsed = Seconds(Clock::now() - started);
             if (config_.give_up_after_seconds > 0 && elapsed > config_.give_up_after_seconds) {
               log_->error("{}; giving up after {:.0f} s ([connection] give_up_after_seconds)",
@@ -331,6 +332,14 @@ class SiteAgent::Impl {
               return 2;
             }
             const double delay = NextBackoff(failures++);
+            if (e.kind() == RpcError::Kind::kUnreachable && !connection.Connected()) {
+              // The coordinator is not there: retry as soon as it is reachable again (within
+              // about a second of its return), within `delay` at the latest.
+              log_->warn("{}; retrying once it is reachable, within {:.1f} s (attempt {})",
+                         e.what(), delay, failures);
+              if (!connection.WaitUntilReachable(delay) && stopping_) return 1;
+              break;
+            }
             log_->warn("{}; retrying in {:.1f} s (attempt {})", e.what(), delay, failures);
             if (!SleepFor(delay)) return 1;
             break;
