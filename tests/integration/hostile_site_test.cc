@@ -199,6 +199,9 @@ struct Case {
   std::function<grpc::StatusCode(const v1::TrainTask&, Hostile&)> train;
   std::function<grpc::StatusCode(const v1::EvaluateTask&, Hostile&)> evaluation;
   grpc::StatusCode expected;
+  // Whether the case checks that the honest sites' transfers in round 1 (server-side download
+  // and upload time, metrics.jsonl seconds.transfer_by_site) took under a second each.
+  bool honest_transfers_under_1s = false;
 };
 
 void PrintTo(const Case& c, std::ostream* out) { *out << c.name; }
@@ -225,6 +228,7 @@ TEST_P(HostileSiteTest, FederationEndsWellAndTheRefusalNamesTheSite) {
   CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
   coordinator.output_dir = (dir.path() / "coordinator").string();
   coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
+  coordinator.upload_idle_seconds = 5;
   const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
   std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
 
@@ -296,6 +300,13 @@ TEST_P(HostileSiteTest, FederationEndsWellAndTheRefusalNamesTheSite) {
   EXPECT_EQ(rows[0]["round"], 1);
   EXPECT_EQ(rows[1]["round"], 2);
   EXPECT_GE(rows[1]["global"]["auc"].get<double>(), 0.90);
+  if (c.honest_transfers_under_1s) {
+    for (const char* name : {"site-1", "site-2", "site-3"}) {
+      const nlohmann::json& seconds = rows[0]["seconds"]["transfer_by_site"];
+      ASSERT_TRUE(seconds.contains(name)) << rows[0].dump();
+      EXPECT_LT(seconds[name].get<double>(), 1.0) << name << ": " << rows[0].dump();
+    }
+  }
   // The coordinator ends after the last round with status 0 (it stops once every site is told).
   const std::string status = ::fedmed::testing::ReadFile(dir.path() / "coordinator" / "status.json");
   EXPECT_NE(status.find("\"phase\":\"finished\""), std::string::npos) << status;
@@ -352,8 +363,9 @@ const Case kCases[] = {
      },
      grpc::StatusCode::INVALID_ARGUMENT},
     {"40-stalled-uploads",
-     // 40 uploads that send a header and then nothing, held open 30 s: one is held (and
-     // cancelled at the end), 39 are refused at once.
+     // 40 uploads that send a header and then nothing, held open 30 s: 39 are refused at once,
+     // and the coordinator cancels the one it took after [federation] upload_idle_seconds (5 s
+     // here). Meanwhile the honest sites' transfers go on unhindered.
      [](const v1::TrainTask& t, Hostile& h) {
        const std::string bytes = Encoded(Scaled(h.Download(t.model()), 0.0f));
        std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -369,13 +381,20 @@ const Case kCases[] = {
        }
        std::this_thread::sleep_for(std::chrono::seconds(30));
        int refused = 0;
+       int cut = 0;
        for (size_t i = 0; i < writers.size(); ++i) {
-         writers[i]->WritesDone();  // the held one then ends short of its bytes
-         if (writers[i]->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++refused;
+         writers[i]->WritesDone();
+         const grpc::StatusCode code = writers[i]->Finish().error_code();
+         if (code == grpc::StatusCode::RESOURCE_EXHAUSTED) ++refused;
+         // The server's cancellation reaches the client as CANCELLED.
+         if (code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+           ++cut;
+         }
        }
-       return refused == 39 ? grpc::StatusCode::RESOURCE_EXHAUSTED : grpc::StatusCode::UNKNOWN;
+       return refused == 39 && cut == 1 ? grpc::StatusCode::DEADLINE_EXCEEDED
+                                        : grpc::StatusCode::UNKNOWN;
      },
-     nullptr, grpc::StatusCode::RESOURCE_EXHAUSTED},
+     nullptr, grpc::StatusCode::DEADLINE_EXCEEDED, /*honest_transfers_under_1s=*/true},
     {"200000-empty-chunks",
      [](const v1::TrainTask& t, Hostile& h) {
        const std::string bytes = Encoded(Scaled(h.Download(t.model()), 0.0f));

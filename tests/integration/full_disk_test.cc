@@ -1,0 +1,162 @@
+// A full disk under a running coordinator (real binaries, mutual TLS, three sites on
+// PneumoniaMNIST): its output_dir is a small tmpfs that fills up during round 2's checkpoint. The
+// coordinator stops with exit status 2 and an error naming the file it could not write, leaving
+// resume.json at round 1 with the files it names intact; once space is back (the tmpfs made
+// larger) a restarted coordinator resumes after round 1 and the federation ends with every round
+// exactly once in metrics.csv and metrics.jsonl. The sites wait for it meanwhile.
+//
+// Needs to mount a tmpfs (root, as CI runs); skipped, saying why, where mounting is not allowed.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config/coordinator_config.h"
+#include "common/config/site_config.h"
+#include "common/crypto/sha256.h"
+#include "common/model/checkpoint.h"
+#include "common/util/data_path.h"
+#include "common/util/process.h"
+#include "tests/test_util.h"
+#include "tools/pki/provision.h"
+
+namespace fedmed {
+namespace {
+
+namespace fs = std::filesystem;
+using ::fedmed::testing::BinDir;
+using ::fedmed::testing::ReadFile;
+
+constexpr int kRounds = 3;
+
+// A tmpfs mounted on `dir` for the lifetime of this object.
+class Tmpfs {
+ public:
+  Tmpfs(fs::path dir, const std::string& size) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    mounted_ = Run("mount -t tmpfs -o size=" + size + " fedmed-full-disk '" + dir_.string() + "'");
+  }
+  ~Tmpfs() {
+    if (mounted_) Run("umount '" + dir_.string() + "'");
+  }
+  bool mounted() const { return mounted_; }
+  bool Resize(const std::string& size) {
+    return Run("mount -o remount,size=" + size + " '" + dir_.string() + "'");
+  }
+
+ private:
+  static bool Run(const std::string& command) {
+    return std::system((command + " 2>/dev/null").c_str()) == 0;
+  }
+  fs::path dir_;
+  bool mounted_ = false;
+};
+
+// A TCP port free on 127.0.0.1 now (the coordinator's address must stay the same across its
+// restarts, so port 0 will not do).
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::vector<int> Rounds(const fs::path& path, bool csv) {
+  std::vector<int> rounds;
+  std::ifstream in(path);
+  std::string line;
+  if (csv) std::getline(in, line);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    rounds.push_back(csv ? std::stoi(line) : nlohmann::json::parse(line).at("round").get<int>());
+  }
+  return rounds;
+}
+
+TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
+  ::fedmed::testing::TempDir dir("fedmed-full-disk");
+  const fs::path out = dir.path() / "coordinator";
+  // Round 1 needs about 10 MB (two copies of the 4.8 MB model); round 2's checkpoint does not
+  // fit in 16 MB.
+  Tmpfs disk(out, "16m");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
+
+  ProvisionOptions options;
+  options.out_dir = dir.path() / "pki";
+  options.site_names = {"site-1", "site-2", "site-3"};
+  options.coordinator_address = "127.0.0.1:0";
+  const ProvisionResult pki = ProvisionFederation(options);
+  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
+  coordinator.listen_address = "127.0.0.1:" + std::to_string(FreePort());
+  coordinator.rounds = kRounds;
+  coordinator.min_sites = 3;
+  coordinator.output_dir = out.string();
+  coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
+  const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
+  std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
+
+  std::vector<std::unique_ptr<ChildProcess>> sites;
+  for (const std::string name : {"site-1", "site-2", "site-3"}) {
+    SiteConfig site = LoadSiteConfig(pki.site_configs.at(name));
+    site.coordinator_address = coordinator.listen_address;
+    site.output_dir = (dir.path() / name).string();
+    site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+    site.give_up_after_seconds = 0;  // wait while the coordinator is down
+    site.backoff_max_seconds = 2;
+    site.threads = 1;
+    const std::string path = (dir.path() / (name + ".toml")).string();
+    std::ofstream(path) << RenderSiteConfig(site);
+    sites.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{BinDir() + "/fedmed-site", "--config", path},
+        (dir.path() / (name + ".out")).string()));
+  }
+
+  {
+    ChildProcess full({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
+                      (dir.path() / "coordinator-full.out").string());
+    ASSERT_EQ(full.Wait(600), std::optional<int>(2)) << ReadFile(out / "coordinator.log");
+  }
+  const std::string log = ReadFile(dir.path() / "coordinator-full.out");
+  // The error names the file that could not be written, under output_dir.
+  EXPECT_NE(log.find("cannot record the round"), std::string::npos) << log;
+  EXPECT_NE(log.find(out.string()), std::string::npos) << log;
+  // resume.json still names round 1, and the checkpoint it names matches its digest.
+  const nlohmann::json resume = nlohmann::json::parse(ReadFile(out / "resume.json"));
+  EXPECT_EQ(resume.at("completed_round"), 1);
+  const ModelState round_1 = LoadCheckpoint((out / resume.at("checkpoint").get<std::string>()).string());
+  EXPECT_EQ(Sha256Hex(EncodeModelState(round_1)), resume.at("model_sha256").get<std::string>());
+  EXPECT_EQ(Rounds(out / "metrics.jsonl", false), std::vector<int>({1}));
+
+  ASSERT_TRUE(disk.Resize("200m"));
+  ChildProcess resumed({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
+                       (dir.path() / "coordinator-resumed.out").string());
+  ASSERT_EQ(resumed.Wait(600), std::optional<int>(0)) << ReadFile(out / "coordinator.log");
+  for (auto& site : sites) {
+    EXPECT_EQ(site->Wait(120), std::optional<int>(0))
+        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));
+  }
+  const std::vector<int> every_round = {1, 2, 3};
+  EXPECT_EQ(Rounds(out / "metrics.csv", true), every_round);
+  EXPECT_EQ(Rounds(out / "metrics.jsonl", false), every_round);
+}
+
+}  // namespace
+}  // namespace fedmed
