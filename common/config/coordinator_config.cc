@@ -332,6 +332,43 @@ ConfigSection<C> EvaluationSection() {
         "needs it); delete this line"}}};
 }
 
+ConfigSection<StatusConfig> StatusSection() {
+  using S = StatusConfig;
+  using KS = ConfigKey<S>;
+  const auto non_loopback = [](const S& c) {
+    std::string host;
+    int port = 0;
+    return !c.listen.empty() && ParseHostPort(c.listen, &host, &port) && !IsLoopbackHost(host);
+  };
+  return {"status",
+          "",
+          {
+              KS("listen", &S::listen,
+                 "The status page, JSON and Prometheus metrics (docs/OPERATIONS.md): host:port\n"
+                 "(\"127.0.0.1:8080\"; port 0 = any free port, logged); \"\" = off.",
+                 [](const std::string& v, const S&) {
+                   std::string host;
+                   int port = 0;
+                   return Require(v.empty() || ParseHostPort(v, &host, &port),
+                                  "\"\" (off) or host:port (e.g. \"127.0.0.1:8080\")");
+                 }),
+              KS("tls", &S::tls,
+                 "Serve HTTPS with the [tls] cert and key; required for a non-loopback listen.",
+                 [non_loopback](bool v, const S& c) {
+                   return Require(v || !non_loopback(c),
+                                  "true when listen is not a loopback address (" + c.listen +
+                                      "): the token must not travel in clear");
+                 }),
+              KS("token_file", &S::token_file,
+                 "The file holding the access token (fedmed-pki init writes status.token).",
+                 [](const std::string& v, const S& c) {
+                   return Require(c.listen.empty() || !v.empty(),
+                                  "a token file (mode 0600) when listen is set");
+                 })
+                  .Path(),
+          }};
+}
+
 constexpr const char* kHeader =
     "fedmed coordinator configuration: fedmed-coordinator --config <this file>\n"
     "Relative [tls] paths, output_dir and [model] paths are relative to this file's directory.\n"
@@ -339,6 +376,10 @@ constexpr const char* kHeader =
     "../shared/data) unless it is absolute.";
 
 }  // namespace
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
 
 const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections() {
   static const ConfigSections<C> sections = {
@@ -351,6 +392,7 @@ const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections() {
       StrategySection().In(&C::strategy),
       SecureAggregationSection(),
       EvaluationSection(),
+      StatusSection().In(&C::status),
   };
   return sections;
 }
@@ -373,7 +415,7 @@ bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b) {
 
 void ReadFederationSections(TomlFile& file, CoordinatorConfig* config) {
   for (const ConfigSection<C>& section : CoordinatorConfigSections()) {
-    if (section.name != "coordinator" && section.name != "tls") {
+    if (section.name != "coordinator" && section.name != "tls" && section.name != "status") {
       ReadSection(file, section, config);
     }
   }

@@ -12,6 +12,7 @@
 //   [secure_aggregation]  enabled, threshold, clip_range, quantization_bits,
 //                 stage_timeout_seconds, neighbours
 //   [evaluation]  data, split, federated, batch_size
+//   [status]      listen, tls, token_file (the status server; off unless listen is set)
 //
 // Each section is one key table (CoordinatorConfigSections, built with common/config/
 // config_schema.h): reading, validation, rendering and equality all follow from it.
@@ -75,6 +76,23 @@ struct SecureAggregationConfig {
   // applies per neighbourhood (<= k + 1; 0 = a majority of the k + 1). 0 = every other site.
   int neighbours = 0;
 };
+
+// [status]: the coordinator's status server (coordinator/status/status_server.h,
+// docs/OPERATIONS.md): a live page, JSON and Prometheus metrics, behind a token.
+struct StatusConfig {
+  // host:port the status server listens on; "" = no status server. Port 0 = any free port (it
+  // is logged). A non-loopback host (anything but 127.x.x.x, ::1, localhost) needs tls = true.
+  std::string listen;
+  // Serve HTTPS with the coordinator's [tls] cert and key.
+  bool tls = false;
+  // The file holding the access token (fedmed-pki init writes status.token, mode 0600);
+  // required with listen.
+  std::string token_file;
+};
+
+// Whether `host` (as ParseHostPort gives it) is a loopback address: localhost, 127.x.x.x or ::1.
+// Never throws.
+bool IsLoopbackHost(const std::string& host);
 
 struct CoordinatorConfig {
   std::string config_path;  // the file this was loaded from ("" when built in code)
@@ -143,6 +161,8 @@ struct CoordinatorConfig {
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
   bool federated_evaluation = true;   // key `federated`; sites evaluate on their test split
   int eval_batch_size = 64;           // key `batch_size`; >= 1 (64 keeps evaluation memory small)
+  // [status]
+  StatusConfig status;
 };
 
 // Every key of the section(s) is equal; config_path (where they came from) is not compared.
@@ -153,7 +173,8 @@ bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }
 
 // The key tables of coordinator.toml, in file order: [coordinator], [tls], [federation], [model],
-// [preprocessing], [training], [strategy], [secure_aggregation], [evaluation]. Never throws.
+// [preprocessing], [training], [strategy], [secure_aggregation], [evaluation], [status]. Never
+// throws.
 const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections();
 
 // The [strategy] key table (also embedded by fedmed-simulate's files). Never throws.

@@ -1,0 +1,177 @@
+// The status board: what the status server (status_server.h) shows, gathered without touching
+// the round flow's decisions.
+//
+// StatusBoard is a SiteHandler (site_handler.h) that wraps the round flow: the transport calls
+// the board, the board forwards every call unchanged to the round flow and records what it saw
+// (a site's last call, its registration's software version, an update's size and privacy spend,
+// a refusal and its reason, a decline, a site gone, model bytes sent). The round's state
+// (phase, selected sites, who answered) comes from a FlowSnapshot (flow_snapshot.h) taken when a
+// view is asked for, and the completed rounds from the coordinator's metrics.jsonl
+// (metrics_log.h), so resumed federations show their earlier rounds too.
+//
+// Nothing derived from an individual image is recorded: only counts, sizes, norms, aggregate
+// metrics and privacy spends, as in metrics.jsonl.
+//
+// Thread-safety: every method may be called from any thread (one internal mutex, never held
+// while calling the wrapped handler or the snapshot function).
+#ifndef FEDMED_COORDINATOR_STATUS_STATUS_BOARD_H_
+#define FEDMED_COORDINATOR_STATUS_STATUS_BOARD_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coordinator/site_handler.h"
+#include "coordinator/status/flow_snapshot.h"
+
+namespace fedmed {
+
+// One row per allowed site.
+struct SiteStatus {
+  std::string name;
+  // "not_registered", "registered" (idle), "training", "uploading", "evaluating", "declined",
+  // "dead" (its session ended: process or connection gone), "excluded".
+  std::string state;
+  double last_seen_unix = 0;        // seconds since the epoch of its last call; 0 = never
+  int rounds_contributed = 0;       // accepted updates since the coordinator started
+  int64_t last_update_bytes = 0;    // size of its last accepted update; 0 = none
+  std::optional<double> last_update_norm;  // L2 norm of that update (plain rounds only)
+  std::string privacy_mechanism;    // "none", "dp-sgd", "update"; "" = not reported yet
+  double epsilon_spent = 0;         // at delta, as last reported
+  double epsilon_budget = 0;        // 0 = no budget reported
+  double delta = 0;
+  std::string software_version;     // from its registration; "" = unknown
+};
+
+// A refusal or dropout, newest last.
+struct StatusEvent {
+  double unix_time = 0;
+  std::string site;
+  int round = 0;
+  std::string kind;    // "refused", "declined", "gone", "excluded"
+  std::string reason;  // Prometheus label for "refused" (RefusalReason), else ""
+  std::string detail;  // the status message or the site's reason
+};
+
+// One completed round, as metrics.jsonl has it (global: held-out set; federated: the sites'
+// test splits combined). Missing metrics are NaN.
+struct RoundStatus {
+  int round = 0;
+  int attempt = 1;
+  double unix_time = 0;
+  double global_auc = 0, global_accuracy = 0, global_loss = 0;
+  double federated_auc = 0, federated_accuracy = 0, federated_loss = 0;
+  double train_loss = 0;
+  double round_seconds = 0, training_seconds = 0, aggregation_seconds = 0,
+         evaluation_seconds = 0, checkpoint_seconds = 0;
+  std::vector<std::string> contributors;
+};
+
+// Everything the page, the JSON API and /metrics show, at one instant.
+struct StatusView {
+  FlowSnapshot flow;
+  std::string stage;             // e.g. "training: 2 of 3 sites answered"
+  double started_unix = 0;       // when the board was made (the coordinator started)
+  double now_unix = 0;
+  double eta_seconds = -1;       // mean round time x rounds left; -1 = no estimate yet
+  std::vector<SiteStatus> sites;
+  std::vector<StatusEvent> events;  // the latest (at most kMaxEvents), oldest first
+  std::vector<RoundStatus> rounds;  // completed rounds, in order
+  int64_t bytes_received = 0;       // update bytes accepted into the coordinator's round flow
+  int64_t bytes_sent = 0;           // model bytes handed to sites for download
+  int64_t updates_accepted = 0;
+  std::map<std::string, int64_t> updates_refused;  // reason -> count
+  int64_t rss_bytes = 0;            // the process's resident set size (0 = unknown)
+};
+
+// The Prometheus label for why an update was refused: "invalid_update" (malformed, bad digest,
+// not finite), "norm_bound" (above the update norm bound), "unexpected" (not selected, late,
+// already answered: FAILED_PRECONDITION), "unknown_session", "limit" (a per-site limit), or
+// "upload_failed" (the transfer broke off). Never throws.
+std::string RefusalReason(const Status& status);
+
+// The resident set size of this process in bytes, from /proc/self/statm; 0 when unknown.
+int64_t ProcessRssBytes();
+
+class StatusBoard final : public SiteHandler {
+ public:
+  static constexpr size_t kMaxEvents = 50;
+
+  // `inner`: the handler every call is forwarded to (the round flow), must outlive this.
+  // `snapshot`: returns the round flow's state now (RoundFlow::Snapshot); thread-safe.
+  // `metrics_jsonl`: the coordinator's metrics.jsonl path (may not exist yet).
+  // `allowed_sites`: the [tls] allow-list, one row each. Never throws.
+  StatusBoard(SiteHandler* inner, std::function<FlowSnapshot()> snapshot,
+              std::string metrics_jsonl, std::vector<std::string> allowed_sites);
+
+  // The current view. Reads metrics.jsonl again only when its size or time changed; a line that
+  // does not parse is skipped. Never throws (a snapshot function that throws propagates).
+  StatusView View() const;
+
+  // ---- SiteHandler: forwarded to `inner`, recorded ----
+  Status Register(const std::string& site, const RegistrationInfo& request,
+                  Registration* reply) override;
+  Status Poll(const std::string& site, const std::string& session_id, int wait_ms,
+              SiteTask* task) override;
+  Status GetModel(const std::string& site, const std::string& session_id, int version,
+                  std::shared_ptr<const EncodedModel>* model) override;
+  Status CheckUpdate(const std::string& site, const UpdateHeader& header) override;
+  Status AcceptUpdate(const std::string& site, const UpdateHeader& header, std::string bytes,
+                      double transfer_seconds) override;
+  Status AcceptEvaluation(const std::string& site, const EvaluationReport& report) override;
+  Status DeclineTask(const std::string& site, const DeclineRequest& request) override;
+  Status SecAggSend(const std::string& site, const SecAggMessage& message) override;
+  Status SecAggReceive(const std::string& site, const SecAggPoll& poll,
+                       SecAggStage* stage) override;
+  void RecordDownload(const std::string& site, double seconds) override;
+  void UploadFailed(const std::string& site, const Status& why) override;
+  Status Attend(const std::string& site, const std::string& session_id) override;
+  void SiteGone(const std::string& site, const std::string& session_id) override;
+
+ private:
+  struct SiteRecord {
+    double last_seen_unix = 0;
+    bool ever_registered = false;
+    bool gone = false;           // its session ended (cleared when it registers again)
+    bool excluded_reported = false;
+    int uploading_round = 0;     // round of a header accepted whose data is arriving; 0 = none
+    int rounds_contributed = 0;
+    int64_t last_update_bytes = 0;
+    std::optional<double> last_update_norm;
+    std::optional<PrivacySpend> privacy;
+    std::string software_version;
+  };
+
+  void Seen(const std::string& site);
+  void AddEventLocked(const std::string& site, int round, const std::string& kind,
+                      const std::string& reason, const std::string& detail);
+  void Refused(const std::string& site, int round, const Status& why);
+  std::vector<RoundStatus> Rounds() const;
+
+  SiteHandler* const inner_;
+  const std::function<FlowSnapshot()> snapshot_;
+  const std::string metrics_jsonl_;
+  const std::vector<std::string> allowed_sites_;
+  const double started_unix_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, SiteRecord> sites_;
+  std::deque<StatusEvent> events_;
+  int64_t bytes_received_ = 0;
+  int64_t bytes_sent_ = 0;
+  int64_t updates_accepted_ = 0;
+  std::map<std::string, int64_t> updates_refused_;
+  // metrics.jsonl as last read: its size and modification time, and its rounds.
+  mutable uintmax_t metrics_size_ = 0;
+  mutable int64_t metrics_mtime_ = 0;
+  mutable std::vector<RoundStatus> rounds_;
+};
+
+}  // namespace fedmed
+
+#endif  // FEDMED_COORDINATOR_STATUS_STATUS_BOARD_H_
