@@ -20,18 +20,30 @@ PACKAGES=(
   python3-matplotlib                             # plots: fedmed-audit report --plot (tools/audit/plot_epsilon.py),
                                                  # fedmed-simulate (experiments/plot_results.py)
   clang-14 libclang-rt-14-dev                    # libFuzzer + sanitizers: scripts/fuzz.sh (fuzz/)
+  libjs-chart.js                                 # the coordinator's status page serves its Chart.js
+  prometheus                                     # promtool: status_server_test checks /metrics
+  chromium nodejs                                # the status page's browser test (tests/status_page/)
 )
+# npm (for playwright-core, below): Debian's package, unless a node install brings its own.
+command -v npm > /dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "fedmed: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "fedmed: installing Debian packages: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# playwright-core (the driver only; it drives Debian's chromium, downloads no browser) for the
+# status page's browser test, pinned in tests/status_page/package.json, into its node_modules/.
+PAGE_TEST="$(dirname "$0")/../tests/status_page"
+if [ ! -d "$PAGE_TEST/node_modules/playwright-core" ]; then
+  echo "fedmed: installing playwright-core (npm) into tests/status_page/node_modules"
+  (cd "$PAGE_TEST" && npm install --no-audit --no-fund --loglevel=error)
+fi
