@@ -11,13 +11,13 @@ InFlight::Slot::Slot(Slot&& other) noexcept
 
 InFlight::Slot::~Slot() {
   if (owner_ == nullptr) return;
-  std::lock_guard<std::mutex> lock(owner_->mu_);
+  MutexLock lock(&owner_->mu_);
   owner_->held_.erase(key_);
 }
 
 std::optional<InFlight::Slot> InFlight::Take(const std::string& site, const char* rpc) {
   std::string key = site + '\n' + rpc;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!held_.insert(key).second) return std::nullopt;
   return Slot(this, std::move(key));
 }
@@ -28,16 +28,16 @@ IdleWatch::IdleWatch(Clock::duration limit) : limit_(limit) {
 
 IdleWatch::~IdleWatch() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 IdleWatch::Entry IdleWatch::Watch(grpc::ServerContext* context) {
   if (limit_ <= Clock::duration::zero()) return Entry(this, 0);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   calls_[id] = Call{context, Clock::now(), false};
   return Entry(this, id);
@@ -45,25 +45,27 @@ IdleWatch::Entry IdleWatch::Watch(grpc::ServerContext* context) {
 
 IdleWatch::Entry::~Entry() {
   if (id_ == 0) return;
-  std::lock_guard<std::mutex> lock(owner_->mu_);
+  MutexLock lock(&owner_->mu_);
   owner_->calls_.erase(id_);
 }
 
 void IdleWatch::Entry::Touch() {
   if (id_ == 0) return;
-  std::lock_guard<std::mutex> lock(owner_->mu_);
+  MutexLock lock(&owner_->mu_);
   owner_->calls_.at(id_).last = Clock::now();
 }
 
 bool IdleWatch::Entry::fired() const {
   if (id_ == 0) return false;
-  std::lock_guard<std::mutex> lock(owner_->mu_);
+  MutexLock lock(&owner_->mu_);
   return owner_->calls_.at(id_).fired;
 }
 
 void IdleWatch::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_cv_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stop_; })) {
+  MutexLock lock(&mu_);
+  while (!stop_) {
+    stop_cv_.WaitUntil(Clock::now() + std::chrono::milliseconds(100));
+    if (stop_) break;
     const Clock::time_point now = Clock::now();
     for (auto& [id, call] : calls_) {
       if (call.fired || now - call.last < limit_) continue;

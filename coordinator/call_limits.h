@@ -12,14 +12,14 @@
 #define FEDMED_COORDINATOR_CALL_LIMITS_H_
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
+
+#include "common/util/mutex.h"
 
 namespace grpc {
 class ServerContext;
@@ -49,8 +49,8 @@ class InFlight {
   std::optional<Slot> Take(const std::string& site, const char* rpc);
 
  private:
-  std::mutex mu_;
-  std::set<std::string> held_;  // guarded by mu_; "site\nrpc"
+  Mutex mu_;
+  std::set<std::string> held_ GUARDED_BY(mu_);  // "site\nrpc"
 };
 
 // Cancels calls that make no progress for `limit`: a thread checks the watched calls every
@@ -95,11 +95,11 @@ class IdleWatch {
   void Loop();
 
   const Clock::duration limit_;
-  mutable std::mutex mu_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;                // guarded by mu_
-  uint64_t next_id_ = 1;             // guarded by mu_
-  std::map<uint64_t, Call> calls_;   // guarded by mu_
+  mutable Mutex mu_;
+  CondVar stop_cv_{&mu_};
+  bool stop_ GUARDED_BY(mu_) = false;
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, Call> calls_ GUARDED_BY(mu_);
   std::thread thread_;               // started last, joined by the destructor
 };
 

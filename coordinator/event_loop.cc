@@ -8,8 +8,9 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <csignal>
-#include <mutex>
 #include <optional>
+
+#include "common/util/mutex.h"
 
 namespace fedmed {
 
@@ -34,7 +35,7 @@ class AsioTimer final : public EventLoop::Timer {
   void Arm(EventLoop::Clock::time_point when, std::function<void()> callback) override {
     uint64_t generation;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       generation = ++generation_;
     }
     timer_.expires_at(when);
@@ -42,7 +43,7 @@ class AsioTimer final : public EventLoop::Timer {
                           const boost::system::error_code& ec) {
       if (ec) return;
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (generation != generation_) return;
       }
       loop_->RunGuarded(callback);
@@ -51,7 +52,7 @@ class AsioTimer final : public EventLoop::Timer {
 
   void Cancel() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       ++generation_;
     }
     timer_.cancel();
@@ -60,8 +61,8 @@ class AsioTimer final : public EventLoop::Timer {
  private:
   asio::steady_timer timer_;
   const AsioEventLoop* loop_;
-  std::mutex mu_;
-  uint64_t generation_ = 0;
+  Mutex mu_;
+  uint64_t generation_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace

@@ -76,9 +76,9 @@ RoundFlow::RoundFlow(CoordinatorConfig config, FederationModel model, std::strin
   report_ = std::make_unique<RoundReport>(
       config_.output_dir, std::filesystem::path(config_.tls.key).parent_path().string(),
       config_.federation, config_.rounds, config_.strategy.name, log_);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   loop_->SetErrorHandler([this](const std::string& what) {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     FailLocked("internal error: " + what);
   });
   ResumeLocked();
@@ -134,7 +134,7 @@ void RoundFlow::InstallGlobalLocked(ModelState state, int version) {
 }
 
 void RoundFlow::Begin(int port) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   port_ = port;
   log_->info("federation '{}' listening on {} (port {}), mutual TLS, {} sites allowed, "
              "waiting for {} to register",
@@ -148,7 +148,7 @@ void RoundFlow::Begin(int port) {
                config_.rounds, config_.output_dir, kResumedFinishGraceSeconds);
     told_finish_needed_ = config_.allowed_sites.size();
     deadline_->Arm(loop_->Now() + std::chrono::seconds(kResumedFinishGraceSeconds), [this] {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       ShutdownLocked();
     });
     return;
@@ -156,7 +156,7 @@ void RoundFlow::Begin(int port) {
   if (config_.registration_timeout_seconds > 0) {
     registration_timer_->Arm(
         loop_->Now() + SecondsToDuration(config_.registration_timeout_seconds), [this] {
-          std::lock_guard<std::mutex> l(mu_);
+          MutexLock l(&mu_);
           if (rsm_.phase() != Phase::kWaitingForSites) return;
           log_->error("only {} of {} sites registered within {} s ([federation] "
                       "registration_timeout_seconds); giving up",
@@ -169,28 +169,28 @@ void RoundFlow::Begin(int port) {
 }
 
 void RoundFlow::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (rsm_.phase() != Phase::kFinished && exit_code_ == 0) exit_code_ = 1;
   ShutdownLocked();
 }
 
 int RoundFlow::exit_code() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return exit_code_;
 }
 
 std::string RoundFlow::GlobalModelBytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return global_->bytes;
 }
 
 Phase RoundFlow::phase() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return rsm_.phase();
 }
 
 int RoundFlow::round() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return rsm_.round();
 }
 
@@ -204,7 +204,7 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
     return s;
   }
   if (!note.empty()) log_->info("{}", note);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (rsm_.IsExcluded(site)) {
     const Status s = Status::FailedPrecondition(
         site + " was excluded from this federation after [federation] max_invalid_updates "
@@ -227,19 +227,19 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
   reply->total_rounds = config_.rounds;
   if (rsm_.ReadyToStart()) loop_->Post([this] { MaybeStartFirstRound(); });
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
   return Status::OK();
 }
 
 Status RoundFlow::Poll(const std::string& site, const std::string& session_id, int wait_ms,
                        SiteTask* task) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, session_id); !s.ok()) return s;
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(std::clamp(wait_ms, 0, 30000));
   SiteAction action = ActionForLocked(site);
   while (action == SiteAction::kWait && !stopping_) {
-    if (cv_.wait_until(lock, until) == std::cv_status::timeout) break;
+    if (!cv_.WaitUntil(until)) break;
     action = ActionForLocked(site);
   }
   if (stopping_) return Status::Unavailable("the coordinator is shutting down");
@@ -257,7 +257,7 @@ SiteAction RoundFlow::ActionForLocked(const std::string& site) const {
 }
 
 void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task) {
-  const auto fill_model = [&] {
+  const auto fill_model = [&]() REQUIRES(mu_) {
     task->round = rsm_.round();
     task->model = ModelRef{global_->version, global_->sha256,
                            static_cast<int64_t>(global_->bytes.size())};
@@ -298,7 +298,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
           "the federation completed its " + std::to_string(config_.rounds) + " rounds";
       told_finish_.insert(site);
       if (told_finish_.size() >= std::max(told_finish_needed_, rsm_.sites().size())) {
-        PostLocked([this] { ShutdownLocked(); });
+        PostLocked([this]() REQUIRES(mu_) { ShutdownLocked(); });
       }
       break;
   }
@@ -306,7 +306,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
 
 Status RoundFlow::GetModel(const std::string& site, const std::string& session_id, int version,
                            std::shared_ptr<const EncodedModel>* model) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, session_id); !s.ok()) return s;
   if (version != global_->version) {
     return Status::FailedPrecondition("global model version " + std::to_string(version) +
@@ -318,7 +318,7 @@ Status RoundFlow::GetModel(const std::string& site, const std::string& session_i
 }
 
 Status RoundFlow::CheckUpdate(const std::string& site, const UpdateHeader& header) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
   Status s = CheckUpdateHeader(site, header, ExpectationLocked(site));
   if (s.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, s);
@@ -332,7 +332,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
   const std::string what = "update from " + site + " for round " + std::to_string(header.info.round);
   UpdateExpectation expected;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
     expected = ExpectationLocked(site);
   }
@@ -346,12 +346,12 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     Status s = NormBoundFor(site, header, expected, &bound);
     if (s.ok()) s = DecodeUpdate(site, header, bytes, model_.initial_state, bound, &delta, &norm);
     if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       NoteInvalidUpdateLocked(site, s);
       return s;
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
   if (Status s = CheckUpdateHeader(site, header, ExpectationLocked(site)); !s.ok()) return s;
   if (header.info.base_version != expected.model_version) {
@@ -376,7 +376,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     log_->info("round {}: masked input from {} accepted ({:.1f} MB) - {}/{}", rsm_.round(), site,
                static_cast<double>(bytes.size()) / 1e6, rsm_.contributed().size(),
                rsm_.selected().size());
-    PostLocked([this] { MaybeEndTrainingLocked(); });
+    PostLocked([this]() REQUIRES(mu_) { MaybeEndTrainingLocked(); });
     WriteStatusLocked();
     return Status::OK();
   }
@@ -400,7 +400,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
       error = e.what();
     }
     loop_->Post([this, what, error = std::move(error)] {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       --pending_adds_;
       if (!error.empty()) {
         FailLocked("the " + strategy_->name() + " strategy refused the " + what +
@@ -426,7 +426,7 @@ void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHe
 }
 
 Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationReport& report) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, report.session_id); !s.ok()) return s;
   if (eval_closed_) {
     return Status::FailedPrecondition("evaluation of round " + std::to_string(report.round) +
@@ -439,13 +439,13 @@ Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationRepo
   }
   if (Status s = rsm_.AcceptEvaluation(site, report.round); !s.ok()) return s;
   record_.sites[site] = report.metrics;
-  PostLocked([this] { MaybeFinishRoundLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeFinishRoundLocked(); });
   WriteStatusLocked();
   return Status::OK();
 }
 
 Status RoundFlow::DeclineTask(const std::string& site, const DeclineRequest& request) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, request.session_id); !s.ok()) return s;
   if (training_closed_) {
     return Status::FailedPrecondition("round " + std::to_string(request.round) +
@@ -456,13 +456,13 @@ Status RoundFlow::DeclineTask(const std::string& site, const DeclineRequest& req
   if (request.privacy) NotePrivacyLocked(site, *request.privacy, /*declined=*/true);
   log_->warn("round {}: {} declined: {} - {}/{} answered", rsm_.round(), site, request.reason,
              rsm_.contributed().size() + rsm_.declined().size(), rsm_.selected().size());
-  PostLocked([this] { MaybeEndTrainingLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeEndTrainingLocked(); });
   WriteStatusLocked();
   return Status::OK();
 }
 
 Status RoundFlow::SecAggSend(const std::string& site, const SecAggMessage& m) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, m.session_id); !s.ok()) return s;
   if (!secure_ || rsm_.phase() != Phase::kTraining || m.round != rsm_.round() ||
       m.attempt != rsm_.attempt()) {
@@ -478,13 +478,13 @@ Status RoundFlow::SecAggSend(const std::string& site, const SecAggMessage& m) {
     record_.secagg_excluded[site] = excluded;
   }
   if (!s.ok()) return s;
-  PostLocked([this] { CloseSecAggStageLocked(/*timeout=*/false); });
+  PostLocked([this]() REQUIRES(mu_) { CloseSecAggStageLocked(/*timeout=*/false); });
   return Status::OK();
 }
 
 Status RoundFlow::SecAggReceive(const std::string& site, const SecAggPoll& poll,
                                 SecAggStage* reply) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (Status s = CheckSessionLocked(site, poll.session_id); !s.ok()) return s;
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(std::clamp(poll.wait_ms, 0, 30000));
@@ -499,7 +499,7 @@ Status RoundFlow::SecAggReceive(const std::string& site, const SecAggPoll& poll,
       return Status::OK();
     }
     if (secure_round_.Answer(site, poll, reply)) return Status::OK();
-    if (cv_.wait_until(lock, until) == std::cv_status::timeout) {
+    if (!cv_.WaitUntil(until)) {
       reply->status = SecAggStage::Status::kWait;
       return Status::OK();
     }
@@ -507,32 +507,32 @@ Status RoundFlow::SecAggReceive(const std::string& site, const SecAggPoll& poll,
 }
 
 void RoundFlow::RecordDownload(const std::string& site, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (rsm_.phase() == Phase::kTraining) transfer_seconds_[site] += seconds;
 }
 
 Status RoundFlow::Attend(const std::string& site, const std::string& session_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return CheckSessionLocked(site, session_id);
 }
 
 void RoundFlow::SiteGone(const std::string& site, const std::string& session_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (stopping_ || !rsm_.IsCurrentSession(site, session_id)) return;
   log_->warn("round {}: {} is gone (its session stream ended): not waiting for it, and not "
              "selecting it until it registers again",
              rsm_.round(), site);
   rsm_.Remove(site);
   if (secure_) secure_round_.MarkGone(site);
-  PostLocked([this] { CloseSecAggStageLocked(/*timeout=*/false); });
-  PostLocked([this] { MaybeEndTrainingLocked(); });
-  PostLocked([this] { MaybeFinishRoundLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { CloseSecAggStageLocked(/*timeout=*/false); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeEndTrainingLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeFinishRoundLocked(); });
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void RoundFlow::UploadFailed(const std::string& site, const Status& why) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (why.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, why);
 }
 
@@ -547,17 +547,17 @@ void RoundFlow::NoteInvalidUpdateLocked(const std::string& site, const Status& w
   log_->error("round {}: {} is excluded from the federation: {}", rsm_.round(), site, reason);
   rsm_.Exclude(site);
   report_->AppendExcluded(site, rsm_.round(), reason);
-  PostLocked([this] { MaybeEndTrainingLocked(); });
-  PostLocked([this] { MaybeFinishRoundLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeEndTrainingLocked(); });
+  PostLocked([this]() REQUIRES(mu_) { MaybeFinishRoundLocked(); });
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 // ---- helpers ----
 
 void RoundFlow::PostLocked(std::function<void()> step) {
   loop_->Post([this, step = std::move(step)] {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     step();
   });
 }

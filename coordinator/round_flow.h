@@ -18,15 +18,15 @@
 //                               (round_report.h)
 //   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
 //
-// Thread-safety: every method may be called from any thread; all state is guarded by mu_.
+// Thread-safety: every method may be called from any thread; the state is guarded by mu_ (each
+// member says so: clang's analysis checks it, scripts/thread_safety.sh), and methods named
+// ...Locked require it held.
 // Handlers never block on compute: they record, then post what follows to the control thread.
 #ifndef FEDMED_COORDINATOR_ROUND_FLOW_H_
 #define FEDMED_COORDINATOR_ROUND_FLOW_H_
 
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -34,6 +34,7 @@
 
 #include "common/audit/privacy_log.h"
 #include "common/config/coordinator_config.h"
+#include "common/util/mutex.h"
 #include "coordinator/checkpoint_store.h"
 #include "coordinator/event_loop.h"
 #include "coordinator/federation_model.h"
@@ -105,45 +106,48 @@ class RoundFlow final : public SiteHandler {
 
   // round_flow.cc: requests
   // Runs `step` on the control thread, later, under mu_.
-  void PostLocked(std::function<void()> step);
-  void ResumeLocked();
-  void InstallGlobalLocked(ModelState state, int version);
-  SiteAction ActionForLocked(const std::string& site) const;
-  void FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task);
-  Status CheckSessionLocked(const std::string& site, const std::string& session) const;
-  UpdateExpectation ExpectationLocked(const std::string& site) const;
+  void PostLocked(std::function<void()> step) REQUIRES(mu_);
+  void ResumeLocked() REQUIRES(mu_);
+  void InstallGlobalLocked(ModelState state, int version) REQUIRES(mu_);
+  SiteAction ActionForLocked(const std::string& site) const REQUIRES(mu_);
+  void FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task) REQUIRES(mu_);
+  Status CheckSessionLocked(const std::string& site, const std::string& session) const
+      REQUIRES(mu_);
+  UpdateExpectation ExpectationLocked(const std::string& site) const REQUIRES(mu_);
   // A refused update of `site` (INVALID_ARGUMENT: malformed, not finite, above the norm bound,
   // a bad header): after [federation] max_invalid_updates in a row, the site is excluded.
-  void NoteInvalidUpdateLocked(const std::string& site, const Status& why);
+  void NoteInvalidUpdateLocked(const std::string& site, const Status& why) REQUIRES(mu_);
   void RecordContributionLocked(const std::string& site, const UpdateHeader& header,
-                                double transfer_seconds);
-  void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined);
-  void WriteStatusLocked();
+                                double transfer_seconds) REQUIRES(mu_);
+  void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined)
+      REQUIRES(mu_);
+  void WriteStatusLocked() REQUIRES(mu_);
 
   // round_stages.cc: the round's stages, on the control thread
   void MaybeStartFirstRound();
-  void StartRoundLocked(bool retry);
-  void ArmDeadlineLocked();
-  double SecondsLeftLocked() const;
-  void MaybeEndTrainingLocked();
-  void RetryOrFailLocked();
-  void FinishAggregationLocked(int round, ModelState next, const std::string& error);
+  void StartRoundLocked(bool retry) REQUIRES(mu_);
+  void ArmDeadlineLocked() REQUIRES(mu_);
+  double SecondsLeftLocked() const REQUIRES(mu_);
+  void MaybeEndTrainingLocked() REQUIRES(mu_);
+  void RetryOrFailLocked() REQUIRES(mu_);
+  void FinishAggregationLocked(int round, ModelState next, const std::string& error)
+      REQUIRES(mu_);
   // Discards the attempt's aggregate (not finite, or its evaluation failed): the global model and
   // the strategy's state go back to what they were before aggregation, and the round is tried
   // again.
-  void DiscardAggregateLocked(const std::string& why);
-  void StartSecureAttemptLocked();
-  void ArmSecAggTimerLocked(std::function<void()> on_timeout);
-  void CloseSecAggStageLocked(bool timeout);
-  void MaybeEndSecureTrainingLocked();
-  void StartUnmaskLocked();
-  void SecAggFailLocked(const std::string& why);
-  void StartEvaluationLocked();
-  void MaybeFinishRoundLocked();
-  void FinishRoundLocked();
-  void ExportFinalModelLocked();
-  void FailLocked(const std::string& why);
-  void ShutdownLocked();
+  void DiscardAggregateLocked(const std::string& why) REQUIRES(mu_);
+  void StartSecureAttemptLocked() REQUIRES(mu_);
+  void ArmSecAggTimerLocked(std::function<void()> on_timeout) REQUIRES(mu_);
+  void CloseSecAggStageLocked(bool timeout) REQUIRES(mu_);
+  void MaybeEndSecureTrainingLocked() REQUIRES(mu_);
+  void StartUnmaskLocked() REQUIRES(mu_);
+  void SecAggFailLocked(const std::string& why) REQUIRES(mu_);
+  void StartEvaluationLocked() REQUIRES(mu_);
+  void MaybeFinishRoundLocked() REQUIRES(mu_);
+  void FinishRoundLocked() REQUIRES(mu_);
+  void ExportFinalModelLocked() REQUIRES(mu_);
+  void FailLocked(const std::string& why) REQUIRES(mu_);
+  void ShutdownLocked() REQUIRES(mu_);
 
   // The global model and strategy state before the attempt's aggregation (for
   // DiscardAggregateLocked); set while aggregating and evaluating.
@@ -163,47 +167,53 @@ class RoundFlow final : public SiteHandler {
   const bool secure_;
   std::unique_ptr<EventLoop::Timer> deadline_, registration_timer_, retry_timer_, secagg_timer_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // signalled when a poll's answer may have changed
+  mutable Mutex mu_;
+  CondVar cv_{&mu_};  // signalled when a poll's answer may have changed
   // Everything below is guarded by mu_.
-  RoundStateMachine rsm_;
-  std::unique_ptr<RoundReport> report_;
-  ModelState global_state_;
-  std::shared_ptr<const EncodedModel> global_;
-  double global_norm_ = 0;  // L2 norm of global_state_
-  std::optional<BeforeAggregation> before_aggregation_;
-  std::map<std::string, int> invalid_streak_;  // refused updates in a row, per site
+  RoundStateMachine rsm_ GUARDED_BY(mu_);
+  std::unique_ptr<RoundReport> report_ GUARDED_BY(mu_);
+  ModelState global_state_ GUARDED_BY(mu_);
+  std::shared_ptr<const EncodedModel> global_ GUARDED_BY(mu_);
+  double global_norm_ GUARDED_BY(mu_) = 0;  // L2 norm of global_state_
+  std::optional<BeforeAggregation> before_aggregation_ GUARDED_BY(mu_);
+  std::map<std::string, int> invalid_streak_ GUARDED_BY(mu_);  // refused updates in a row
   // AddUpdate runs on the compute pool (thread-safe); AggregateFit there while aggregating_ (no
   // AddUpdate pending then); ConfigureFit, BeginRound, SaveState on the control thread.
+  // Set once in the constructor (so not guarded); the strategy guards its own AddUpdate.
   std::unique_ptr<Strategy> strategy_;
-  FitInstructions fit_;  // this round's ConfigureFit: proximal_mu for the sites
-  SecureRound secure_round_;
-  std::vector<std::string> secagg_contributors_;
-  RoundRecord record_;
-  std::optional<RoundRecord> last_record_;
-  std::map<std::string, SitePrivacyReport> site_privacy_;  // latest report per site
-  std::map<std::string, LogAnchor> log_heads_;  // site -> its log entry for its last update
-  std::map<std::string, double> transfer_seconds_;
-  double loss_weighted_sum_ = 0;
-  double site_train_seconds_sum_ = 0;
-  int pending_adds_ = 0;
-  bool aggregating_ = false;
-  bool training_closed_ = false;
-  bool eval_closed_ = false;
-  bool central_eval_done_ = false;
-  bool stopping_ = false;
-  bool shutting_down_ = false;
-  int exit_code_ = 0;
-  int port_ = 0;
-  std::set<std::string> told_finish_;
+  FitInstructions fit_ GUARDED_BY(mu_);  // this round's ConfigureFit: proximal_mu for the sites
+  SecureRound secure_round_ GUARDED_BY(mu_);
+  std::vector<std::string> secagg_contributors_ GUARDED_BY(mu_);
+  RoundRecord record_ GUARDED_BY(mu_);
+  std::optional<RoundRecord> last_record_ GUARDED_BY(mu_);
+  // The latest privacy report of each site.
+  std::map<std::string, SitePrivacyReport> site_privacy_ GUARDED_BY(mu_);
+  // Site -> its privacy-log entry for its last update.
+  std::map<std::string, LogAnchor> log_heads_ GUARDED_BY(mu_);
+  std::map<std::string, double> transfer_seconds_ GUARDED_BY(mu_);
+  double loss_weighted_sum_ GUARDED_BY(mu_) = 0;
+  double site_train_seconds_sum_ GUARDED_BY(mu_) = 0;
+  int pending_adds_ GUARDED_BY(mu_) = 0;
+  bool aggregating_ GUARDED_BY(mu_) = false;
+  bool training_closed_ GUARDED_BY(mu_) = false;
+  bool eval_closed_ GUARDED_BY(mu_) = false;
+  bool central_eval_done_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool shutting_down_ GUARDED_BY(mu_) = false;
+  int exit_code_ GUARDED_BY(mu_) = 0;
+  int port_ GUARDED_BY(mu_) = 0;
+  std::set<std::string> told_finish_ GUARDED_BY(mu_);
   // After a restart that finds every round done: the sites to tell before stopping (all
   // allowed sites), within kResumedFinishGraceSeconds.
-  size_t told_finish_needed_ = 0;
+  size_t told_finish_needed_ GUARDED_BY(mu_) = 0;
   static constexpr int kResumedFinishGraceSeconds = 60;
-  Clock::time_point round_start_, training_end_, eval_start_, phase_deadline_;
+  Clock::time_point round_start_ GUARDED_BY(mu_);
+  Clock::time_point training_end_ GUARDED_BY(mu_);
+  Clock::time_point eval_start_ GUARDED_BY(mu_);
+  Clock::time_point phase_deadline_ GUARDED_BY(mu_);
   // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
   static constexpr int kMaxAllDeclinedAttempts = 5;
-  int all_declined_attempts_ = 0;
+  int all_declined_attempts_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace fedmed

@@ -21,7 +21,7 @@ double Seconds(EventLoop::Clock::duration d) { return std::chrono::duration<doub
 }  // namespace
 
 void RoundFlow::MaybeStartFirstRound() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!rsm_.ReadyToStart() || stopping_) return;
   registration_timer_->Cancel();
   StartRoundLocked(/*retry=*/false);
@@ -63,7 +63,7 @@ void RoundFlow::StartRoundLocked(bool retry) {
   ArmDeadlineLocked();
   if (secure_) StartSecureAttemptLocked();
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void RoundFlow::ArmDeadlineLocked() {
@@ -71,7 +71,7 @@ void RoundFlow::ArmDeadlineLocked() {
   const Phase phase = rsm_.phase();
   const int round = rsm_.round(), attempt = rsm_.attempt();
   deadline_->Arm(phase_deadline_, [this, phase, round, attempt] {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (rsm_.phase() != phase || rsm_.round() != round || rsm_.attempt() != attempt) return;
     if (phase == Phase::kTraining && !training_closed_) {
       log_->warn("round {}: deadline of {} s passed with {}/{} updates", round,
@@ -110,17 +110,16 @@ void RoundFlow::MaybeEndTrainingLocked() {
   aggregating_ = true;
   before_aggregation_ = BeforeAggregation{global_state_, global_->version, strategy_->SaveState()};
   const int round = rsm_.round();
-  loop_->PostWork([this, round] {
-    // global_state_ changes only on the control thread, and not while aggregating_.
+  loop_->PostWork([this, round, base = global_state_] {
     ModelState next;
     std::string error;
     try {
-      next = strategy_->AggregateFit(global_state_);
+      next = strategy_->AggregateFit(base);
     } catch (const std::exception& e) {
       error = e.what();
     }
     loop_->Post([this, round, next = std::move(next), error = std::move(error)]() mutable {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       FinishAggregationLocked(round, std::move(next), error);
     });
   });
@@ -150,7 +149,7 @@ void RoundFlow::RetryOrFailLocked() {
   }
   const int round = rsm_.round(), attempt = rsm_.attempt();
   retry_timer_->Arm(loop_->Now() + std::chrono::seconds(1), [this, round, attempt] {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_ || rsm_.round() != round || rsm_.attempt() != attempt) return;
     StartRoundLocked(/*retry=*/true);
   });
@@ -204,7 +203,7 @@ void RoundFlow::StartSecureAttemptLocked() {
   if (!cannot.empty()) {
     log_->error("round {}: secure aggregation cannot run with {}; retrying in {} s", rsm_.round(),
                 cannot, config_.secure_aggregation.stage_timeout_seconds);
-    ArmSecAggTimerLocked([this, cannot] { SecAggFailLocked(cannot); });
+    ArmSecAggTimerLocked([this, cannot]() REQUIRES(mu_) { SecAggFailLocked(cannot); });
     return;
   }
   const SecAggRoundConfig& c = *secure_round_.config();
@@ -214,7 +213,7 @@ void RoundFlow::StartSecureAttemptLocked() {
                                     " neighbours (SecAgg+)"
                               : std::string(),
              c.weight_normalizer);
-  ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(/*timeout=*/true); });
+  ArmSecAggTimerLocked([this]() REQUIRES(mu_) { CloseSecAggStageLocked(/*timeout=*/true); });
 }
 
 // Runs `on_timeout` (under mu_) after the stage timeout, unless the attempt or stage changed.
@@ -225,7 +224,7 @@ void RoundFlow::ArmSecAggTimerLocked(std::function<void()> on_timeout) {
   secagg_timer_->Arm(
       loop_->Now() + SecondsToDuration(config_.secure_aggregation.stage_timeout_seconds),
       [this, round, attempt, stage, active, on_timeout = std::move(on_timeout)] {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (rsm_.phase() != Phase::kTraining || rsm_.round() != round ||
             rsm_.attempt() != attempt || secure_round_.active() != active ||
             secure_round_.stage() != stage) {
@@ -246,7 +245,7 @@ void RoundFlow::CloseSecAggStageLocked(bool timeout) {
       case SecureRound::Step::kKeysClosed:
         log_->info("round {}: secure aggregation: keys of {} sites advertised{}", round,
                    secure_round_.config()->participants.size(), timeout ? " (timeout)" : "");
-        ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
+        ArmSecAggTimerLocked([this]() REQUIRES(mu_) { CloseSecAggStageLocked(true); });
         break;
       case SecureRound::Step::kSharesClosed:
         log_->info("round {}: secure aggregation: key shares exchanged{}", round,
@@ -261,7 +260,7 @@ void RoundFlow::CloseSecAggStageLocked(bool timeout) {
     SecAggFailLocked(e.what());
     return;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 // Stage 2 ends (every member of U2 sent its masked input, or the round deadline passed).
@@ -296,8 +295,8 @@ void RoundFlow::MaybeEndSecureTrainingLocked() {
   }
   log_->info("round {}: secure aggregation: {} masked inputs; asking the survivors to unmask",
              rsm_.round(), survivors);
-  ArmSecAggTimerLocked([this] { CloseSecAggStageLocked(true); });
-  cv_.notify_all();
+  ArmSecAggTimerLocked([this]() REQUIRES(mu_) { CloseSecAggStageLocked(true); });
+  cv_.SignalAll();
 }
 
 // Unmasks on the pool (the PRG expansions are the costly part) and aggregates the sum.
@@ -307,17 +306,17 @@ void RoundFlow::StartUnmaskLocked() {
   before_aggregation_ = BeforeAggregation{global_state_, global_->version, strategy_->SaveState()};
   std::shared_ptr<SecAggServer> server = secure_round_.TakeServer();
   const int round = rsm_.round();
-  loop_->PostWork([this, server, round] {
+  loop_->PostWork([this, server, round, base = global_state_] {
     ModelState next;
     std::string error, aborted;
     std::vector<std::string> contributors;
     try {
-      SecureRound::Result sum = SecureRound::Unmask(*server, global_state_);
+      SecureRound::Result sum = SecureRound::Unmask(*server, base);
       contributors = sum.contributors;
       // The strategy sees one update: the exact weighted mean with weight N (strategy.h).
       strategy_->AddUpdate("secure aggregate of " + std::to_string(contributors.size()) + " sites",
                            sum.mean, sum.total_samples);
-      next = strategy_->AggregateFit(global_state_);
+      next = strategy_->AggregateFit(base);
     } catch (const SecAggAborted& e) {
       aborted = e.what();
     } catch (const std::exception& e) {
@@ -325,7 +324,7 @@ void RoundFlow::StartUnmaskLocked() {
     }
     loop_->Post([this, round, next = std::move(next), error = std::move(error),
                  aborted = std::move(aborted), contributors = std::move(contributors)]() mutable {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       if (!aborted.empty()) {
         aggregating_ = false;
         SecAggFailLocked(aborted);
@@ -367,7 +366,7 @@ void RoundFlow::StartEvaluationLocked() {
         error = e.what();
       }
       loop_->Post([this, round, attempt, m = std::move(m), error = std::move(error)] {
-        std::lock_guard<std::mutex> lock(mu_);
+        MutexLock lock(&mu_);
         if (rsm_.phase() != Phase::kEvaluating || rsm_.round() != round ||
             rsm_.attempt() != attempt) {
           return;
@@ -384,7 +383,7 @@ void RoundFlow::StartEvaluationLocked() {
   }
   ArmDeadlineLocked();
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
   MaybeFinishRoundLocked();
 }
 
@@ -460,10 +459,10 @@ void RoundFlow::FinishRoundLocked() {
   log_->info("federation finished after {} rounds; telling sites to stop", config_.rounds);
   ExportFinalModelLocked();
   WriteStatusLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
   // Sites learn it at their next poll; stop at the latest after a grace period.
   deadline_->Arm(loop_->Now() + std::chrono::seconds(15), [this] {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     ShutdownLocked();
   });
   if (told_finish_.size() >= rsm_.sites().size()) ShutdownLocked();
@@ -499,7 +498,7 @@ void RoundFlow::ShutdownLocked() {
   shutting_down_ = true;
   report_->AppendStop(rsm_.phase() == Phase::kFinished, last_record_ ? last_record_->round : 0);
   stopping_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
   deadline_->Cancel();
   registration_timer_->Cancel();
   retry_timer_->Cancel();
