@@ -11,6 +11,9 @@
 #include "coordinator/event_loop.h"
 #include "coordinator/round_flow.h"
 #include "coordinator/service.h"
+#include "coordinator/status/status_board.h"
+#include "coordinator/status/status_server.h"
+#include "coordinator/status/status_token.h"
 
 namespace fedmed {
 
@@ -24,6 +27,8 @@ class Coordinator::Impl {
     FederationModel model =
         LoadFederationModel(config, options.data_root, std::move(options.initial_model),
                             options.custom_model, *log_);
+    // The status server's token is read now, so that a bad [status] fails at start.
+    if (!config.status.listen.empty()) status_token_ = ReadStatusTokenFile(config.status.token_file);
     config_ = config;
     flow_ = std::make_unique<RoundFlow>(std::move(config), std::move(model), ca_pem_, &loop_, log_);
   }
@@ -33,9 +38,18 @@ class Coordinator::Impl {
   }
 
   int Start() {
-    server_ = std::make_unique<FederationServer>(flow_.get(), config_.listen_address, config_.tls,
+    SiteHandler* handler = flow_.get();
+    if (!config_.status.listen.empty()) {
+      // The board sees every call on its way to the round flow (status/status_board.h).
+      board_ = std::make_unique<StatusBoard>(
+          flow_.get(), [flow = flow_.get()] { return flow->Snapshot(); },
+          config_.output_dir + "/metrics.jsonl", config_.allowed_sites);
+      handler = board_.get();
+    }
+    server_ = std::make_unique<FederationServer>(handler, config_.listen_address, config_.tls,
                                                  ca_pem_, config_.allowed_sites,
                                                  ServiceLimits{config_.upload_idle_seconds}, log_);
+    if (board_) StartStatusServer();
     flow_->Begin(server_->port());
     return server_->port();
   }
@@ -56,15 +70,36 @@ class Coordinator::Impl {
   }
 
   RoundFlow& flow() { return *flow_; }
+  std::string StatusUrl() const { return status_server_ ? status_server_->url() : ""; }
 
  private:
+  // [status]: serves the page and writes its URL (without the token) to
+  // output_dir/status_url.txt, for scripts and the simulator.
+  void StartStatusServer() {
+    StatusServerOptions options;
+    options.listen = config_.status.listen;
+    options.token = status_token_;
+    options.tls = config_.status.tls;
+    options.cert_file = config_.tls.cert;
+    options.key_file = config_.tls.key;
+    status_server_ = std::make_unique<StatusServer>(
+        options, [board = board_.get()] { return board->View(); }, log_);
+    log_->info("status page: {} (open it with ?token=<the token in {}>)", status_server_->url(),
+               config_.status.token_file);
+    WriteFileAtomically(config_.output_dir + "/status_url.txt", status_server_->url() + "\n",
+                        "status_url.txt");
+  }
+
   const bool handle_signals_;
   CoordinatorConfig config_;
   std::shared_ptr<spdlog::logger> log_;
   std::string ca_pem_;
   AsioEventLoop loop_;              // outlives flow_ (its timers) and server_ (its handlers)
   std::unique_ptr<RoundFlow> flow_;
+  std::string status_token_;
+  std::unique_ptr<StatusBoard> board_;  // with [status] listen: wraps flow_ for server_
   std::unique_ptr<FederationServer> server_;
+  std::unique_ptr<StatusServer> status_server_;  // reads board_; destroyed first
 };
 
 Coordinator::Coordinator(CoordinatorConfig config, Options options)
@@ -74,5 +109,6 @@ int Coordinator::Start() { return impl_->Start(); }
 int Coordinator::Run() { return impl_->Run(); }
 void Coordinator::Stop() { impl_->flow().Stop(); }
 std::string Coordinator::GlobalModelBytes() const { return impl_->flow().GlobalModelBytes(); }
+std::string Coordinator::StatusUrl() const { return impl_->StatusUrl(); }
 
 }  // namespace fedmed

@@ -12,6 +12,8 @@
 //   round_report.h       metrics.csv / metrics.jsonl, the signed audit log, status.json
 //   federation_model.h   the model and held-out set loaded at start
 //   event_loop.h         the control thread, compute pool and timers (Boost.Asio)
+//   status/status_server.h  [status]: the status page, JSON and Prometheus metrics (Boost.Beast),
+//                        from a StatusBoard (status/status_board.h) that wraps the round flow
 //   round/round_state_machine.h, strategy/strategy.h: the round's states, the aggregation
 //
 // Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json, audit_log.jsonl
@@ -75,6 +77,10 @@ class Coordinator {
 
   // The current global model's encoding (for tests).
   std::string GlobalModelBytes() const;
+
+  // With [status] listen, after Start(): the status page's URL, "http://127.0.0.1:PORT/" (without
+  // the token; also written to output_dir/status_url.txt). "" otherwise.
+  std::string StatusUrl() const;
 
  private:
   class Impl;

@@ -44,6 +44,7 @@
 #include "coordinator/round_report.h"
 #include "coordinator/secure_round.h"
 #include "coordinator/site_handler.h"
+#include "coordinator/status/flow_snapshot.h"
 #include "coordinator/strategy/strategy.h"
 #include "coordinator/update_acceptance.h"
 
@@ -80,6 +81,9 @@ class RoundFlow final : public SiteHandler {
   std::string GlobalModelBytes() const;
   Phase phase() const;
   int round() const;
+  // A consistent copy of the federation's state for the status server (status/flow_snapshot.h);
+  // defined in status/round_flow_snapshot.cc. Never throws.
+  FlowSnapshot Snapshot() const;
 
   // ---- SiteHandler ----
   Status Register(const std::string& site, const RegistrationInfo& request,

@@ -56,6 +56,11 @@ RoundStatus ParseRound(const nlohmann::json& j) {
     r.evaluation_seconds = Num(*s, "evaluation");
     r.checkpoint_seconds = Num(*s, "checkpoint");
   }
+  if (const auto n = j.find("update_norm"); n != j.end() && n->is_object()) {
+    for (const auto& [site, norm] : n->items()) {
+      if (norm.is_number()) r.update_norm[site] = norm.get<double>();
+    }
+  }
   if (const auto c = j.find("contributors"); c != j.end() && c->is_array()) {
     for (const auto& name : *c) {
       if (name.is_string()) r.contributors.push_back(name.get<std::string>());
@@ -219,8 +224,16 @@ StatusView StatusBoard::View() const {
         s.delta = r->privacy->delta;
       }
     }
+    // This round's norm when its update is in, else the one of its latest completed round.
     if (const auto norm = f.update_norm.find(name); norm != f.update_norm.end()) {
       s.last_update_norm = norm->second;
+    } else {
+      for (auto round = v.rounds.rbegin(); round != v.rounds.rend(); ++round) {
+        if (const auto n = round->update_norm.find(name); n != round->update_norm.end()) {
+          s.last_update_norm = n->second;
+          break;
+        }
+      }
     }
     v.sites.push_back(std::move(s));
   }

@@ -70,6 +70,7 @@ struct RoundStatus {
   double round_seconds = 0, training_seconds = 0, aggregation_seconds = 0,
          evaluation_seconds = 0, checkpoint_seconds = 0;
   std::vector<std::string> contributors;
+  std::map<std::string, double> update_norm;  // plain rounds: each contributor's update's L2 norm
 };
 
 // Everything the page, the JSON API and /metrics show, at one instant.

@@ -123,7 +123,7 @@ class StatusServerTest : public ::testing::Test {
     std::ofstream(metrics_)
         << R"({"round":1,"attempt":1,"unix_time":1700000000,"seconds":{"round":12.5,)"
            R"("training":10,"aggregation":0.5,"evaluation":1.5,"checkpoint":0.5},)"
-           R"("contributors":["site-1","site-2"],"train_loss":0.4,)"
+           R"("contributors":["site-1","site-2"],"train_loss":0.4,"update_norm":{"site-2":2.5},)"
            R"("global":{"auc":0.91,"accuracy":0.85,"loss":0.35},"federated":null})"
         << "\n";
     board_ = std::make_unique<StatusBoard>(
@@ -182,6 +182,7 @@ TEST_F(StatusServerTest, BearerTokenGivesThePageAndJson) {
   EXPECT_EQ(j["sites"][0]["state"], "registered");  // its update is in
   EXPECT_EQ(j["sites"][0]["last_update_norm"], 1.5);
   EXPECT_EQ(j["sites"][1]["state"], "training");
+  EXPECT_EQ(j["sites"][1]["last_update_norm"], 2.5);  // from round 1's row
   EXPECT_EQ(j["sites"][2]["state"], "not_registered");
   EXPECT_TRUE(j["sites"][2]["last_seen_unix"].is_null());
   ASSERT_EQ(j["rounds"].size(), 1u);

@@ -12,6 +12,7 @@
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
+#include "coordinator/status/status_token.h"
 
 namespace fedmed {
 
@@ -168,6 +169,8 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
   }
   if (listen_host.find(':') != std::string::npos) listen_host = "[" + listen_host + "]";
   coordinator.listen_address = listen_host + ":" + std::to_string(port);
+  // The status page's token (written below); [status] listen stays as the template has it.
+  if (coordinator.status.token_file.empty()) coordinator.status.token_file = kStatusTokenFile;
   ValidateCoordinatorConfig(coordinator);
 
   const int num_sites = static_cast<int>(options.site_names.size());
@@ -211,6 +214,8 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
       IssueAudit(ca, coordinator_request.common_name, options.validity_days), ca.cert_pem,
       "coordinator.toml", RenderCoordinatorConfig(coordinator));
   result.coordinator_config = coordinator.config_path;
+  result.status_token_file = (coordinator_dir / kStatusTokenFile).string();
+  WriteStatusTokenFile(result.status_token_file);
   for (const SiteConfig& site : sites) {
     result.site_audit_certs[site.name] = WriteParty(
         fs::path(site.config_path).parent_path(), site.name,

@@ -3,7 +3,8 @@
 //
 //   OUT/ca/ca.pem, ca.key            the federation CA; ca.key (0600) never leaves this machine
 //   OUT/coordinator/ca.pem, coordinator.pem, coordinator.key, coordinator.toml,
-//                   audit.pem, audit.key
+//                   audit.pem, audit.key, status.token (0600: the status page's token,
+//                   [status] token_file; the page itself is off until [status] listen is set)
 //   OUT/sites/<name>/ca.pem, <name>.pem, <name>.key, site.toml, audit.pem, audit.key
 //
 // Copy OUT/coordinator/ to the coordinator and OUT/sites/<name>/ to hospital <name>; the configs
@@ -32,6 +33,8 @@ namespace fedmed {
 
 // PneumoniaMNIST (MedMNIST v2), relative to the data root (common/util/data_path.h).
 inline constexpr const char* kDefaultDataFile = "medmnist/pneumoniamnist.npz";
+// The status page's token file beside coordinator.toml (coordinator/status/status_token.h).
+inline constexpr const char* kStatusTokenFile = "status.token";
 
 struct ProvisionOptions {
   std::string out_dir;                  // new or empty directory
@@ -61,6 +64,7 @@ struct ProvisionResult {
   std::string ca_cert;                             // paths, under out_dir
   std::string ca_key;
   std::string coordinator_config;                  // "" if AddSite found none
+  std::string status_token_file;                   // ProvisionFederation: status.token
   std::map<std::string, std::string> site_configs;  // site name -> site.toml
   // AddSite only: the [tls] allowed_sites line coordinator.toml needs for the new site to join
   // (its current allow-list plus the new name); "" when out_dir has no coordinator.toml.

@@ -1,0 +1,63 @@
+// RoundFlow::Snapshot (round_flow.h): the round flow's state for the status server, copied under
+// its mutex. Kept beside the status server, which is its only reader.
+#include <algorithm>
+#include <chrono>
+
+#include "coordinator/round_flow.h"
+#include "coordinator/status/flow_snapshot.h"
+
+namespace fedmed {
+
+namespace {
+
+const char* SecAggStageName(SecAggServer::Stage stage) {
+  switch (stage) {
+    case SecAggServer::Stage::kKeys: return "keys";
+    case SecAggServer::Stage::kShares: return "shares";
+    case SecAggServer::Stage::kMaskedInput: return "masked_input";
+    case SecAggServer::Stage::kUnmasking: return "unmasking";
+    case SecAggServer::Stage::kDone: return "done";
+  }
+  return "";
+}
+
+}  // namespace
+
+FlowSnapshot RoundFlow::Snapshot() const {
+  MutexLock lock(&mu_);
+  FlowSnapshot s;
+  s.federation = config_.federation;
+  s.phase = shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped"
+                                                               : PhaseName(rsm_.phase());
+  s.round = rsm_.round();
+  s.attempt = rsm_.attempt();
+  s.total_rounds = config_.rounds;
+  s.sites_to_start = rsm_.sites_to_start();
+  for (const auto& [name, site] : rsm_.sites()) s.registered.insert(name);
+  s.excluded = rsm_.excluded();
+  s.selected = rsm_.selected();
+  s.contributed = rsm_.contributed();
+  s.declined = rsm_.declined();
+  s.evaluated = rsm_.evaluated();
+  if (rsm_.phase() == Phase::kEvaluating) {
+    for (const auto& [name, site] : rsm_.sites()) {
+      if (rsm_.ActionFor(name) == SiteAction::kEvaluate) s.evaluating.insert(name);
+    }
+  }
+  s.update_norm = record_.update_norm;
+  s.secure = secure_;
+  if (secure_ && rsm_.phase() == Phase::kTraining && secure_round_.active()) {
+    s.secagg_stage = SecAggStageName(secure_round_.stage());
+  }
+  const auto now = loop_->Now();
+  if (rsm_.round() > 0 && rsm_.phase() != Phase::kFinished) {
+    s.round_elapsed_seconds = std::chrono::duration<double>(now - round_start_).count();
+  }
+  if (rsm_.phase() == Phase::kTraining || rsm_.phase() == Phase::kEvaluating) {
+    s.phase_seconds_left =
+        std::max(0.0, std::chrono::duration<double>(phase_deadline_ - now).count());
+  }
+  return s;
+}
+
+}  // namespace fedmed
