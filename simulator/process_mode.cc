@@ -49,6 +49,13 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const PreparedRun& p,
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 
+  if (config.status) {
+    const std::string url = StatusPageUrl(p);
+    progress << (url.empty() ? "status page: the coordinator wrote no status_url.txt (see its log)"
+                             : "status page: " + url)
+             << std::endl;
+  }
+
   std::vector<std::unique_ptr<ChildProcess>> sites;
   for (int k = 1; k <= config.sites; ++k) {
     const std::string name = "site-" + std::to_string(k);

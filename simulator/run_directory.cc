@@ -1,7 +1,10 @@
 #include "simulator/run_directory.h"
 
+#include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <string>
+#include <thread>
 
 #include "common/util/data_path.h"
 #include "common/util/file_io.h"
@@ -58,8 +61,27 @@ PreparedRun PrepareRun(const SimulationConfig& config, const std::string& data_r
   provision.site_template.give_up_after_seconds = 120;
   provision.site_template.privacy = config.privacy;
   provision.site_template.model.torchscript_path = config.coordinator.torchscript_path;
+  if (config.status) provision.coordinator_template.status.listen = "127.0.0.1:0";
   p.provisioned = ProvisionFederation(provision);
   return p;
+}
+
+std::string StatusPageUrl(const PreparedRun& p, double timeout_seconds) {
+  const fs::path url_file = p.run_dir / "coordinator" / "status_url.txt";
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration<double>(timeout_seconds);
+  while (!fs::exists(url_file) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!fs::exists(url_file)) return "";
+  std::string url = ReadFile(url_file.string(), "status_url.txt");
+  std::string token = ReadFile(p.provisioned.status_token_file, "status token");
+  const auto trim = [](std::string* s) {
+    while (!s->empty() && (s->back() == '\n' || s->back() == ' ')) s->pop_back();
+  };
+  trim(&url);
+  trim(&token);
+  return url + "?token=" + token;
 }
 
 SiteConfig SiteConfigFor(const SimulationConfig& config, const PreparedRun& p, int k, int port) {

@@ -41,6 +41,11 @@ struct PreparedRun {
 // and std::filesystem::filesystem_error if the directory cannot be created.
 PreparedRun PrepareRun(const SimulationConfig& config, const std::string& data_root);
 
+// With config.status: the status page's URL with its token ("http://127.0.0.1:PORT/?token=..."),
+// once the coordinator has written output_dir/status_url.txt (waits up to `timeout_seconds`;
+// "" when it has not). Throws Error when the file or the token file cannot be read.
+std::string StatusPageUrl(const PreparedRun& run, double timeout_seconds = 10);
+
 // The local time as YYYYmmdd-HHMMSS, as run and sweep directory names end. Never throws.
 std::string LocalTimestamp();
 

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   bool baseline = false;
   bool no_baseline = false;
   bool no_plots = false;
+  bool status = false;
   bool list = false;
   std::string select_only;
   std::string select_split;
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-baseline", no_baseline, "do not train the pooled baseline ([simulation] "
                "baseline = false)")->excludes("--baseline");
   app.add_flag("--no-plots", no_plots, "do not run plot_results.py ([simulation] plots = false)");
+  app.add_flag("--status", status,
+               "serve the coordinator's status page on a free loopback port and print its URL "
+               "with the token ([simulation] status = true; docs/OPERATIONS.md)");
   app.add_option("--kill-site", kill_sites,
                  "K@R: kill site K's process during round R, after it has shared its secure "
                  "aggregation keys (process mode; repeatable), to show dropout recovery");
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
     if (baseline) config.baseline = true;
     if (no_baseline) config.baseline = false;
     if (no_plots) config.plots = false;
+    if (status) config.status = true;
     if (sites > 0) config.sites = sites;
     if (!select_split.empty()) config.select_split = select_split;
     for (const std::string& spec : kill_sites) {

@@ -155,6 +155,7 @@ SimulationConfig LoadSimulationConfig(const std::string& path) {
   file.Read("simulation", "compute_threads", &c.compute_threads);
   file.Read("simulation", "baseline", &c.baseline);
   file.Read("simulation", "plots", &c.plots);
+  file.Read("simulation", "status", &c.status);
   file.Read("simulation", "select_split", &c.select_split);
   file.Read("data", "path", &c.data_path);
   file.Read("data", "partition", &c.partition);

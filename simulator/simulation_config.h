@@ -47,6 +47,9 @@ struct SimulationConfig {
   int compute_threads = 0;
   bool baseline = false;                // also train the pooled baseline (experiment.h)
   bool plots = true;                    // run experiments/plot_results.py at the end
+  // The coordinator serves its status page (docs/OPERATIONS.md) on a free loopback port; the
+  // URL with its token is printed at start. --status.
+  bool status = false;
   // Model selection (model_selection.h): "" = none; else the held-out split ("train" | "val",
   // not [evaluation] split) on which each run's round, and the baseline's epoch, with the best
   // AUC is chosen; its metrics on [evaluation] split are reported beside the final round's.
@@ -81,7 +84,7 @@ struct SimulationConfig {
 };
 
 // Reads a simulation config: [simulation] name, sites, output_dir, mode, site_threads,
-// compute_threads, baseline, plots, select_split; [data] path, partition, alpha, seed, site_paths,
+// compute_threads, baseline, plots, status, select_split; [data] path, partition, alpha, seed, site_paths,
 // site_formats; [sweep] strategy, alpha, sites, epsilon, seed; plus the coordinator's
 // [federation], [model], [preprocessing], [training], [strategy], [evaluation] and the sites'
 // [privacy]. [model] torchscript_path and initial_weights are resolved against the config

@@ -132,6 +132,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
   auto coordinator = std::make_unique<Coordinator>(
       LoadCoordinatorConfig(p.provisioned.coordinator_config), coord_options);
   const int port = coordinator->Start();
+  if (config.status) progress << "status page: " << StatusPageUrl(p) << std::endl;
   std::atomic<bool> coord_done{false};
   int coord_status = 2;
   StackThread coord_thread(kSiteThreadStack, [&] {

@@ -205,16 +205,16 @@ std::string PrometheusText(const StatusView& v) {
         << (it == v.updates_refused.end() ? 0 : it->second) << '\n';
   }
   Family(out, "fedmed_site_epsilon_spent", "gauge",
-         "Privacy budget spent by each site (epsilon at its delta), as last reported.");
+         "Privacy budget spent by each site running DP (epsilon at its delta), as last reported.");
   for (const SiteStatus& s : v.sites) {
-    if (s.privacy_mechanism.empty()) continue;
+    if (s.privacy_mechanism.empty() || s.privacy_mechanism == "none") continue;
     out << "fedmed_site_epsilon_spent{site=\"" << Label(s.name) << "\"} "
         << Value(s.epsilon_spent) << '\n';
   }
   Family(out, "fedmed_site_epsilon_budget", "gauge",
          "Each site's privacy budget (epsilon), as last reported.");
   for (const SiteStatus& s : v.sites) {
-    if (s.privacy_mechanism.empty()) continue;
+    if (s.privacy_mechanism.empty() || s.privacy_mechanism == "none") continue;
     out << "fedmed_site_epsilon_budget{site=\"" << Label(s.name) << "\"} "
         << Value(s.epsilon_budget) << '\n';
   }
