@@ -226,6 +226,11 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
   reply->federation = config_.federation;
   reply->total_rounds = config_.rounds;
   if (rsm_.ReadyToStart()) loop_->Post([this] { MaybeStartFirstRound(); });
+  if (waiting_for_sites_) {
+    PostLocked([this]() REQUIRES(mu_) {
+      if (waiting_for_sites_ && !stopping_) StartRoundLocked(waiting_retry_);
+    });
+  }
   WriteStatusLocked();
   cv_.SignalAll();
   return Status::OK();

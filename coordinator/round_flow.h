@@ -218,6 +218,9 @@ class RoundFlow final : public SiteHandler {
   // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
   static constexpr int kMaxAllDeclinedAttempts = 5;
   int all_declined_attempts_ GUARDED_BY(mu_) = 0;
+  // A round (or another attempt of it) waits for registrations: too few sites for a quorum.
+  bool waiting_for_sites_ GUARDED_BY(mu_) = false;
+  bool waiting_retry_ GUARDED_BY(mu_) = false;  // whether it is another attempt of the round
 };
 
 }  // namespace fedmed

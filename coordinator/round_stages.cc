@@ -28,6 +28,22 @@ void RoundFlow::MaybeStartFirstRound() {
 }
 
 void RoundFlow::StartRoundLocked(bool retry) {
+  // Too few sites registered for a quorum (sites went away): no attempt starts, so none is
+  // spent waiting for its deadline with nobody to train; the next registration starts it.
+  const size_t needed = static_cast<size_t>(config_.min_sites);
+  if (rsm_.sites().size() < needed) {
+    if (!waiting_for_sites_) {
+      log_->warn("round {}: {} site(s) registered, {} needed ([federation] min_sites): waiting "
+                 "for sites before the next attempt",
+                 rsm_.round() + (retry ? 0 : 1), rsm_.sites().size(), needed);
+    }
+    waiting_for_sites_ = true;
+    waiting_retry_ = retry;
+    deadline_->Cancel();
+    WriteStatusLocked();
+    return;
+  }
+  waiting_for_sites_ = false;
   if (retry && rsm_.attempt() >= config_.max_attempts) {
     FailLocked("round " + std::to_string(rsm_.round()) + ": " + std::to_string(rsm_.attempt()) +
                " attempts failed ([federation] max_attempts; their reasons are above)");

@@ -527,5 +527,33 @@ TEST_F(RoundFlowTest, ARoundsAuditEntryLostInACrashIsRestored) {
   EXPECT_TRUE(verified.ok) << verified.what;
 }
 
+// A round that loses its sites does not start an attempt nobody can answer (which would wait for
+// its deadline, or count toward the stop after every site declined): it waits for registrations.
+TEST_F(RoundFlowTest, AnAttemptWaitsForEnoughSitesToRegister) {
+  CoordinatorConfig c = Config();
+  c.min_sites = 1;
+  c.rounds = 1;
+  c.max_attempts = 2;
+  auto flow = MakeFlow(c);
+  const std::string s1 = Register(*flow, "site-1");
+  ASSERT_TRUE(flow->Attend("site-1", s1).ok());
+  loop_.RunPending();
+  ASSERT_EQ(Poll(*flow, "site-1", s1).kind, SiteTask::Kind::kTrain);
+  flow->SiteGone("site-1", s1);  // killed while training
+  for (int i = 0; i < 10; ++i) loop_.Advance(2);  // an hour of attempts would stop the federation
+  EXPECT_FALSE(loop_.stopped());
+  const std::string s2 = Register(*flow, "site-2");
+  loop_.RunPending();
+  const SiteTask t2 = Poll(*flow, "site-2", s2);
+  ASSERT_EQ(t2.kind, SiteTask::Kind::kTrain);
+  ASSERT_TRUE(Send(*flow, "site-2", s2, t2, 1.0f).ok());
+  loop_.RunPending();
+  EXPECT_EQ(flow->phase(), Phase::kFinished);
+  const std::vector<nlohmann::json> rows = MetricsRows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["attempt"], 2);
+  EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-2"}));
+}
+
 }  // namespace
 }  // namespace fedmed
