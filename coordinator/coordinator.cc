@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/transport/tls.h"
+#include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "common/util/logging.h"
@@ -22,6 +23,7 @@ class Coordinator::Impl {
   Impl(CoordinatorConfig config, Options options) : handle_signals_(options.handle_signals) {
     std::filesystem::create_directories(config.output_dir);
     log_ = MakeLogger("coordinator", config.output_dir + "/coordinator.log");
+    log_->info("{}", DescribeDataRoot(options.data_root));
     ca_pem_ = ReadFile(config.tls.ca_cert, "[tls] ca_cert");
     SetComputeThreads(config.threads);
     FederationModel model =

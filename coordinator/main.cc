@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "coordinator.toml (fedmed-pki init writes one)")
       ->required();
   app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
+                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
+                 "neither is given)");
   CLI11_PARSE(app, argc, argv);
   try {
     fedmed::CoordinatorConfig config = fedmed::LoadCoordinatorConfig(config_path);

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "common/util/process.h"
 #include "simulator/experiment.h"
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "simulation config, e.g. experiments/demo.toml")
       ->required();
   app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
+                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
+                 "neither is given)");
   app.add_option("--output", output_dir, "where run directories go (overrides [simulation] output_dir)");
   app.add_option("--mode", mode, "process | threads (overrides [simulation] mode)")
       ->check(CLI::IsMember({"process", "threads"}));
@@ -94,6 +96,7 @@ int main(int argc, char** argv) {
       return fedmed::SelectFinishedExperiment(config, data_root, select_only, command_line,
                                               std::cout);
     }
+    std::cout << fedmed::DescribeDataRoot(data_root) << std::endl;
     return fedmed::RunExperiment(config, data_root, fedmed::ExecutableDir(), command_line,
                                  std::cout);
   } catch (const std::exception& e) {

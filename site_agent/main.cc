@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "common/config/site_config.h"
+#include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "site_agent/site_agent.h"
 
@@ -18,9 +19,11 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "site.toml (fedmed-pki init writes one per site)")
       ->required();
   app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA, then ../shared/data)");
+                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
+                 "neither is given)");
   CLI11_PARSE(app, argc, argv);
   try {
+    std::cerr << "fedmed-site: " << fedmed::DescribeDataRoot(data_root) << std::endl;
     fedmed::SiteAgent agent(fedmed::LoadSiteConfig(config_path), data_root);
     return agent.Run();
   } catch (const std::exception& e) {
