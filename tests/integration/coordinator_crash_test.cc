@@ -5,12 +5,8 @@
 // and fedmed-audit verify passes on the coordinator's audit log and every site's privacy log.
 // The kill moments are drawn from a fixed seed. After every restart, the time from the coordinator
 // listening again to every site registered again is measured (status.json "registered").
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +27,7 @@
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/restart_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -44,43 +41,11 @@ using ::fedmed::testing::ReadFile;
 constexpr int kRounds = 5;
 constexpr int kKills = 10;
 
-// The rounds of each row of `path` (CSV: the first column after a header; JSON lines: "round").
-std::vector<int> Rounds(const fs::path& path, bool csv) {
-  std::vector<int> rounds;
-  std::ifstream in(path);
-  std::string line;
-  if (csv) std::getline(in, line);
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    rounds.push_back(csv ? std::stoi(line) : std::stoi(line.substr(line.find("\"round\":") + 8)));
-  }
-  return rounds;
-}
-
-// The integer `key` of status.json (-1 when it cannot be read).
-int StatusField(const std::string& status_file, const std::string& key) {
-  const std::string status = ReadFile(status_file);
-  const std::string quoted = "\"" + key + "\":";
-  const size_t at = status.find(quoted);
-  return at == std::string::npos ? -1 : std::atoi(status.c_str() + at + quoted.size());
-}
-
 // The "round" of status.json (0 when it cannot be read yet).
 int CurrentRound(const std::string& status_file) {
-  return std::max(0, StatusField(status_file, "round"));
+  return std::max(0, testing::StatusField(status_file, "round"));
 }
 
-// Whether something accepts TCP connections on 127.0.0.1:`port`.
-bool Listening(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
 
 TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundOnce) {
   ::fedmed::testing::TempDir dir("fedmed-coordinator-crash");
@@ -150,19 +115,7 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
     fs::remove(status_file);  // so that what is read below is this run's
     ChildProcess process({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
                          (dir.path() / ("coordinator-" + std::to_string(run) + ".out")).string());
-    if (run > 0) {
-      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-      while (!Listening(port) && !process.Poll() && std::chrono::steady_clock::now() < give_up) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      const auto listening = std::chrono::steady_clock::now();
-      while (StatusField(status_file, "registered") < 3 && !process.Poll() &&
-             std::chrono::steady_clock::now() < give_up) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-      returns.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - listening).count());
-    }
+    if (run > 0) returns.push_back(testing::SecondsUntilRegistered(port, status_file, 3, process));
     if (run < kKills) {
       // Two kills per round: runs 0 and 1 in round 1, 2 and 3 in round 2, ...
       const int round = run / 2 + 1;
@@ -195,8 +148,8 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
 
   std::vector<int> expected;
   for (int r = 1; r <= kRounds; ++r) expected.push_back(r);
-  EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.csv", true), expected);
-  EXPECT_EQ(Rounds(dir.path() / "coordinator" / "metrics.jsonl", false), expected);
+  EXPECT_EQ(testing::MetricsRounds(dir.path() / "coordinator" / "metrics.csv", true), expected);
+  EXPECT_EQ(testing::MetricsRounds(dir.path() / "coordinator" / "metrics.jsonl", false), expected);
 
   // A round a site trained before a kill and is asked for again is resent, not retrained: each
   // site's privacy log records exactly one training (and one spend) per round.

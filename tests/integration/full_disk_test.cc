@@ -7,12 +7,8 @@
 // within 2 s of it listening again.
 //
 // Needs to mount a tmpfs (root, as CI runs); skipped, saying why, where mounting is not allowed.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <nlohmann/json.hpp>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -31,6 +27,7 @@
 #include "common/model/checkpoint.h"
 #include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/restart_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -66,56 +63,6 @@ class Tmpfs {
   bool mounted_ = false;
 };
 
-// A TCP port free on 127.0.0.1 now (the coordinator's address must stay the same across its
-// restarts, so port 0 will not do).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
-// Whether something accepts TCP connections on 127.0.0.1:`port`.
-bool Listening(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// status.json's "registered" (-1 while it cannot be read).
-int Registered(const fs::path& status_file) {
-  try {
-    return nlohmann::json::parse(ReadFile(status_file)).at("registered").get<int>();
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
-std::vector<int> Rounds(const fs::path& path, bool csv) {
-  std::vector<int> rounds;
-  std::ifstream in(path);
-  std::string line;
-  if (csv) std::getline(in, line);
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    rounds.push_back(csv ? std::stoi(line) : nlohmann::json::parse(line).at("round").get<int>());
-  }
-  return rounds;
-}
-
 TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   ::fedmed::testing::TempDir dir("fedmed-full-disk");
   const fs::path out = dir.path() / "coordinator";
@@ -130,7 +77,7 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   options.coordinator_address = "127.0.0.1:0";
   const ProvisionResult pki = ProvisionFederation(options);
   CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
-  const int port = FreePort();
+  const int port = testing::FreeLoopbackPort();
   coordinator.listen_address = "127.0.0.1:" + std::to_string(port);
   coordinator.rounds = kRounds;
   coordinator.min_sites = 3;
@@ -168,7 +115,7 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   EXPECT_EQ(resume.at("completed_round"), 1);
   const ModelState round_1 = LoadCheckpoint((out / resume.at("checkpoint").get<std::string>()).string());
   EXPECT_EQ(Sha256Hex(EncodeModelState(round_1)), resume.at("model_sha256").get<std::string>());
-  EXPECT_EQ(Rounds(out / "metrics.jsonl", false), std::vector<int>({1}));
+  EXPECT_EQ(testing::MetricsRounds(out / "metrics.jsonl", false), std::vector<int>({1}));
 
   ASSERT_TRUE(disk.Resize("200m"));
   // The sites were waiting for their next task when the coordinator stopped: every one is back
@@ -177,16 +124,7 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   fs::remove(status_file);
   ChildProcess resumed({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
                        (dir.path() / "coordinator-resumed.out").string());
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!Listening(port) && !resumed.Poll() && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const auto listening = std::chrono::steady_clock::now();
-  while (Registered(status_file) < 3 && !resumed.Poll() &&
-         std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const double back = std::chrono::duration<double>(std::chrono::steady_clock::now() - listening).count();
+  const double back = testing::SecondsUntilRegistered(port, status_file, 3, resumed);
   std::cout << "every site registered again " << back << " s after the coordinator listened\n";
   ::testing::Test::RecordProperty("site_return_seconds", std::to_string(back));
   EXPECT_LE(back, 2.0);
@@ -196,8 +134,8 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
         << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));
   }
   const std::vector<int> every_round = {1, 2, 3};
-  EXPECT_EQ(Rounds(out / "metrics.csv", true), every_round);
-  EXPECT_EQ(Rounds(out / "metrics.jsonl", false), every_round);
+  EXPECT_EQ(testing::MetricsRounds(out / "metrics.csv", true), every_round);
+  EXPECT_EQ(testing::MetricsRounds(out / "metrics.jsonl", false), every_round);
 }
 
 }  // namespace
