@@ -449,6 +449,30 @@ bool RunPlots(const std::string& bin_dir, const std::string& dir, std::ostream& 
   return true;
 }
 
+// The evaluation report of a finished run (fedmed-report: report.json, figures, report.html in
+// RUN_DIR/report). A report that cannot be made is said, not fatal: the run itself succeeded.
+void RunReport(const std::string& bin_dir, const std::string& run_dir,
+               const std::string& data_root, std::ostream& progress) {
+  const std::string tool = bin_dir + "/fedmed-report";
+  if (!fs::exists(tool)) {
+    progress << "report skipped: " << tool << " not found" << std::endl;
+    return;
+  }
+  const std::string log = (fs::path(run_dir) / "report.log").string();
+  try {
+    ChildProcess report({tool, run_dir, "--data-root", data_root}, log);
+    const std::optional<int> done = report.Wait(600);
+    if (!done.has_value() || *done != 0) {
+      progress << "report failed; see " << log << std::endl;
+      return;
+    }
+  } catch (const Error& e) {
+    progress << "report skipped: " << e.what() << std::endl;
+    return;
+  }
+  progress << "report: " << (fs::path(run_dir) / "report" / "report.html").string() << std::endl;
+}
+
 int RunExperiment(const SimulationConfig& config, const std::string& data_root,
                   const std::string& bin_dir, const std::string& command_line,
                   std::ostream& progress) {
@@ -459,6 +483,9 @@ int RunExperiment(const SimulationConfig& config, const std::string& data_root,
     if (SimulationInterrupted()) return row.result.exit_status != 0 ? row.result.exit_status : 1;
     FinishRow(config, data_root, &baselines, &row, progress);
     if (config.plots) RunPlots(bin_dir, row.result.run_dir, progress);
+    if (config.plots && row.result.exit_status == 0) {
+      RunReport(bin_dir, row.result.run_dir, data_root, progress);
+    }
     return row.result.exit_status;
   }
 

@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
                "also train the pooled (centralised) baseline ([simulation] baseline = true)");
   app.add_flag("--no-baseline", no_baseline, "do not train the pooled baseline ([simulation] "
                "baseline = false)")->excludes("--baseline");
-  app.add_flag("--no-plots", no_plots, "do not run plot_results.py ([simulation] plots = false)");
+  app.add_flag("--no-plots", no_plots,
+               "do not run plot_results.py nor fedmed-report ([simulation] plots = false)");
   app.add_flag("--status", status,
                "serve the coordinator's status page on a free loopback port and print its URL "
                "with the token ([simulation] status = true; docs/OPERATIONS.md)");
