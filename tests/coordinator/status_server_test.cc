@@ -8,8 +8,10 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include <string>
 
 #include "common/config/coordinator_config.h"
+#include "common/crypto/pki.h"
 #include "common/util/error.h"
 #include "coordinator/status/status_board.h"
 #include "coordinator/status/status_json.h"
@@ -334,6 +337,75 @@ TEST(StatusTokenTest, WrittenOwnerOnlyAndRefusedWhenOthersCanRead) {
     EXPECT_NE(std::string(e.what()).find("chmod 600"), std::string::npos);
   }
   EXPECT_THROW(ReadStatusTokenFile(path + ".missing"), ConfigError);
+}
+
+// HTTPS with the coordinator's certificate ([status] tls): the client verifies it against the
+// federation CA and the name 127.0.0.1; the cookie is Secure; plain HTTP gets no answer.
+TEST(StatusServerTlsTest, ServedWithTheCoordinatorsCertificate) {
+  ::fedmed::testing::TempDir dir("fedmed-status-tls");
+  const KeyAndCert ca = CreateCa("test-ca", 2);
+  CertificateRequest request;
+  request.common_name = "test-coordinator";
+  request.ip_addresses = {"127.0.0.1"};
+  request.server_auth = true;
+  request.client_auth = false;
+  request.validity_days = 1;
+  const KeyAndCert cert = IssueCertificate(ca, request);
+  const std::string cert_file = (dir.path() / "coordinator.pem").string();
+  const std::string key_file = (dir.path() / "coordinator.key").string();
+  std::ofstream(cert_file) << cert.cert_pem;
+  std::ofstream(key_file) << cert.key_pem;
+  FakeFlow flow;
+  StatusBoard board(&flow, [] { return Training(); }, (dir.path() / "none.jsonl").string(),
+                    {"site-1"});
+  StatusServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.token = kToken;
+  options.tls = true;
+  options.cert_file = cert_file;
+  options.key_file = key_file;
+  StatusServer server(options, [&] { return board.View(); }, nullptr);
+  EXPECT_EQ(server.url(), "https://127.0.0.1:" + std::to_string(server.port()) + "/");
+
+  const auto https = [&](const std::string& target, const std::string& authorization) {
+    boost::asio::io_context io;
+    boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
+    ctx.add_certificate_authority(boost::asio::buffer(ca.cert_pem));
+    ctx.set_verify_mode(boost::asio::ssl::verify_peer);
+    ctx.set_verify_callback(boost::asio::ssl::host_name_verification("127.0.0.1"));
+    beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+    beast::get_lowest_layer(stream).connect(
+        tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                      static_cast<unsigned short>(server.port())));
+    stream.handshake(boost::asio::ssl::stream_base::client);  // throws if not verified
+    http::request<http::empty_body> req(http::verb::get, target, 11);
+    req.set(http::field::host, "127.0.0.1");
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    return res;
+  };
+  EXPECT_EQ(https("/api/status", "").result_int(), 401);
+  const auto ok = https("/api/status", std::string("Bearer ") + kToken);
+  EXPECT_EQ(ok.result_int(), 200);
+  EXPECT_EQ(nlohmann::json::parse(ok.body())["federation"], "test-federation");
+  const auto cookie = https(std::string("/?token=") + kToken, "");
+  EXPECT_EQ(cookie.result_int(), 303);
+  EXPECT_NE(std::string(cookie[http::field::set_cookie]).find("; Secure"), std::string::npos);
+  // Plain HTTP to the TLS port: no HTTP answer.
+  EXPECT_THROW(Fetch(server.port(), "/api/status", std::string("Bearer ") + kToken),
+               std::exception);
+
+  // A key that does not load is refused naming [status] tls.
+  options.key_file = (dir.path() / "missing.key").string();
+  try {
+    StatusServer bad(options, [&] { return board.View(); }, nullptr);
+    ADD_FAILURE() << "a missing key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("[status] tls"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
