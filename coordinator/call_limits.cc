@@ -1,7 +1,5 @@
 #include "coordinator/call_limits.h"
 
-#include <grpcpp/server_context.h>
-
 #include <utility>
 
 namespace fedmed {
@@ -35,11 +33,11 @@ IdleWatch::~IdleWatch() {
   if (thread_.joinable()) thread_.join();
 }
 
-IdleWatch::Entry IdleWatch::Watch(grpc::ServerContext* context) {
+IdleWatch::Entry IdleWatch::Watch(std::function<void()> cancel) {
   if (limit_ <= Clock::duration::zero()) return Entry(this, 0);
   MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
-  calls_[id] = Call{context, Clock::now(), false};
+  calls_[id] = Call{std::move(cancel), Clock::now(), false};
   return Entry(this, id);
 }
 
@@ -70,8 +68,8 @@ void IdleWatch::Loop() {
     for (auto& [id, call] : calls_) {
       if (call.fired || now - call.last < limit_) continue;
       call.fired = true;
-      // Under mu_, so the Entry (and with it the call's context) outlives this.
-      call.context->TryCancel();
+      // Under mu_, so the Entry (and with it what `cancel` refers to) outlives this.
+      call.cancel();
     }
   }
 }

@@ -6,13 +6,13 @@
 //   IdleWatch   an upload that receives nothing for [federation] upload_idle_seconds is cancelled
 //               by the server (the site sees CANCELLED), so a site stalling its upload holds one
 //               thread for at most that long.
-// Part of the transport edge: the only non-service file that names a gRPC type (by a forward
-// declaration; the .cc includes grpcpp). Thread-safe.
+// No gRPC here: the service hands IdleWatch a function that cancels its call. Thread-safe.
 #ifndef FEDMED_COORDINATOR_CALL_LIMITS_H_
 #define FEDMED_COORDINATOR_CALL_LIMITS_H_
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,10 +20,6 @@
 #include <thread>
 
 #include "common/util/mutex.h"
-
-namespace grpc {
-class ServerContext;
-}
 
 namespace fedmed {
 
@@ -54,13 +50,13 @@ class InFlight {
 };
 
 // Cancels calls that make no progress for `limit`: a thread checks the watched calls every
-// 100 ms and cancels (grpc::ServerContext::TryCancel) each one whose last Touch is older than
-// `limit`. A limit of zero watches nothing.
+// 100 ms and calls the `cancel` of each one whose last Touch is older than `limit` (once). A
+// limit of zero watches nothing.
 class IdleWatch {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Watches one call until destroyed; must be destroyed before the call's ServerContext.
+  // Watches one call until destroyed; must be destroyed before what its `cancel` refers to.
   class Entry {
    public:
     Entry(IdleWatch* owner, uint64_t id) : owner_(owner), id_(id) {}
@@ -82,13 +78,14 @@ class IdleWatch {
   IdleWatch(const IdleWatch&) = delete;
   IdleWatch& operator=(const IdleWatch&) = delete;
 
-  // Starts watching `context` (not owned), idle from now.
-  Entry Watch(grpc::ServerContext* context);
+  // Starts watching a call, idle from now; `cancel` (the service cancels its call) runs on
+  // the watch's thread, under its lock, so it must be quick and must not call back into this.
+  Entry Watch(std::function<void()> cancel);
   Clock::duration limit() const { return limit_; }
 
  private:
   struct Call {
-    grpc::ServerContext* context;
+    std::function<void()> cancel;
     Clock::time_point last;
     bool fired;
   };

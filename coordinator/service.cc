@@ -150,7 +150,7 @@ class FederationService final : public v1::Federation::Service {
     const auto slot = in_flight_.Take(site, "UploadUpdate");
     if (!slot) return Busy(site, "UploadUpdate");
     const auto start = std::chrono::steady_clock::now();
-    IdleWatch::Entry watch = upload_idle_.Watch(context);
+    IdleWatch::Entry watch = upload_idle_.Watch([context] { context->TryCancel(); });
     v1::UpdateChunk chunk;
     if (!reader->Read(&chunk) || !chunk.has_header()) {
       if (watch.fired()) return Stalled(site);

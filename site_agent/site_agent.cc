@@ -41,6 +41,7 @@
 #include "site_agent/connection.h"
 #include "site_agent/round_privacy.h"
 #include "site_agent/secure_round.h"
+#include "site_agent/site_privacy_log.h"
 
 namespace fedmed {
 
@@ -97,7 +98,7 @@ class SiteAgent::Impl {
     } else {
       log_->info("privacy: none (updates are sent without differential-privacy noise)");
     }
-    OpenPrivacyLog();
+    privacy_log_ = OpenSitePrivacyLog(config_, privacy_.get(), *log_);
   }
 
   int Run(bool handle_signals) {
@@ -550,8 +551,8 @@ class SiteAgent::Impl {
       // On disk before the update leaves (the ledger, then the signed log entry with the digest
       // of the exact bytes sent): a crash may lose the upload, never the record of the spend.
       info.privacy = privacy_->Commit(*plan);
-      const PrivacyLogEntry entry = privacy_log_->AppendTrained(TrainedEventFor(
-          task.round, info.privacy, Sha256Hex(bytes)));
+      const PrivacyLogEntry entry = privacy_log_->AppendTrained(
+          TrainedEventFor(task.round, info.privacy, config_.privacy.conversion, Sha256Hex(bytes)));
       info.log_seq = entry.seq;
       info.log_entry_sha256 = entry.hash;
       log_->info("round {}: privacy spent: epsilon {:.4f} this round, {:.4f} in total of {:.4f} "
@@ -591,52 +592,7 @@ class SiteAgent::Impl {
         ReadFile(config_.tls.ca_cert, "[tls] ca_cert"), log_);
   }
 
-  // ---- the signed privacy log (common/audit/privacy_log.h; docs/PRIVACY.md) ----
-
-  // The audit key and certificate sit beside the site's TLS key (fedmed-pki writes them there).
-  // A private site must keep the log; a site without privacy keeps one when it has the key.
-  void OpenPrivacyLog() {
-    const std::filesystem::path dir = std::filesystem::path(config_.tls.key).parent_path();
-    const std::filesystem::path key = dir / kAuditKeyFile, cert = dir / kAuditCertFile;
-    if (!std::filesystem::exists(key) || !std::filesystem::exists(cert)) {
-      if (privacy_) {
-        throw ConfigError(config_.config_path + ": [privacy] mode \"" + config_.privacy.mode +
-                          "\" needs the site's signed privacy log, but its audit key " +
-                          key.string() + " or certificate " + cert.string() +
-                          " is missing (provision the site again with fedmed-pki add-site)");
-      }
-      log_->warn("no audit key ({}): this site keeps no signed privacy log", key.string());
-      return;
-    }
-    privacy_log_ = PrivacyLogWriter::OpenWithFiles(
-        config_.output_dir + "/" + kSitePrivacyLogFile, key.string(), cert.string());
-    if (privacy_log_->recovery()) {
-      log_->warn("privacy log {}: repaired a torn last line after a crash ({} bytes dropped)",
-                 privacy_log_->path(), privacy_log_->recovery()->dropped_bytes);
-    }
-    const SitePrivacyConfig& p = config_.privacy;
-    privacy_log_->Append(kEventStart, {{"role", "site"},
-                                       {"privacy_mode", p.mode},
-                                       {"budget_epsilon", p.budget_epsilon},
-                                       {"delta", p.delta},
-                                       {"conversion", p.conversion},
-                                       {"clipping_norm", p.clipping_norm},
-                                       {"noise_multiplier", p.noise_multiplier},
-                                       {"target_epsilon", p.target_epsilon}});
-    if (privacy_ && privacy_->budget().previous_budget_epsilon() > 0 &&
-        privacy_->budget().previous_budget_epsilon() != p.budget_epsilon) {
-      BudgetEvent e;
-      e.budget_epsilon = p.budget_epsilon;
-      e.previous_budget_epsilon = privacy_->budget().previous_budget_epsilon();
-      e.delta = p.delta;
-      e.epsilon_spent = privacy_->budget().spent();
-      privacy_log_->AppendBudget(e);
-      log_->warn("privacy: the budget changed from {} to {} (recorded in the privacy log)",
-                 e.previous_budget_epsilon, e.budget_epsilon);
-    }
-    log_->info("privacy log: {} (signed by {}, {} entries)", privacy_log_->path(),
-               privacy_log_->writer(), privacy_log_->entries());
-  }
+  // ---- the signed privacy log (site_privacy_log.h) ----
 
   void AppendToPrivacyLog(const char* event, const nlohmann::json& data) {
     if (!privacy_log_) return;
@@ -645,23 +601,6 @@ class SiteAgent::Impl {
     } catch (const std::exception& e) {
       log_->error("privacy log: {}", e.what());
     }
-  }
-
-  TrainedEvent TrainedEventFor(int round, const PrivacySpend& r, std::string update_sha256) {
-    TrainedEvent e;
-    e.round = round;
-    e.mechanism = PrivacyModeName(r.mechanism.mode);
-    e.clipping_norm = r.mechanism.clipping_norm;
-    e.noise_multiplier = r.mechanism.noise_multiplier;
-    e.sampling_rate = r.mechanism.sampling_rate;
-    e.steps = r.mechanism.steps;
-    e.delta = r.delta;
-    e.conversion = config_.privacy.conversion;
-    e.epsilon_round = r.epsilon_round;
-    e.epsilon_total = r.epsilon_total;
-    e.budget_epsilon = r.budget_epsilon;
-    e.update_sha256 = std::move(update_sha256);
-    return e;
   }
 
   void Evaluate(CoordinatorConnection& connection, const std::string& session,
