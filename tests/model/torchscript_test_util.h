@@ -65,21 +65,7 @@ class NoParameters(nn.Module):
     def forward(self, x):
         return x.flatten(1)[:, :2]
 
-class Cnn(nn.Module):  # zoo.h's "cnn"
-    def __init__(self, C=1, K=2, S=28):
-        super().__init__()
-        self.conv1 = nn.Conv2d(C, 32, 3)
-        self.gn1 = nn.GroupNorm(8, 32)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.gn2 = nn.GroupNorm(8, 64)
-        self.fc1 = nn.Linear(64 * ((S - 4) // 2) ** 2, 128)
-        self.fc2 = nn.Linear(128, K)
-    def forward(self, x):
-        x = F.relu(self.gn1(self.conv1(x)))
-        x = F.relu(self.gn2(self.conv2(x)))
-        x = F.dropout(F.max_pool2d(x, 2), 0.25, self.training).flatten(1)
-        x = F.dropout(F.relu(self.fc1(x)), 0.5, self.training)
-        return self.fc2(x)
+from fedmed_zoo import Cnn  # tests/python: zoo.h's "cnn" in PyTorch
 
 def probe():
     return torch.linspace(-1, 1, 2 * 28 * 28).reshape(2, 1, 28, 28)
@@ -201,7 +187,9 @@ class TorchScriptTest : public ::testing::Test {
     python_ = new std::string(testing::FindPythonWith("torch", &tried));
     tried_ = new std::string(tried);
     if (python_->empty()) return;
-    std::ofstream(*dir_ / "make_models.py") << kMakeModels;
+    std::ofstream(*dir_ / "make_models.py") << "import sys\nsys.path.insert(0, '"
+                                            << testing::SourceDir() << "/tests/python')\n"
+                                            << kMakeModels;
     int status = 0;
     const std::string command =
         *python_ + " -B " + (*dir_ / "make_models.py") + " " + dir_->path().string() + " 2>&1";
