@@ -3,16 +3,39 @@
 
 #include <csignal>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
 #include "site_agent/site_agent.h"
+#include "site_agent/site_check.h"
+
+namespace {
+
+// fedmed-site check --config site.toml [--data DIR]: site_check.h. Exit 0 only when ready.
+int CheckMain(int argc, char** argv) {
+  CLI::App app{"fedmed-site check: everything a hospital can verify before go-live"};
+  std::string config_path;
+  fedmed::SiteCheckOptions options;
+  app.add_option("--config", config_path, "site.toml")->required();
+  app.add_option("--data", options.data_root, "data root, as for fedmed-site");
+  app.add_option("--timeout", options.network_timeout_seconds,
+                 "seconds each network step may take (default 5)");
+  CLI11_PARSE(app, argc, argv);
+  const std::vector<fedmed::SiteCheck> checks = fedmed::CheckSite(config_path, options);
+  std::cout << fedmed::FormatSiteChecks(checks);
+  return fedmed::SiteReady(checks) ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
   // reports naming the file, instead of killing the process (common/util/file_io.h).
   std::signal(SIGXFSZ, SIG_IGN);
+  if (argc > 1 && std::string(argv[1]) == "check") return CheckMain(argc - 1, argv + 1);
   CLI::App app{"fedmed site agent: trains the federation's model on this site's images"};
   std::string config_path;
   std::string data_root;
