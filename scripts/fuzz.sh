@@ -68,14 +68,13 @@ for h in "${HARNESSES[@]}"; do
   runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log" | tail -1)
   eps=$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+)/\1/p' "$log" | tail -1)
   rss=$(sed -nE 's/^stat::peak_rss_mb: *([0-9]+)/\1/p' "$log" | tail -1)
-  crashes=$(find "$dir" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'oom-*' \
-              -o -maxdepth 1 -name 'timeout-*' -o -maxdepth 1 -name 'leak-*' | wc -l)
+  findings=$(find "$dir" -maxdepth 1 \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \
+                                    -o -name 'leak-*' \) | sort)
+  crashes=$(grep -c . <<< "$findings" || true)
   if [ "$rc" != 0 ] && [ "$crashes" = 0 ]; then crashes="?(rc $rc)"; fi
   if [ "$crashes" != 0 ]; then
     crashed=1
-    crashes="$crashes: $(find "$dir" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'oom-*' \
-                          -o -maxdepth 1 -name 'timeout-*' -o -maxdepth 1 -name 'leak-*' |
-                        head -1) (see $log)"
+    crashes="$crashes: $(head -1 <<< "$findings") (see $log)"
   fi
   printf '%-26s %8s %10s %8s %7s %7s %7s %8s %s\n' "$h" "$SECONDS_EACH" "${runs:--}" "${eps:--}" \
     "${cov:--}" "${ft:--}" "${corp:--}" "${rss:--}" "$crashes"
