@@ -12,7 +12,7 @@
 #include "coordinator/event_loop.h"
 #include "coordinator/round_flow.h"
 #include "coordinator/service.h"
-#include "coordinator/status/status_board.h"
+#include "coordinator/status_board.h"
 #include "coordinator/status/status_server.h"
 #include "coordinator/status/status_token.h"
 
@@ -42,7 +42,7 @@ class Coordinator::Impl {
   int Start() {
     SiteHandler* handler = flow_.get();
     if (!config_.status.listen.empty()) {
-      // The board sees every call on its way to the round flow (status/status_board.h).
+      // The board sees every call on its way to the round flow (status_board.h).
       board_ = std::make_unique<StatusBoard>(
           flow_.get(), [flow = flow_.get()] { return flow->Snapshot(); },
           config_.output_dir + "/metrics.jsonl", config_.allowed_sites);

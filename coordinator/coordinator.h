@@ -13,7 +13,7 @@
 //   federation_model.h   the model and held-out set loaded at start
 //   event_loop.h         the control thread, compute pool and timers (Boost.Asio)
 //   status/status_server.h  [status]: the status page, JSON and Prometheus metrics (Boost.Beast),
-//                        from a StatusBoard (status/status_board.h) that wraps the round flow
+//                        from a StatusBoard (status_board.h) that wraps the round flow
 //   round/round_state_machine.h, strategy/strategy.h: the round's states, the aggregation
 //
 // Files in output_dir: coordinator.log, metrics.csv, metrics.jsonl, status.json, audit_log.jsonl

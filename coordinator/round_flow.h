@@ -82,7 +82,7 @@ class RoundFlow final : public SiteHandler {
   Phase phase() const;
   int round() const;
   // A consistent copy of the federation's state for the status server (status/flow_snapshot.h);
-  // defined in status/round_flow_snapshot.cc. Never throws.
+  // defined in round_flow_snapshot.cc. Never throws.
   FlowSnapshot Snapshot() const;
 
   // ---- SiteHandler ----

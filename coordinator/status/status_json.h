@@ -1,13 +1,13 @@
 // The status server's JSON documents (/api/status, /api/rounds; docs/OPERATIONS.md has an
 // example of each) and its Prometheus text exposition (/metrics), rendered from a StatusView
-// (status_board.h). Pure functions: no I/O, never throw (numbers that are not finite become
+// (status_view.h). Pure functions: no I/O, never throw (numbers that are not finite become
 // JSON null; Prometheus gets NaN).
 #ifndef FEDMED_COORDINATOR_STATUS_STATUS_JSON_H_
 #define FEDMED_COORDINATOR_STATUS_STATUS_JSON_H_
 
 #include <string>
 
-#include "coordinator/status/status_board.h"
+#include "coordinator/status/status_view.h"
 
 namespace fedmed {
 

@@ -1,7 +1,7 @@
 // The coordinator's status server ([status] in coordinator.toml; docs/OPERATIONS.md): HTTP/1.1
 // with Boost.Beast on its own thread, over TLS with the coordinator's certificate when
 // [status] tls is set. It only reads: every answer is rendered from a StatusView
-// (status_board.h), and nothing a request says reaches the round flow.
+// (status_view.h; the coordinator's StatusBoard, coordinator/status_board.h, makes it), and nothing a request says reaches the round flow.
 //
 // Every request must carry the token, as `Authorization: Bearer <token>`, as the cookie
 // fedmed_status_token (HttpOnly, SameSite=Strict; Secure with TLS), or once as `?token=<token>`,
@@ -24,7 +24,7 @@
 #include <memory>
 #include <string>
 
-#include "coordinator/status/status_board.h"
+#include "coordinator/status/status_view.h"
 
 namespace spdlog {
 class logger;

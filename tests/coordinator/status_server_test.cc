@@ -21,7 +21,7 @@
 #include "common/config/coordinator_config.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
-#include "coordinator/status/status_board.h"
+#include "coordinator/status_board.h"
 #include "coordinator/status/status_json.h"
 #include "coordinator/status/status_server.h"
 #include "coordinator/status/status_token.h"

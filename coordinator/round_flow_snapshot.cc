@@ -1,5 +1,5 @@
-// RoundFlow::Snapshot (round_flow.h): the round flow's state for the status server, copied under
-// its mutex. Kept beside the status server, which is its only reader.
+// RoundFlow::Snapshot (round_flow.h): the round flow's state for the status server
+// (status/flow_snapshot.h), copied under its mutex.
 #include <algorithm>
 #include <chrono>
 

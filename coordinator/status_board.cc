@@ -1,4 +1,4 @@
-#include "coordinator/status/status_board.h"
+#include "coordinator/status_board.h"
 
 #include <unistd.h>
 
