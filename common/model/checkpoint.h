@@ -30,7 +30,10 @@ void SaveCheckpoint(const ModelState& state, const std::string& path);
 // Reads a checkpoint written by SaveCheckpoint, or a plain dict {name: tensor} saved by
 // torch.save in Python, into a ModelState in the file's order. Throws DataError naming the file
 // if it cannot be read; FormatError naming the file (and the entry) if it is not a torch.save
-// archive of a dict with string keys and float32 tensor values.
+// archive of a dict with string keys and float32 tensor values. Before LibTorch reads the file,
+// every zip entry's declared size is checked against its stored bytes and the file's size, and
+// every length the pickle declares against the bytes that follow it (FormatError naming the
+// entry or the byte), so a few forged bytes cannot make LibTorch allocate gigabytes.
 ModelState LoadCheckpoint(const std::string& path);
 
 }  // namespace fedmed
