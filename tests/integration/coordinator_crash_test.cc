@@ -101,12 +101,13 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
         (dir.path() / (name + ".out")).string()));
   }
 
-  // Run k is killed at a random moment of round k + 1 (0 to 4 s after status.json shows it), so
-  // that the restarts resume after round 0, 1, ... and land in training, aggregation,
-  // evaluation or the checkpoint, as the draw falls.
+  // Run k is killed at a random moment of round k / 2 + 1 (0 to 2 s after status.json shows it
+  // and the sites are back; a round takes longer), so that the restarts resume after round 0,
+  // 1, ... and land in training, aggregation, evaluation or the checkpoint, as the draw falls.
   std::mt19937 rng(20261206);
-  std::uniform_real_distribution<double> moment(0.0, 4.0);
+  std::uniform_real_distribution<double> moment(0.0, 2.0);
   std::optional<int> last_status;
+  int kills = 0;
   int resumed_kills = 0;
   // Per restart: seconds from listening to every site registered (when the sites were not busy
   // training, which they finish before they notice the coordinator went away).
@@ -128,11 +129,13 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
       if (last_status) break;  // it finished before its kill
       process.Signal(SIGKILL);
       process.Wait(10);
+      ++kills;
       if (CurrentRound(status_file) > 1) ++resumed_kills;
       continue;
     }
     last_status = process.Wait(600);
   }
+  EXPECT_EQ(kills, kKills) << "the federation finished before every kill";
   EXPECT_GE(resumed_kills, 1) << "no kill fell after a checkpoint: the draw tests nothing";
   std::ostringstream seconds;
   for (double r : returns) seconds << ' ' << r;
