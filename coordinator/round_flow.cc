@@ -595,11 +595,14 @@ void RoundFlow::NotePrivacyLocked(const std::string& site, const PrivacySpend& p
   site_privacy_[site] = SitePrivacyReport{p, declined};
 }
 
+std::string RoundFlow::PhaseLabelLocked() const {
+  return shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped" : PhaseName(rsm_.phase());
+}
+
 void RoundFlow::WriteStatusLocked() {
   FederationStatus s;
   s.federation = config_.federation;
-  s.phase = shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped"
-                                                               : PhaseName(rsm_.phase());
+  s.phase = PhaseLabelLocked();
   s.round = rsm_.round();
   s.attempt = rsm_.attempt();
   s.total_rounds = config_.rounds;

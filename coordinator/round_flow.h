@@ -125,6 +125,9 @@ class RoundFlow final : public SiteHandler {
                                 double transfer_seconds) REQUIRES(mu_);
   void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined)
       REQUIRES(mu_);
+  // The phase as status.json and the status page name it: PhaseName, or "stopped" when the
+  // coordinator is shutting down before the federation finished.
+  std::string PhaseLabelLocked() const REQUIRES(mu_);
   void WriteStatusLocked() REQUIRES(mu_);
 
   // round_stages.cc: the round's stages, on the control thread

@@ -27,8 +27,7 @@ FlowSnapshot RoundFlow::Snapshot() const {
   MutexLock lock(&mu_);
   FlowSnapshot s;
   s.federation = config_.federation;
-  s.phase = shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped"
-                                                               : PhaseName(rsm_.phase());
+  s.phase = PhaseLabelLocked();
   s.round = rsm_.round();
   s.attempt = rsm_.attempt();
   s.total_rounds = config_.rounds;
