@@ -102,8 +102,9 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
   }
 
   // Run k is killed at a random moment of round k / 2 + 1 (0 to 2 s after status.json shows it
-  // and the sites are back; a round takes longer), so that the restarts resume after round 0,
-  // 1, ... and land in training, aggregation, evaluation or the checkpoint, as the draw falls.
+  // and the sites are back; in the last round at the latest when its evaluation starts), so that
+  // the restarts resume after round 0, 1, ... and land in training, aggregation, evaluation or
+  // the checkpoint, as the draw falls.
   std::mt19937 rng(20261206);
   std::uniform_real_distribution<double> moment(0.0, 2.0);
   std::optional<int> last_status;
@@ -125,7 +126,19 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
              std::chrono::steady_clock::now() < give_up) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
-      last_status = process.Wait(moment(rng));
+      // The drawn moment, or earlier once the last round is being evaluated (a resumed last
+      // round whose sites resend their kept updates can end within the draw: every kill must
+      // happen before the federation ends).
+      const auto kill_at = std::chrono::steady_clock::now() +
+                           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(moment(rng)));
+      while (std::chrono::steady_clock::now() < kill_at && !(last_status = process.Poll())) {
+        if (CurrentRound(status_file) == kRounds &&
+            ReadFile(status_file).find("\"phase\":\"evaluating\"") != std::string::npos) {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       if (last_status) break;  // it finished before its kill
       process.Signal(SIGKILL);
       process.Wait(10);
