@@ -246,6 +246,55 @@ std::string AuditCertificateProblem(X509* cert) {
                    "id-kp-documentSigning)";
 }
 
+std::string SubjectOu(const X509* cert) {
+  const X509_NAME* name = X509_get_subject_name(cert);
+  const int index = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, -1);
+  if (index < 0) return "";
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) {
+    ERR_clear_error();
+    return "";
+  }
+  OpenSslBytesPtr owner(utf8);
+  return std::string(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+}
+
+// Whether `cert`'s ExtendedKeyUsage lists `oid`.
+bool HasExtendedKeyUsage(const X509* cert, const char* oid) {
+  ExtendedKeyUsagePtr eku(static_cast<EXTENDED_KEY_USAGE*>(
+      X509_get_ext_d2i(cert, NID_ext_key_usage, nullptr, nullptr)));
+  Asn1ObjectPtr wanted(OBJ_txt2obj(oid, 1));
+  if (!wanted) ThrowOpenSslError(std::string("encoding the OID ") + oid);
+  bool found = false;
+  for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
+    if (OBJ_cmp(sk_ASN1_OBJECT_value(eku.get(), i), wanted.get()) == 0) found = true;
+  }
+  ERR_clear_error();
+  return found;
+}
+
+// The role check after a verified chain: a site's certificate carries neither operator marker,
+// an operator's both. "" when `cert` fits `purpose`.
+std::string RoleProblem(const X509* cert, CertificatePurpose purpose) {
+  const bool ou = SubjectOu(cert) == kOperatorOrganizationalUnit;
+  const bool eku = HasExtendedKeyUsage(cert, kOperatorOid);
+  const std::string subject = "certificate CN=" + SubjectCn(cert);
+  if (purpose == CertificatePurpose::kClientAuth && (ou || eku)) {
+    return subject + " is an operator certificate (OU=" + kOperatorOrganizationalUnit +
+           "): it cannot act as a site";
+  }
+  if (purpose == CertificatePurpose::kOperator && !(ou && eku)) {
+    return subject + " is not an operator certificate (" +
+           (ou ? std::string("no extended key usage ") + kOperatorOid
+               : std::string("no OU=") + kOperatorOrganizationalUnit) +
+           "): only the operator certificate from fedmed-pki init (DIR/operator/) may "
+           "administer the federation";
+  }
+  return "";
+}
+
 std::string DescribeCa(const std::vector<X509Ptr>& cas) {
   std::string text;
   for (const X509Ptr& ca : cas) text += (text.empty() ? "CN=" : ", CN=") + SubjectCn(ca.get());
@@ -265,7 +314,7 @@ std::string VerifyFailureReason(int error, const X509* failing, const std::vecto
              FormatUtc(ToTimeT(X509_get0_notBefore(failing))) + " (check both machines' clocks)";
     case X509_V_ERR_INVALID_PURPOSE:
       return subject + " is not valid for " +
-             (purpose == CertificatePurpose::kClientAuth ? "client" : "server") +
+             (purpose == CertificatePurpose::kServerAuth ? "server" : "client") +
              " authentication (extended key usage)";
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
@@ -319,6 +368,13 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
   if (!request.server_auth && !request.client_auth && !request.document_signing) {
     throw Error(what + ": none of server_auth, client_auth and document_signing is set");
   }
+  if (request.operator_role &&
+      (!request.client_auth || request.server_auth ||
+       !(request.organizational_unit.empty() ||
+         request.organizational_unit == kOperatorOrganizationalUnit))) {
+    throw Error(what + ": an operator certificate is a client certificate (client_auth, not "
+                "server_auth) with OU=" + kOperatorOrganizationalUnit);
+  }
   if (request.document_signing && (request.server_auth || request.client_auth)) {
     throw Error(what + ": a document-signing (audit-log) certificate must not also be valid for "
                 "TLS (server_auth or client_auth)");
@@ -348,7 +404,8 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
   EvpPkeyPtr key = GenerateKey(request.key_type);
   X509Ptr cert = NewCertificate(request.common_name, key.get(), std::time(nullptr),
                                 request.not_before_offset_seconds, not_after,
-                                request.organizational_unit);
+                                request.operator_role ? std::string(kOperatorOrganizationalUnit)
+                                                      : request.organizational_unit);
   const std::time_t ca_not_after = ToTimeT(X509_get0_notAfter(ca_cert.get()));
   const std::time_t cert_not_after = ToTimeT(X509_get0_notAfter(cert.get()));
   if (cert_not_after > ca_not_after && cert_not_after - ca_not_after <= kCaExpirySlackSeconds) {
@@ -375,10 +432,11 @@ KeyAndCert IssueCertificate(const KeyAndCert& ca, const CertificateRequest& requ
     AddExtension(cert.get(), &ctx, NID_ext_key_usage, kDocumentSigningOid);
   } else {
     AddExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
-    const char* eku = request.server_auth && request.client_auth ? "serverAuth,clientAuth"
-                      : request.server_auth                      ? "serverAuth"
-                                                                 : "clientAuth";
-    AddExtension(cert.get(), &ctx, NID_ext_key_usage, eku);
+    const std::string eku = request.operator_role ? std::string("clientAuth,") + kOperatorOid
+                            : request.server_auth && request.client_auth ? "serverAuth,clientAuth"
+                            : request.server_auth                        ? "serverAuth"
+                                                                         : "clientAuth";
+    AddExtension(cert.get(), &ctx, NID_ext_key_usage, eku.c_str());
   }
   AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
   AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
@@ -406,6 +464,8 @@ CertificateInfo InspectCertificate(const std::string& cert_pem) {
     }
   }
   ERR_clear_error();  // X509_get_ext_d2i leaves no error for a missing extension; be sure.
+  info.organizational_unit = SubjectOu(cert.get());
+  info.operator_role = HasExtendedKeyUsage(cert.get(), kOperatorOid);
   info.not_before = ToTimeT(X509_get0_notBefore(cert.get()));
   info.not_after = ToTimeT(X509_get0_notAfter(cert.get()));
   info.sha256_fingerprint = Fingerprint(cert.get());
@@ -444,9 +504,9 @@ PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::str
   // An audit-log certificate has no TLS purpose: its chain is checked without one, its
   // ExtendedKeyUsage and key type below.
   if (purpose != CertificatePurpose::kAuditLog &&
-      X509_STORE_CTX_set_purpose(ctx.get(), purpose == CertificatePurpose::kClientAuth
-                                                ? X509_PURPOSE_SSL_CLIENT
-                                                : X509_PURPOSE_SSL_SERVER) != 1) {
+      X509_STORE_CTX_set_purpose(ctx.get(), purpose == CertificatePurpose::kServerAuth
+                                                ? X509_PURPOSE_SSL_SERVER
+                                                : X509_PURPOSE_SSL_CLIENT) != 1) {
     ThrowOpenSslError("setting the verification purpose");
   }
   if (X509_verify_cert(ctx.get()) == 1) {
@@ -455,7 +515,8 @@ PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::str
       check.ok = check.reason.empty();
       return check;
     }
-    check.ok = true;
+    check.reason = RoleProblem(leaf, purpose);
+    check.ok = check.reason.empty();
     return check;
   }
   const int error = X509_STORE_CTX_get_error(ctx.get());

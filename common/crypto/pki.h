@@ -21,6 +21,13 @@
 // digitalSignature + nonRepudiation and the ExtendedKeyUsage id-kp-documentSigning
 // (1.3.6.1.5.5.7.3.36, RFC 9336) and nothing else, so they can never pass as TLS certificates.
 //
+// Operator certificates (fedmed-pki init writes one, DIR/operator/, for fedmed-admin) are P-256
+// TLS client certificates with two role markers: the subject OU "fedmed operator"
+// (kOperatorOrganizationalUnit) and, beside clientAuth, the ExtendedKeyUsage kOperatorOid. Only
+// the CA's holder can put either into a certificate. VerifyPeerCertificate refuses a certificate
+// with either marker as a site (kClientAuth), and one without both as an operator (kOperator), so
+// a site's certificate can never administer the federation and an operator's can never train.
+//
 // Keys and certificates travel as PEM text (unencrypted PKCS#8 private keys; protect them with
 // file permissions: WriteFileAtomically with FilePermissions::kOwnerOnly, common/util/file_io.h).
 // Everything goes through the OpenSSL 3 library API.
@@ -57,6 +64,12 @@ enum class CertificateKeyType {
 // The ExtendedKeyUsage of audit-log certificates: id-kp-documentSigning (RFC 9336).
 inline constexpr const char* kDocumentSigningOid = "1.3.6.1.5.5.7.3.36";
 
+// The ExtendedKeyUsage of operator certificates (fedmed-admin): an OID under the UUID arc 2.25
+// (ITU-T X.667 / RFC 4122 section 1: an OID from a random UUID, unique without registration).
+inline constexpr const char* kOperatorOid = "2.25.31034729592642097293936983788914872069";
+// The subject OU of operator certificates.
+inline constexpr const char* kOperatorOrganizationalUnit = "fedmed operator";
+
 // What IssueCertificate puts into a certificate.
 struct CertificateRequest {
   std::string common_name;                // the party's identity; a site's name
@@ -67,6 +80,10 @@ struct CertificateRequest {
   // ExtendedKeyUsage id-kp-documentSigning and KeyUsage digitalSignature + nonRepudiation: an
   // audit-log certificate. Excludes server_auth and client_auth (set both to false).
   bool document_signing = false;
+  // An operator certificate: ExtendedKeyUsage clientAuth + kOperatorOid and the subject OU
+  // kOperatorOrganizationalUnit (set when organizational_unit is empty). Requires client_auth
+  // and no server_auth.
+  bool operator_role = false;
   CertificateKeyType key_type = CertificateKeyType::kEcdsaP256;
   // Subject organizationalUnitName (placed before the CN), e.g. "fedmed audit log"; "" for none.
   std::string organizational_unit;
@@ -82,7 +99,8 @@ struct CertificateRequest {
 // signed by `ca` (ECDSA-with-SHA256).
 // Throws Error if the request is malformed (empty CN, empty DNS name, IP text that is not an
 // IPv4/IPv6 address, none of server_auth, client_auth and document_signing, document_signing
-// together with server_auth or client_auth, validity_days < 1, notAfter not after
+// together with server_auth or client_auth, operator_role without client_auth, with
+// server_auth or with another OU, validity_days < 1, notAfter not after
 // notBefore, notAfter more than kCaExpirySlackSeconds later than the CA's own notAfter: a
 // certificate may not outlive its CA); CryptoError if the CA key or certificate cannot be
 // parsed or do not match each other, or OpenSSL fails. A notAfter later than the CA's by at most
@@ -99,6 +117,8 @@ struct CertificateInfo {
   std::string issuer_common_name;
   std::vector<std::string> dns_names;     // SubjectAltName DNS entries, in order
   std::vector<std::string> ip_addresses;  // SubjectAltName IP entries, canonical text ("::1")
+  std::string organizational_unit;        // the subject OU, "" when none
+  bool operator_role = false;             // ExtendedKeyUsage kOperatorOid present
   std::time_t not_before = 0;             // seconds since the Unix epoch, UTC
   std::time_t not_after = 0;
   // SHA-256 of the DER certificate as uppercase hex pairs separated by colons, the way
@@ -111,7 +131,8 @@ CertificateInfo InspectCertificate(const std::string& cert_pem);
 
 // Which use of a certificate VerifyPeerCertificate checks (its ExtendedKeyUsage).
 enum class CertificatePurpose {
-  kClientAuth,  // the peer is a site (checked by the coordinator)
+  kClientAuth,  // the peer is a site (checked by the coordinator): not an operator certificate
+  kOperator,    // the peer is an operator (fedmed-admin): clientAuth and both operator markers
   kServerAuth,  // the peer is the coordinator (checked by a site)
   // an audit-log certificate (checked by fedmed-audit): an Ed25519 key and the ExtendedKeyUsage
   // id-kp-documentSigning; the chain is checked without a TLS purpose.
@@ -136,6 +157,9 @@ struct PeerCheck {
 //   certificate CN=coordinator is not valid for client authentication (extended key usage)
 //   certificate CN=site-1 is not an audit-log certificate (no extended key usage
 //     id-kp-documentSigning)
+//   certificate CN=fedmed-operator is an operator certificate (OU=fedmed operator): it cannot
+//     act as a site
+//   certificate CN=site-1 is not an operator certificate (no OU=fedmed operator ...)
 // Throws CryptoError if `ca_pem` holds no certificate (that is fedmed's own configuration).
 PeerCheck VerifyPeerCertificate(const std::string& peer_cert_pem, const std::string& ca_pem,
                                 std::time_t now,

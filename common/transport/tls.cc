@@ -52,9 +52,7 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsFiles&
   return grpc::SslCredentials(options);
 }
 
-grpc::Status AuthenticatePeer(const grpc::ServerContext& context, const std::string& ca_pem,
-                              const std::vector<std::string>& allowed_sites,
-                              std::string* site_name) {
+std::string PeerCertificatePem(const grpc::ServerContext& context) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   std::string peer_pem;
   if (auth != nullptr) {
@@ -62,14 +60,52 @@ grpc::Status AuthenticatePeer(const grpc::ServerContext& context, const std::str
       peer_pem.assign(value.data(), value.size());
     }
   }
-  if (peer_pem.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "refused: the connection presented no client certificate (mutual TLS is "
-                        "required)");
-  }
-  const PeerCheck check = VerifyPeerCertificate(peer_pem, ca_pem, std::time(nullptr));
+  return peer_pem;
+}
+
+namespace {
+
+grpc::Status NoCertificate() {
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                      "refused: the connection presented no client certificate (mutual TLS is "
+                      "required)");
+}
+
+// A certificate refused for `purpose` that passes as `other` is the wrong role
+// (PERMISSION_DENIED); otherwise it is not a valid certificate (UNAUTHENTICATED).
+grpc::Status Refused(const std::string& peer_pem, const std::string& ca_pem, std::time_t now,
+                     CertificatePurpose other, const std::string& reason) {
+  const bool wrong_role = VerifyPeerCertificate(peer_pem, ca_pem, now, other).ok;
+  return grpc::Status(wrong_role ? grpc::StatusCode::PERMISSION_DENIED
+                                 : grpc::StatusCode::UNAUTHENTICATED,
+                      "refused: " + reason);
+}
+
+}  // namespace
+
+grpc::Status AuthenticateOperator(const grpc::ServerContext& context, const std::string& ca_pem,
+                                  std::string* operator_name) {
+  const std::string peer_pem = PeerCertificatePem(context);
+  if (peer_pem.empty()) return NoCertificate();
+  const std::time_t now = std::time(nullptr);
+  const PeerCheck check =
+      VerifyPeerCertificate(peer_pem, ca_pem, now, CertificatePurpose::kOperator);
   if (!check.ok) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "refused: " + check.reason);
+    return Refused(peer_pem, ca_pem, now, CertificatePurpose::kClientAuth, check.reason);
+  }
+  *operator_name = check.common_name;
+  return grpc::Status::OK;
+}
+
+grpc::Status AuthenticatePeer(const grpc::ServerContext& context, const std::string& ca_pem,
+                              const std::vector<std::string>& allowed_sites,
+                              std::string* site_name) {
+  const std::string peer_pem = PeerCertificatePem(context);
+  if (peer_pem.empty()) return NoCertificate();
+  const std::time_t now = std::time(nullptr);
+  const PeerCheck check = VerifyPeerCertificate(peer_pem, ca_pem, now);
+  if (!check.ok) {
+    return Refused(peer_pem, ca_pem, now, CertificatePurpose::kOperator, check.reason);
   }
   if (std::find(allowed_sites.begin(), allowed_sites.end(), check.common_name) ==
       allowed_sites.end()) {

@@ -44,6 +44,18 @@ grpc::Status AuthenticatePeer(const grpc::ServerContext& context, const std::str
                               const std::vector<std::string>& allowed_sites,
                               std::string* site_name);
 
+// The certificate (PEM) the peer of a server call presented in the TLS handshake; "" when none.
+std::string PeerCertificatePem(const grpc::ServerContext& context);
+
+// Checks the peer of an admin call (the Admin service, fedmed-admin): its certificate chains to
+// the federation CA, is valid now and is an operator certificate (CertificatePurpose::kOperator,
+// common/crypto/pki.h). On success stores its CN in `*operator_name` and returns OK. Otherwise
+// UNAUTHENTICATED (no certificate, or one that does not verify) or PERMISSION_DENIED (a valid
+// certificate that is not an operator's, e.g. a site's), with a message naming the certificate.
+// (AuthenticatePeer answers an operator certificate PERMISSION_DENIED the same way.)
+grpc::Status AuthenticateOperator(const grpc::ServerContext& context, const std::string& ca_pem,
+                                  std::string* operator_name);
+
 // Turns a failed client call's status into a sentence an operator can act on, recognising TLS
 // handshake failures (unknown CA, host name mismatch) that gRPC reports as UNAVAILABLE.
 std::string DescribeClientError(const grpc::Status& status, const std::string& target);

@@ -53,6 +53,9 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << "                  CN=" << coordinator.common_name << " for " << Join(names)
             << ", valid until " << FormatUtc(coordinator.not_after) << "\n"
             << "                  SHA-256 " << coordinator.sha256_fingerprint << "\n";
+  std::cout << "  operator        " << fs::path(result.operator_cert).parent_path().string()
+            << "/: operator.pem, operator.key, ca.pem, coordinator_address\n"
+            << "                  (fedmed-admin; OU=fedmed operator: it cannot act as a site)\n";
   for (const auto& [name, config] : result.site_configs) {
     std::cout << "  site " << name << std::string(name.size() < 10 ? 10 - name.size() : 0, ' ')
               << " " << fs::path(config).parent_path().string() << "/: site.toml, " << name
@@ -69,7 +72,11 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << "     the site's private key), set [data] path in its site.toml to the hospital's\n"
             << "     images, and start the site there:\n"
             << "       fedmed-site --config site.toml\n"
-            << "  3. Keep " << (out / "ca").string()
+            << "  3. Keep " << fs::path(result.operator_cert).parent_path().string()
+            << "/ with the operator; it administers the running federation:\n"
+            << "       fedmed-admin --dir " << fs::path(result.operator_cert).parent_path().string()
+            << " status   (pause, resume, stop, exclude, extend)\n"
+            << "  4. Keep " << (out / "ca").string()
             << "/ offline. To add a hospital later:\n"
             << "       fedmed-pki add-site --out " << out.string() << " --name <name>\n";
 }

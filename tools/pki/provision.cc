@@ -65,6 +65,27 @@ KeyAndCert IssueAudit(const KeyAndCert& ca, const std::string& common_name, int 
   return IssueCertificate(ca, request);
 }
 
+// The operator's directory (fedmed-admin): the CA certificate, an operator certificate and key
+// (CertificateRequest::operator_role), and the address the coordinator is dialled at.
+void WriteOperator(const fs::path& dir, const KeyAndCert& ca, const std::string& common_name,
+                   const std::string& coordinator_address, int validity_days,
+                   ProvisionResult* result) {
+  CertificateRequest request;
+  request.common_name = common_name;
+  request.client_auth = true;
+  request.operator_role = true;
+  request.validity_days = validity_days;
+  const KeyAndCert cert = IssueCertificate(ca, request);
+  CreateDirectory(dir);
+  WriteFileAtomically((dir / "ca.pem").string(), ca.cert_pem, "CA certificate");
+  result->operator_cert = (dir / kOperatorCertFile).string();
+  WriteFileAtomically(result->operator_cert, cert.cert_pem, "operator certificate");
+  WriteFileAtomically((dir / kOperatorKeyFile).string(), cert.key_pem, "operator key",
+                      FilePermissions::kOwnerOnly);
+  WriteFileAtomically((dir / kOperatorAddressFile).string(), coordinator_address + "\n",
+                      "coordinator address");
+}
+
 // The config of site `name` from the template; its files are relative to its directory.
 SiteConfig MakeSiteConfig(const SiteConfig& site_template, const fs::path& site_dir,
                           const std::string& name, const std::string& coordinator_address) {
@@ -216,6 +237,8 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
   result.coordinator_config = coordinator.config_path;
   result.status_token_file = (coordinator_dir / kStatusTokenFile).string();
   WriteStatusTokenFile(result.status_token_file);
+  WriteOperator(out / "operator", ca, options.federation + "-operator",
+                options.coordinator_address, options.validity_days, &result);
   for (const SiteConfig& site : sites) {
     result.site_audit_certs[site.name] = WriteParty(
         fs::path(site.config_path).parent_path(), site.name,

@@ -6,6 +6,8 @@
 //                   audit.pem, audit.key, status.token (0600: the status page's token,
 //                   [status] token_file; the page itself is off until [status] listen is set)
 //   OUT/sites/<name>/ca.pem, <name>.pem, <name>.key, site.toml, audit.pem, audit.key
+//   OUT/operator/ca.pem, operator.pem, operator.key (0600), coordinator_address: fedmed-admin's
+//                   (an operator certificate, CN "<federation>-operator": common/crypto/pki.h)
 //
 // Copy OUT/coordinator/ to the coordinator and OUT/sites/<name>/ to hospital <name>; the configs
 // name their files relative to their own directory, so the directories can be moved as they are.
@@ -35,6 +37,10 @@ namespace fedmed {
 inline constexpr const char* kDefaultDataFile = "medmnist/pneumoniamnist.npz";
 // The status page's token file beside coordinator.toml (coordinator/status/status_token.h).
 inline constexpr const char* kStatusTokenFile = "status.token";
+// fedmed-admin's files in OUT/operator/ (tools/admin/admin_client.h reads them).
+inline constexpr const char* kOperatorCertFile = "operator.pem";
+inline constexpr const char* kOperatorKeyFile = "operator.key";
+inline constexpr const char* kOperatorAddressFile = "coordinator_address";  // host:port + "\n"
 
 struct ProvisionOptions {
   std::string out_dir;                  // new or empty directory
@@ -65,6 +71,7 @@ struct ProvisionResult {
   std::string ca_key;
   std::string coordinator_config;                  // "" if AddSite found none
   std::string status_token_file;                   // ProvisionFederation: status.token
+  std::string operator_cert;                       // ProvisionFederation: operator/operator.pem
   std::map<std::string, std::string> site_configs;  // site name -> site.toml
   // AddSite only: the [tls] allowed_sites line coordinator.toml needs for the new site to join
   // (its current allow-list plus the new name); "" when out_dir has no coordinator.toml.
