@@ -75,6 +75,10 @@ void ModelSeeds() {
   for (int v = 0; v < 3; ++v) {
     const std::string bytes = EncodeModelState(SmallState(v));
     Write("fuzz_model_state", "state" + std::to_string(v), bytes);
+    Write("fuzz_model_state", "state" + std::to_string(v) + "-float16",
+          EncodeModelState(SmallState(v), UpdateEncoding::kFloat16));
+    Write("fuzz_model_state", "state" + std::to_string(v) + "-int8",
+          EncodeModelState(SmallState(v), UpdateEncoding::kInt8, 7));
     for (int chunks : {1, 2}) {
       std::string seed;
       uint64_t size = bytes.size();

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "common/model/quantization.h"
 #include "common/util/byte_order.h"
 #include "common/util/error.h"
 
@@ -19,8 +20,23 @@ constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxNameLength = 1024;
 constexpr uint32_t kMaxRank = 8;
 constexpr uint8_t kFloat32Tag = 1;
-// Smallest tensor record: name length, a 1-byte name, rank 0, dtype tag, one float.
-constexpr size_t kMinRecordBytes = 4 + 1 + 4 + 1 + 4;
+constexpr uint8_t kFloat16Tag = 2;
+constexpr uint8_t kInt8Tag = 3;
+
+uint8_t DtypeTag(UpdateEncoding encoding) {
+  switch (encoding) {
+    case UpdateEncoding::kFloat16: return kFloat16Tag;
+    case UpdateEncoding::kInt8: return kInt8Tag;
+    case UpdateEncoding::kFloat32: break;
+  }
+  return kFloat32Tag;
+}
+
+// Smallest tensor record: name length, a 1-byte name, rank 0, dtype tag, one value (and the
+// int8 scale).
+size_t MinRecordBytes(UpdateEncoding encoding) {
+  return 4 + 1 + 4 + 1 + BytesPerTensorScale(encoding) + BytesPerValue(encoding);
+}
 
 std::string ShapeString(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -100,11 +116,19 @@ const NamedTensor* ModelState::Find(const std::string& name) const {
   return nullptr;
 }
 
-std::string EncodeModelState(const ModelState& state) {
-  size_t size = 12;
-  for (const NamedTensor& t : state.tensors) {
-    size += 4 + t.name.size() + 4 + 8 * t.shape.size() + 1 + 4 * t.values.size();
+int64_t EncodedModelStateSize(const ModelState& layout, UpdateEncoding encoding) {
+  int64_t size = 12;
+  for (const NamedTensor& t : layout.tensors) {
+    size += static_cast<int64_t>(4 + t.name.size() + 4 + 8 * t.shape.size() + 1) +
+            BytesPerTensorScale(encoding) +
+            BytesPerValue(encoding) * static_cast<int64_t>(t.values.size());
   }
+  return size;
+}
+
+std::string EncodeModelState(const ModelState& state, UpdateEncoding encoding, uint64_t seed) {
+  const auto size = static_cast<size_t>(EncodedModelStateSize(state, encoding));
+  std::mt19937_64 rng = QuantizationRng(seed);
   std::string out;
   out.reserve(size);
   out.append(kMagic, sizeof(kMagic));
@@ -138,13 +162,33 @@ std::string EncodeModelState(const ModelState& state) {
     out += t.name;
     AppendLittleEndian32(&out, static_cast<uint32_t>(t.shape.size()));
     for (int64_t d : t.shape) AppendLittleEndian64(&out, static_cast<uint64_t>(d));
-    out.push_back(static_cast<char>(kFloat32Tag));
-    out.append(reinterpret_cast<const char*>(t.values.data()), 4 * t.values.size());
+    out.push_back(static_cast<char>(DtypeTag(encoding)));
+    switch (encoding) {
+      case UpdateEncoding::kFloat32:
+        out.append(reinterpret_cast<const char*>(t.values.data()), 4 * t.values.size());
+        break;
+      case UpdateEncoding::kFloat16:
+        EncodeFloat16(t.values, "cannot encode model state: tensor '" + t.name + "'", &out);
+        break;
+      case UpdateEncoding::kInt8: {
+        const Int8Tensor q = QuantizeInt8(t.values, rng);
+        uint32_t scale_bits = 0;
+        std::memcpy(&scale_bits, &q.scale, 4);
+        AppendLittleEndian32(&out, scale_bits);
+        out.append(reinterpret_cast<const char*>(q.q.data()), q.q.size());
+        break;
+      }
+    }
   }
   return out;
 }
 
-ModelState DecodeModelState(std::string_view bytes, const std::string& what) {
+ModelState DecodeModelState(std::string_view bytes, const std::string& what,
+                            UpdateEncoding encoding) {
+  const uint8_t expected_tag = DtypeTag(encoding);
+  const uint64_t value_bytes = static_cast<uint64_t>(BytesPerValue(encoding));
+  const uint64_t scale_bytes = static_cast<uint64_t>(BytesPerTensorScale(encoding));
+  const size_t min_record_bytes = MinRecordBytes(encoding);
   Reader in(bytes, what);
   if (in.Bytes(4, "magic") != std::string_view(kMagic, sizeof(kMagic))) {
     in.Fail("bad magic, expected \"FMST\" (not a fedmed model state)");
@@ -154,7 +198,7 @@ ModelState DecodeModelState(std::string_view bytes, const std::string& what) {
             std::to_string(kVersion));
   }
   const uint64_t count = in.Uint(4, "tensor count");
-  if (count > in.remaining() / kMinRecordBytes) {
+  if (count > in.remaining() / min_record_bytes) {
     in.Fail("tensor count " + std::to_string(count) + " cannot fit in the " +
             std::to_string(in.remaining()) + " remaining bytes");
   }
@@ -177,35 +221,60 @@ ModelState DecodeModelState(std::string_view bytes, const std::string& what) {
       in.Fail(label + " has rank " + std::to_string(rank) + ", at most " +
               std::to_string(kMaxRank) + " is supported");
     }
-    in.Need(8 * rank + 1, "dims and dtype tag");
-    // Bound the value count by the bytes left after the dims and the dtype tag, so that it is
-    // known to fit before the values are allocated.
-    const uint64_t max_values = (in.remaining() - 8 * rank - 1) / 4;
+    in.Need(8 * rank + 1 + scale_bytes, "dims and dtype tag");
+    // Bound the value count by the bytes left after the dims, the dtype tag (and the scale), so
+    // that it is known to fit before the values are allocated.
+    const uint64_t max_values = (in.remaining() - 8 * rank - 1 - scale_bytes) / value_bytes;
     uint64_t value_count = 1;
     t.shape.resize(rank);
     for (uint64_t d = 0; d < rank; ++d) {
       const uint64_t dim = in.Uint(8, "dim");
       if (dim > max_values || (dim != 0 && value_count > max_values / dim)) {
         in.Fail(label + " dim " + std::to_string(d) + " = " + std::to_string(dim) +
-                " makes more values than the " + std::to_string(max_values * 4) +
+                " makes more values than the " + std::to_string(max_values * value_bytes) +
                 " remaining bytes can hold");
       }
       value_count *= dim;
       t.shape[d] = static_cast<int64_t>(dim);
     }
-    if (const uint64_t tag = in.Uint(1, "dtype tag"); tag != kFloat32Tag) {
+    if (const uint64_t tag = in.Uint(1, "dtype tag"); tag != expected_tag) {
       in.Fail(label + " has dtype tag " + std::to_string(tag) + ", expected " +
-              std::to_string(kFloat32Tag) + " (float32)");
+              std::to_string(expected_tag) + " (" + UpdateEncodingName(encoding) + ")");
+    }
+    float scale = 0;
+    if (encoding == UpdateEncoding::kInt8) {
+      const auto scale_bits = static_cast<uint32_t>(in.Uint(4, "int8 scale"));
+      std::memcpy(&scale, &scale_bits, 4);
+      if (!std::isfinite(scale) || scale < 0) {
+        in.Fail(label + " has int8 scale " + std::to_string(scale) +
+                ", expected a finite number >= 0");
+      }
     }
     if (value_count > max_values) {
       in.Fail(label + " of shape " + ShapeString(t.shape) + " needs " +
-              std::to_string(value_count * 4) + " bytes of values, " +
+              std::to_string(value_count * value_bytes) + " bytes of values, " +
               std::to_string(in.remaining()) + " remain");
     }
-    std::string_view raw = in.Bytes(4 * value_count, "values");
+    std::string_view raw = in.Bytes(value_bytes * value_count, "values");
     t.values.resize(value_count);
-    // (A tensor with a 0 dim has no values: memcpy must not see its null data pointer.)
-    if (!raw.empty()) std::memcpy(t.values.data(), raw.data(), raw.size());
+    if (encoding == UpdateEncoding::kFloat32) {
+      // (A tensor with a 0 dim has no values: memcpy must not see its null data pointer.)
+      if (!raw.empty()) std::memcpy(t.values.data(), raw.data(), raw.size());
+    } else if (encoding == UpdateEncoding::kFloat16) {
+      for (uint64_t v = 0; v < value_count; ++v) {
+        t.values[v] = HalfToFloat(static_cast<uint16_t>(
+            static_cast<uint8_t>(raw[2 * v]) | (static_cast<uint8_t>(raw[2 * v + 1]) << 8)));
+      }
+    } else {
+      for (uint64_t v = 0; v < value_count; ++v) {
+        const auto q = static_cast<int8_t>(raw[v]);
+        if (q == -128) {
+          in.Fail(label + " has int8 value -128 at flat index " + std::to_string(v) +
+                  ", expected -127 to 127");
+        }
+        t.values[v] = static_cast<float>(q) * scale;
+      }
+    }
     if (int64_t bad = FirstNonFinite(t.values); bad >= 0) {
       in.Fail(label + " has a non-finite value (" + std::to_string(t.values[bad]) +
               ") at flat index " + std::to_string(bad));
