@@ -51,6 +51,7 @@ CheckpointStore::Pending CheckpointStore::Stage(int round, const ModelState& mod
   j["strategy_state_sha256"] = Sha256Hex(strategy_state);
   j["excluded"] = notes.excluded;
   if (!notes.audit_round.empty()) j["audit_round"] = nlohmann::json::parse(notes.audit_round);
+  if (notes.total_rounds > 0) j["total_rounds"] = notes.total_rounds;
   return Pending{j.dump(2) + "\n"};
 }
 
@@ -75,6 +76,7 @@ std::optional<ResumePoint> CheckpointStore::Load(const ModelState& layout) const
       point.notes.excluded = j.at("excluded").get<std::set<std::string>>();
     }
     if (j.contains("audit_round")) point.notes.audit_round = j.at("audit_round").dump();
+    if (j.contains("total_rounds")) point.notes.total_rounds = j.at("total_rounds").get<int>();
     if (!j.contains("strategy_state")) return point;  // written before strategy checkpoints
     point.strategy = j.at("strategy").get<std::string>();
     const std::string relative = j.at("strategy_state").get<std::string>();

@@ -33,6 +33,9 @@ struct FederationNotes {
   // privacy_log.h), so that a crash between resume.json and the audit log's append loses no
   // entry: the restarted coordinator appends it when the audit log lacks it. "" = none.
   std::string audit_round;
+  // The federation's rounds when an operator extended them (fedmed-admin extend); 0 = [federation]
+  // rounds.
+  int total_rounds = 0;
 };
 
 // What resume.json names, loaded and checked against its digests.

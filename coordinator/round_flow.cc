@@ -93,6 +93,10 @@ void RoundFlow::ResumeLocked() {
   const int round = point->completed_round;
   report_->KeepMetricsUpTo(round);
   report_->EnsureRoundAudited(round, point->notes.audit_round);
+  if (point->notes.total_rounds > rsm_.total_rounds()) {
+    log_->info("the federation was extended to {} rounds (resume.json)", point->notes.total_rounds);
+    rsm_.ExtendRounds(point->notes.total_rounds - rsm_.total_rounds());
+  }
   rsm_.ResumeAfter(round);
   for (const std::string& site : point->notes.excluded) {
     rsm_.Exclude(site);
@@ -145,7 +149,7 @@ void RoundFlow::Begin(int port) {
     // Sites that were not told before a crash come back and must hear that it is over.
     log_->info("all {} rounds were already completed in {}; telling returning sites so for up "
                "to {} s",
-               config_.rounds, config_.output_dir, kResumedFinishGraceSeconds);
+               rsm_.total_rounds(), config_.output_dir, kResumedFinishGraceSeconds);
     told_finish_needed_ = config_.allowed_sites.size();
     deadline_->Arm(loop_->Now() + std::chrono::seconds(kResumedFinishGraceSeconds), [this] {
       MutexLock l(&mu_);
@@ -206,9 +210,12 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
   if (!note.empty()) log_->info("{}", note);
   MutexLock lock(&mu_);
   if (rsm_.IsExcluded(site)) {
+    const auto by_operator = excluded_by_operator_.find(site);
     const Status s = Status::FailedPrecondition(
-        site + " was excluded from this federation after [federation] max_invalid_updates "
-               "refused updates in a row (see the coordinator's log)");
+        by_operator != excluded_by_operator_.end()
+            ? site + " was excluded from this federation by its operator: " + by_operator->second
+            : site + " was excluded from this federation after [federation] max_invalid_updates "
+                     "refused updates in a row (see the coordinator's log)");
     log_->warn("registration refused: {}", s.message());
     return s;
   }
@@ -224,7 +231,7 @@ Status RoundFlow::Register(const std::string& site, const RegistrationInfo& requ
              info.num_test_samples, rsm_.sites().size(), rsm_.sites_to_start());
   reply->session_id = info.session_id;
   reply->federation = config_.federation;
-  reply->total_rounds = config_.rounds;
+  reply->total_rounds = rsm_.total_rounds();
   if (rsm_.ReadyToStart()) loop_->Post([this] { MaybeStartFirstRound(); });
   if (waiting_for_sites_) {
     PostLocked([this]() REQUIRES(mu_) {
@@ -290,6 +297,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
       s.proximal_mu = fit_.proximal_mu;
       s.frozen_layers = config_.training.frozen_layers;
       if (secure_) task->secure = secure_round_.config();
+      task->update_encoding = config_.update_encoding;
       break;
     }
     case SiteAction::kEvaluate:
@@ -300,7 +308,7 @@ void RoundFlow::FillTaskLocked(const std::string& site, SiteAction action, SiteT
     case SiteAction::kFinish:
       task->kind = SiteTask::Kind::kFinish;
       task->finish_reason =
-          "the federation completed its " + std::to_string(config_.rounds) + " rounds";
+          "the federation completed its " + std::to_string(rsm_.total_rounds()) + " rounds";
       told_finish_.insert(site);
       if (told_finish_.size() >= std::max(told_finish_needed_, rsm_.sites().size())) {
         PostLocked([this]() REQUIRES(mu_) { ShutdownLocked(); });
@@ -319,6 +327,7 @@ Status RoundFlow::GetModel(const std::string& site, const std::string& session_i
                                       std::to_string(global_->version) + " (poll for a new task)");
   }
   *model = global_;
+  record_.bytes_down += static_cast<int64_t>(global_->bytes.size());
   return Status::OK();
 }
 
@@ -349,7 +358,8 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     // checked against below.
     double bound = 0;
     Status s = NormBoundFor(site, header, expected, &bound);
-    if (s.ok()) s = DecodeUpdate(site, header, bytes, model_.initial_state, bound, &delta, &norm);
+    if (s.ok()) s = DecodeUpdate(site, header, bytes, model_.initial_state, bound, &delta, &norm,
+                                     expected.encoding);
     if (!s.ok()) {
       MutexLock lock(&mu_);
       NoteInvalidUpdateLocked(site, s);
@@ -427,6 +437,7 @@ void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHe
     log_heads_[site] = LogAnchor{header.info.log_seq, header.info.log_entry_sha256};
   }
   transfer_seconds_[site] += transfer_seconds;
+  record_.bytes_up += header.size_bytes;
   site_train_seconds_sum_ += header.info.train_seconds;
 }
 
@@ -586,7 +597,8 @@ UpdateExpectation RoundFlow::ExpectationLocked(const std::string& site) const {
   e.round = rsm_.round();
   e.model_version = global_->version;
   e.secure = secure_;
-  e.model_bytes = static_cast<int64_t>(global_->bytes.size());
+  e.encoding = ParseUpdateEncoding(config_.update_encoding).value_or(UpdateEncoding::kFloat32);
+  e.model_bytes = EncodedModelStateSize(global_state_, e.encoding);
   e.num_values = global_state_.NumValues();
   return e;
 }
@@ -596,7 +608,9 @@ void RoundFlow::NotePrivacyLocked(const std::string& site, const PrivacySpend& p
 }
 
 std::string RoundFlow::PhaseLabelLocked() const {
-  return shutting_down_ && rsm_.phase() != Phase::kFinished ? "stopped" : PhaseName(rsm_.phase());
+  if (shutting_down_ && rsm_.phase() != Phase::kFinished) return "stopped";
+  if (held_by_pause_) return "paused";
+  return PhaseName(rsm_.phase());
 }
 
 void RoundFlow::WriteStatusLocked() {
@@ -605,7 +619,7 @@ void RoundFlow::WriteStatusLocked() {
   s.phase = PhaseLabelLocked();
   s.round = rsm_.round();
   s.attempt = rsm_.attempt();
-  s.total_rounds = config_.rounds;
+  s.total_rounds = rsm_.total_rounds();
   s.port = port_;
   s.registered = rsm_.sites().size();
   s.selected = rsm_.selected().size();

@@ -17,6 +17,9 @@
 //                               the checkpoint (checkpoint_store.h), metrics and audit entry
 //                               (round_report.h)
 //   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
+//   an operator acts            Pause / Resume / StopFederation / Exclude / Extend
+//                               (admin_handler.h; round_admin.cc); a pause holds the next round
+//                               back in StartRoundLocked
 //
 // Thread-safety: every method may be called from any thread; the state is guarded by mu_ (each
 // member says so: clang's analysis checks it, scripts/thread_safety.sh), and methods named
@@ -35,6 +38,7 @@
 #include "common/audit/privacy_log.h"
 #include "common/config/coordinator_config.h"
 #include "common/util/mutex.h"
+#include "coordinator/admin_handler.h"
 #include "coordinator/checkpoint_store.h"
 #include "coordinator/event_loop.h"
 #include "coordinator/federation_model.h"
@@ -54,7 +58,7 @@ class logger;
 
 namespace fedmed {
 
-class RoundFlow final : public SiteHandler {
+class RoundFlow final : public SiteHandler, public AdminHandler {
  public:
   // Builds the strategy of [strategy], opens the round report (metrics, audit log) in
   // output_dir and, when output_dir holds a resume.json, resumes after its round: the global
@@ -104,6 +108,14 @@ class RoundFlow final : public SiteHandler {
   void UploadFailed(const std::string& site, const Status& why) override;
   Status Attend(const std::string& site, const std::string& session_id) override;
   void SiteGone(const std::string& site, const std::string& session_id) override;
+
+  // ---- AdminHandler (round_admin.cc): fedmed-admin's actions ----
+  Status Pause(const std::string& operator_name, std::string* outcome) override;
+  Status Resume(const std::string& operator_name, std::string* outcome) override;
+  Status StopFederation(const std::string& operator_name, std::string* outcome) override;
+  Status Exclude(const std::string& operator_name, const std::string& site,
+                 const std::string& reason, std::string* outcome) override;
+  Status Extend(const std::string& operator_name, int rounds, std::string* outcome) override;
 
  private:
   using Clock = EventLoop::Clock;
@@ -224,6 +236,15 @@ class RoundFlow final : public SiteHandler {
   // A round (or another attempt of it) waits for registrations: too few sites for a quorum.
   bool waiting_for_sites_ GUARDED_BY(mu_) = false;
   bool waiting_retry_ GUARDED_BY(mu_) = false;  // whether it is another attempt of the round
+  // fedmed-admin pause (round_admin.cc): no new round starts while paused_; held_by_pause_ once
+  // StartRoundLocked held one back (resume starts it).
+  bool paused_ GUARDED_BY(mu_) = false;
+  bool held_by_pause_ GUARDED_BY(mu_) = false;
+  // Sites excluded by an operator -> "CN=<operator>: <reason>" (their registrations say so).
+  std::map<std::string, std::string> excluded_by_operator_ GUARDED_BY(mu_);
+  // For an operator's action that applies only while the federation runs: FAILED_PRECONDITION
+  // naming `action` when it finished or is stopping; OK otherwise.
+  Status CheckRunningLocked(const char* action) const REQUIRES(mu_);
 };
 
 }  // namespace fedmed

@@ -30,7 +30,7 @@ FlowSnapshot RoundFlow::Snapshot() const {
   s.phase = PhaseLabelLocked();
   s.round = rsm_.round();
   s.attempt = rsm_.attempt();
-  s.total_rounds = config_.rounds;
+  s.total_rounds = rsm_.total_rounds();
   s.sites_to_start = rsm_.sites_to_start();
   for (const auto& [name, site] : rsm_.sites()) s.registered.insert(name);
   s.excluded = rsm_.excluded();

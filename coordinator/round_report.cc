@@ -108,6 +108,18 @@ void RoundReport::AppendExcluded(const std::string& site, int round, const std::
   }
 }
 
+void RoundReport::AppendAdmin(const std::string& operator_name, const std::string& action,
+                              int round, const nlohmann::json& arguments) {
+  if (!audit_) return;
+  try {
+    nlohmann::json data = {{"operator", operator_name}, {"action", action}, {"round", round}};
+    for (const auto& [key, value] : arguments.items()) data[key] = value;
+    audit_->Append(kEventAdmin, data);
+  } catch (const std::exception& e) {
+    log_->error("audit log: {}", e.what());
+  }
+}
+
 void RoundReport::AppendStop(bool finished, int completed_rounds) {
   if (!audit_) return;
   try {

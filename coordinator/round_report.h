@@ -82,6 +82,12 @@ class RoundReport {
   // logged, not thrown.
   void AppendExcluded(const std::string& site, int round, const std::string& why);
 
+  // An operator's action (fedmed-admin) in the audit log when there is one: kEventAdmin with
+  // {"operator", "action", "round"} and `arguments` (a JSON object's fields, e.g. site, reason,
+  // rounds). Errors are logged, not thrown.
+  void AppendAdmin(const std::string& operator_name, const std::string& action, int round,
+                   const nlohmann::json& arguments);
+
   // The audit log's stop entry (when there is an audit log); errors are logged, not thrown.
   void AppendStop(bool finished, int completed_rounds);
 

@@ -28,6 +28,20 @@ void RoundFlow::MaybeStartFirstRound() {
 }
 
 void RoundFlow::StartRoundLocked(bool retry) {
+  // fedmed-admin pause: the next round waits for resume (another attempt of the current one
+  // does not: the pause comes after the current round).
+  if (!retry && paused_) {
+    if (!held_by_pause_) {
+      log_->warn("paused by the operator: round {} waits for fedmed-admin resume",
+                 rsm_.round() + 1);
+    }
+    held_by_pause_ = true;
+    deadline_->Cancel();
+    WriteStatusLocked();
+    cv_.SignalAll();
+    return;
+  }
+  held_by_pause_ = false;
   // Too few sites registered for a quorum (sites went away): no attempt starts, so none is
   // spent waiting for its deadline with nobody to train; the next registration starts it.
   const size_t needed = static_cast<size_t>(config_.min_sites);
@@ -64,6 +78,7 @@ void RoundFlow::StartRoundLocked(bool retry) {
   record_.round = rsm_.round();
   record_.attempt = rsm_.attempt();
   record_.strategy = strategy_->name();
+  record_.update_encoding = config_.update_encoding;
   transfer_seconds_.clear();
   loss_weighted_sum_ = 0;
   site_train_seconds_sum_ = 0;
@@ -73,7 +88,7 @@ void RoundFlow::StartRoundLocked(bool retry) {
   round_start_ = loop_->Now();
   std::string selected;
   for (const std::string& s : rsm_.selected()) selected += (selected.empty() ? "" : ", ") + s;
-  log_->info("round {}/{}{} started: {} selected ({})", rsm_.round(), config_.rounds,
+  log_->info("round {}/{}{} started: {} selected ({})", rsm_.round(), rsm_.total_rounds(),
              retry ? " (attempt " + std::to_string(rsm_.attempt()) + ")" : "",
              rsm_.selected().size(), selected);
   ArmDeadlineLocked();
@@ -448,6 +463,7 @@ void RoundFlow::FinishRoundLocked() {
     const RoundEvent event = RoundReport::RoundEventOf(r, rsm_.selected(), log_heads_);
     FederationNotes notes;
     notes.excluded = rsm_.excluded();
+    if (rsm_.total_rounds() != config_.rounds) notes.total_rounds = rsm_.total_rounds();
     notes.audit_round = ToJson(event).dump();
     const CheckpointStore::Pending pending =
         checkpoints_.Stage(r.round, global_state_, global_->sha256, strategy_->name(),
@@ -458,7 +474,7 @@ void RoundFlow::FinishRoundLocked() {
                       std::chrono::system_clock::now().time_since_epoch()).count();
     report_->AppendMetrics(r);
     checkpoints_.Commit(pending);
-    report_->AppendRound(r, config_.rounds, event);
+    report_->AppendRound(r, rsm_.total_rounds(), event);
   } catch (const std::exception& e) {
     FailLocked("round " + std::to_string(r.round) + ": cannot record the round: " + e.what() +
                " (the federation resumes after the last round recorded once the problem is "
@@ -472,7 +488,7 @@ void RoundFlow::FinishRoundLocked() {
     StartRoundLocked(/*retry=*/false);
     return;
   }
-  log_->info("federation finished after {} rounds; telling sites to stop", config_.rounds);
+  log_->info("federation finished after {} rounds; telling sites to stop", rsm_.total_rounds());
   ExportFinalModelLocked();
   WriteStatusLocked();
   cv_.SignalAll();

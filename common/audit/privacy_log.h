@@ -85,6 +85,9 @@ inline constexpr const char* kEventRecovered = "recovered";
 inline constexpr const char* kEventRound = "round";
 // The coordinator excluded a site from the federation ({"site", "round", "reason"}).
 inline constexpr const char* kEventExcluded = "excluded";
+// An operator's action on the coordinator (fedmed-admin): {"operator" (certificate CN), "action"
+// ("pause", "resume", "stop", "exclude", "extend"), "round", and the action's arguments}.
+inline constexpr const char* kEventAdmin = "admin";
 
 // ---- event data ----------------------------------------------------------------------------
 //

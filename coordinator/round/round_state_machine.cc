@@ -60,6 +60,12 @@ void RoundStateMachine::ResumeAfter(int completed_rounds) {
   if (round_ >= total_rounds_) phase_ = Phase::kFinished;
 }
 
+void RoundStateMachine::ExtendRounds(int rounds) {
+  if (phase_ == Phase::kFinished) throw Error("ExtendRounds after the last round");
+  if (rounds < 1) throw Error("ExtendRounds by " + std::to_string(rounds) + " (need >= 1)");
+  total_rounds_ += rounds;
+}
+
 bool RoundStateMachine::ReadyToStart() const {
   return phase_ == Phase::kWaitingForSites && static_cast<int>(sites_.size()) >= min_available_sites_;
 }

@@ -62,6 +62,9 @@ class RoundStateMachine {
   int round() const { return round_; }            // 0 before the first round
   int attempt() const { return attempt_; }        // 1 for the first try of a round
   int total_rounds() const { return total_rounds_; }
+  // Adds `rounds` (>= 1) to the federation (fedmed-admin extend; a resumed extension). Throws
+  // Error once kFinished or for rounds < 1.
+  void ExtendRounds(int rounds);
 
   // Marks rounds 1..completed_rounds as done (a coordinator resuming from its checkpoint). Only
   // before the first round starts; kFinished when no round is left.
