@@ -1,13 +1,14 @@
 #include "common/model/torchscript_model.h"
 
-#include <fstream>
 #include <new>
 #include <set>
 #include <utility>
 #include <vector>
 
+#include "common/model/torch_archive.h"
 #include "common/model/torch_state.h"
 #include "common/util/error.h"
+#include "common/util/file_io.h"
 
 namespace fedmed {
 
@@ -127,11 +128,20 @@ void ScriptedClassifier::train(bool on) {
 }
 
 torch::jit::Module LoadTorchScriptFile(const std::string& path, const std::string& what) {
-  if (!std::ifstream(path, std::ios::binary)) {
-    throw ConfigError(what + ": cannot open TorchScript file '" + path + "'");
+  std::string bytes;
+  try {
+    bytes = ReadFile(path, "TorchScript file");
+  } catch (const Error& e) {
+    throw ConfigError(what + ": cannot open TorchScript file '" + path + "' (" + e.what() + ")");
   }
   try {
-    return torch::jit::load(path, torch::kCPU);
+    // Declared sizes first: torch::jit::load trusts them (fuzz/fuzz_checkpoint).
+    CheckTorchArchive(bytes, "TorchScript file '" + path + "'");
+  } catch (const FormatError& e) {
+    throw ConfigError(what + ": " + e.what());
+  }
+  try {
+    return torch::jit::load(BoundedArchiveReader(std::move(bytes)), torch::kCPU);
   } catch (const c10::Error& e) {
     throw ConfigError(what + ": '" + path +
                       "' is not a TorchScript file (expected the output of torch.jit.save of a "

@@ -100,9 +100,11 @@ class ScriptedClassifier : public Classifier {
 // that shape and dtype (naming the probe's and the output's shapes and dtypes).
 std::shared_ptr<ScriptedClassifier> LoadScriptedClassifier(const ModelSpec& spec);
 
-// torch::jit::load(path) on the CPU. Throws ConfigError naming `what` (e.g.
-// "model.torchscript_path") and `path` when the file cannot be opened or is not a TorchScript
-// archive.
+// torch::jit::load of the file at `path` on the CPU, after CheckTorchArchive (torch_archive.h)
+// and through a reader bounded to the file's bytes, so a forged archive cannot make LibTorch
+// allocate far more than the file's size. Throws ConfigError naming `what` (e.g.
+// "model.torchscript_path") and `path` when the file cannot be read, declares more than it holds,
+// or is not a TorchScript archive.
 torch::jit::Module LoadTorchScriptFile(const std::string& path, const std::string& what);
 
 // The parameters of `script` (loaded from `path`, named in errors) as a ModelState, in the order

@@ -271,10 +271,28 @@ TEST_F(CheckpointTest, APickleDeclaringMoreBytesThanItHoldsIsRefusedBeforeLibTor
     LoadCheckpoint(path);
     ADD_FAILURE() << "expected a FormatError";
   } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "': the pickle declares a "),
+    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "': entry 'archive/data.pkl': the pickle declares a "),
               std::string::npos)
         << e.what();
     EXPECT_NE(std::string(e.what()).find("but only"), std::string::npos) << e.what();
+  }
+}
+
+// Found by fuzz/fuzz_checkpoint (240 s run): a 1,071-byte checkpoint whose pickle memoises a value
+// under index 976,000,000 (LONG_BINPUT), for which LibTorch's unpickler reserved a 31 GB memo
+// table. Refused from the declaration.
+TEST_F(CheckpointTest, APickleMemoIndexBeyondItsSizeIsRefusedBeforeLibTorchReadsIt) {
+  const std::string path =
+      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-pickle-memo-index-bomb.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  try {
+    LoadCheckpoint(path);
+    ADD_FAILURE() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path +
+                                         "': entry 'archive/data.pkl': the pickle memoises value "),
+              std::string::npos)
+        << e.what();
   }
 }
 

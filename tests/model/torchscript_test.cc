@@ -261,5 +261,23 @@ TEST_F(TorchScriptTest, TheDocumentedThreeLinesClassifyAnImage) {
   EXPECT_EQ(Lines(out, "label"), expected) << out;
 }
 
+// Found by fuzz/fuzz_checkpoint (CI, 30 s run): a TorchScript archive given as [model]
+// initial_weights whose data.pkl declares a string of 1.9 GB, which torch::jit::load's unpickler
+// reserved before reading. LoadTorchScriptFile checks the declarations first (torch_archive.h).
+TEST(TorchScriptFileTest, AnArchiveDeclaringMoreBytesThanItHoldsIsRefusedBeforeLibTorchReadsIt) {
+  const std::string path =
+      SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-torchscript-pickle-length-bomb.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  try {
+    LoadTorchScriptFile(path, "model.initial_weights");
+    ADD_FAILURE() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("model.initial_weights: TorchScript file '" + path + "': entry '", 0), 0u)
+        << what;
+    EXPECT_NE(what.find("the pickle declares a "), std::string::npos) << what;
+  }
+}
+
 }  // namespace
 }  // namespace fedmed::testing
