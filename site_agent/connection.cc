@@ -167,9 +167,26 @@ bool CoordinatorConnection::WaitUntilReachable(double max_seconds) {
   return false;
 }
 
-CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles& tls)
+CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles& tls,
+                                             const ProxyRoute& route)
     : target_(std::move(target)) {
   grpc::ChannelArguments args;
+  // The way out is ours to decide (ResolveProxyRoute, common/config/proxy_route.h): gRPC's own
+  // reading of https_proxy / no_proxy is off. Through a proxy, the channel dials the proxy and
+  // gRPC's HTTP CONNECT handshaker (the arguments its http_proxy mapper would set) asks it for a
+  // tunnel to the coordinator; TLS inside the tunnel checks the coordinator's certificate
+  // against target_ (the default authority), as on a direct connection.
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
+  std::string dial = target_;
+  if (route.via_proxy) {
+    dial = route.proxy.HostPort();
+    args.SetString("grpc.http_connect_server", target_);
+    args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, target_);
+    if (!route.proxy.credentials.empty()) {
+      args.SetString("grpc.http_connect_headers",
+                     "Proxy-Authorization:" + route.proxy.BasicAuthorization());
+    }
+  }
   // Reconnect quickly after a coordinator restart: the channel tries again at least every
   // second (WaitUntilReachable returns as soon as it connects); our own backoff caps how long a
   // site waits between calls that fail for other reasons.
@@ -180,7 +197,7 @@ CoordinatorConnection::CoordinatorConnection(std::string target, const TlsFiles&
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   stub_ = std::make_unique<Stub>(
-      grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args));
+      grpc::CreateCustomChannel(dial, MakeChannelCredentials(tls), args));
 }
 
 CoordinatorConnection::~CoordinatorConnection() = default;

@@ -13,6 +13,7 @@
 #include <vector>
 #include <string>
 
+#include "common/config/proxy_route.h"
 #include "common/transport/messages.h"
 #include "common/util/error.h"
 
@@ -40,9 +41,11 @@ class RpcError : public Error {
 
 class CoordinatorConnection {
  public:
-  // `target` is host:port; the host must be a SAN of the coordinator's certificate.
+  // `target` is host:port; the host must be a SAN of the coordinator's certificate. `route`:
+  // directly, or through an HTTP CONNECT proxy (ResolveProxyRoute,
+  // common/config/proxy_route.h); the environment's proxy variables are not consulted here.
   // Throws Error/CryptoError when the TLS files cannot be read or do not match.
-  CoordinatorConnection(std::string target, const TlsFiles& tls);
+  CoordinatorConnection(std::string target, const TlsFiles& tls, const ProxyRoute& route = {});
   ~CoordinatorConnection();
 
   const std::string& target() const { return target_; }

@@ -248,7 +248,10 @@ class SiteAgent::Impl {
   }
 
   int Loop() {
-    CoordinatorConnection connection(config_.coordinator_address, config_.tls);
+    const ProxyRoute route = ResolveProxyRoute(config_.coordinator_proxy,
+                                               config_.coordinator_address, config_.config_path);
+    log_->info("dialling the coordinator at {} {}", config_.coordinator_address, route.Describe());
+    CoordinatorConnection connection(config_.coordinator_address, config_.tls, route);
     {
       std::lock_guard<std::mutex> lock(connection_mu_);
       connection_ = &connection;

@@ -15,6 +15,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/config/proxy_route.h"
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
 #include "common/crypto/pki.h"
@@ -80,6 +81,26 @@ int Connect(const addrinfo* address, double timeout, std::string* why) {
   return fd;
 }
 
+// Asks the proxy on `fd` for a tunnel to `target` (RFC 9110, 9.3.6); returns its status line
+// (or what went wrong), having read the whole answer header.
+std::string ProxyConnect(int fd, const ProxyUri& proxy, const std::string& target) {
+  std::string request = "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n";
+  if (!proxy.credentials.empty()) {
+    request += "Proxy-Authorization: " + proxy.BasicAuthorization() + "\r\n";
+  }
+  request += "\r\n";
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    return std::string("cannot send CONNECT: ") + std::strerror(errno);
+  }
+  std::string header;
+  char c;
+  while (header.size() < 8192 && header.find("\r\n\r\n") == std::string::npos) {
+    if (::recv(fd, &c, 1, 0) != 1) return header.empty() ? "no answer" : header.substr(0, header.find('\r'));
+    header.push_back(c);
+  }
+  return header.substr(0, header.find('\r'));
+}
+
 void CheckNetwork(const SiteConfig& site, const SiteCheckOptions& o,
                   std::vector<SiteCheck>* out) {
   const auto add = [&](const std::string& name, bool ok, const std::string& detail) {
@@ -93,26 +114,57 @@ void CheckNetwork(const SiteConfig& site, const SiteCheckOptions& o,
                                           "\" is not host:port");
     return;
   }
+  // The way the site agent dials: directly or through an HTTP CONNECT proxy.
+  ProxyRoute route;
+  try {
+    route = ResolveProxyRoute(site.coordinator_proxy, site.coordinator_address, site.config_path);
+  } catch (const std::exception& e) {
+    add("proxy", false, e.what());
+    return;
+  }
+  if (route.via_proxy || !route.source.empty()) add("proxy", true, "dialling " + route.Describe());
+  const std::string dial_host = route.via_proxy ? route.proxy.host : host;
+  const int dial_port = route.via_proxy ? route.proxy.port : port;
+  const std::string dial = route.via_proxy ? "the proxy " + route.proxy.HostPort()
+                                           : site.coordinator_address;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+  if (const int rc = ::getaddrinfo(dial_host.c_str(), std::to_string(dial_port).c_str(), &hints,
+                                   &found);
       rc != 0) {
-    add("name resolution", false, "cannot resolve " + host + ": " + gai_strerror(rc) +
-                                      " (check [site] coordinator and the site's DNS)");
+    add("name resolution", false,
+        "cannot resolve " + dial_host + ": " + gai_strerror(rc) +
+            (route.via_proxy ? " (check the proxy's name, " + route.source + ")"
+                             : " (check [site] coordinator and the site's DNS)"));
     return;
   }
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> addresses(found, ::freeaddrinfo);
-  add("name resolution", true, host + " resolves");
+  add("name resolution", true, dial_host + " resolves");
   std::string why;
   const int fd = Connect(found, o.network_timeout_seconds, &why);
   if (fd < 0) {
     add("TCP connection", false,
-        "cannot connect to " + site.coordinator_address + ": " + why +
-            " (is the coordinator running, and does the firewall allow outbound TCP to it?)");
+        "cannot connect to " + dial + ": " + why +
+            (route.via_proxy ? " (is the proxy running, and reachable from this site?)"
+                             : " (is the coordinator running, and does the firewall allow "
+                               "outbound TCP to it?)"));
     return;
   }
-  add("TCP connection", true, "connected to " + site.coordinator_address);
+  add("TCP connection", true, "connected to " + dial);
+  if (route.via_proxy) {
+    const std::string answer = ProxyConnect(fd, route.proxy, site.coordinator_address);
+    const bool ok = answer.rfind("HTTP/1.", 0) == 0 && answer.size() > 9 && answer[9] == '2';
+    if (!ok) {
+      ::close(fd);
+      add("proxy tunnel", false,
+          "the proxy " + route.proxy.HostPort() + " answered CONNECT " +
+              site.coordinator_address + " with \"" + answer +
+              "\" (does it allow CONNECT to that host and port, and this site?)");
+      return;
+    }
+    add("proxy tunnel", true, "the proxy opened a tunnel to " + site.coordinator_address);
+  }
 
   std::unique_ptr<SSL_CTX, decltype(&::SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
                                                           ::SSL_CTX_free);

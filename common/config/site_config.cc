@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/config/proxy_route.h"
 #include "common/config/shared_sections.h"
 #include "common/config/toml_util.h"
 #include "common/util/error.h"
@@ -41,6 +42,23 @@ ConfigSection<SC> SiteSection() {
                 NonEmpty("a directory"))
                   .Path(),
               K("threads", &SC::threads, "LibTorch compute threads.", IntAtLeast(1)),
+          }};
+}
+
+ConfigSection<SC> CoordinatorSection() {
+  return {"coordinator",
+          "",
+          {
+              K("proxy", &SC::coordinator_proxy,
+                "How this site reaches the coordinator (docs/NETWORK.md): \"\" = as the\n"
+                "https_proxy / no_proxy environment variables say (directly when unset);\n"
+                "\"http://host:port\" = through that HTTP CONNECT proxy, whatever they say;\n"
+                "\"none\" = directly, whatever they say.",
+                [](const std::string& v, const SC&) {
+                  std::string why;
+                  return Require(v.empty() || v == "none" || ParseProxyUri(v, &why).has_value(),
+                                 kProxyUriRule);
+                }),
           }};
 }
 
@@ -306,6 +324,7 @@ const ConfigSection<SitePrivacyConfig>& SitePrivacySection() {
 const ConfigSections<SiteConfig>& SiteConfigSections() {
   static const ConfigSections<SC> sections = {
       SiteSection(),
+      CoordinatorSection(),
       TlsSection({"site", "the coordinator's"}).In(&SC::tls),
       SiteDataSection().In(&SC::data),
       ConnectionSection(),

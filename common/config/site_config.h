@@ -2,6 +2,7 @@
 // rendered here.
 //
 //   [site]       name, coordinator, output_dir, threads
+//   [coordinator] proxy
 //   [tls]        ca_cert, cert, key
 //   [data]       path, format, partition, shard, num_shards, alpha, seed, max_bad_fraction,
 //                decode_threads, image_size, channels, normalization, mean, std, equalize,
@@ -86,6 +87,9 @@ struct SiteConfig {
   std::string coordinator_address;
   std::string output_dir = "site-out";  // privacy log, local metrics
   int threads = 1;                      // LibTorch compute threads, >= 1
+  // [coordinator] proxy: "" (the environment decides), "http://[user:password@]host:port" or
+  // "none"; the rules: common/config/proxy_route.h
+  std::string coordinator_proxy;
   // [tls]
   TlsFiles tls;
   // [data]
@@ -116,8 +120,8 @@ inline bool operator!=(const SiteConfig& a, const SiteConfig& b) { return !(a ==
 
 // SitePrivacyConfig::mode is parsed with ParsePrivacyMode (common/privacy/privacy_spend.h).
 
-// The key tables of site.toml, in file order: [site], [tls], [data], [connection], [privacy],
-// [model]. Never throws.
+// The key tables of site.toml, in file order: [site], [coordinator], [tls], [data],
+// [connection], [privacy], [model]. Never throws.
 const ConfigSections<SiteConfig>& SiteConfigSections();
 
 // The [data] and [privacy] key tables on their own (fedmed-simulate embeds [privacy]). Never
