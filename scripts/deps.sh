@@ -23,6 +23,8 @@ PACKAGES=(
   libjs-chart.js                                 # the coordinator's status page serves its Chart.js
   prometheus                                     # promtool: status_server_test checks /metrics
   chromium nodejs                                # the status page's browser test (tests/status_page/)
+  iproute2 tinyproxy                             # the multi-host test bed (scripts/netns.sh): namespaces,
+                                                 # tbf, and the HTTP CONNECT proxy of proxied sites
 )
 # npm (for playwright-core, below): Debian's package, unless a node install brings its own.
 command -v npm > /dev/null 2>&1 || PACKAGES+=(npm)
