@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "common/crypto/crl.h"
 #include "common/transport/tls.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
@@ -25,6 +26,17 @@ class Coordinator::Impl {
     log_ = MakeLogger("coordinator", config.output_dir + "/coordinator.log");
     log_->info("{}", DescribeDataRoot(options.data_root));
     ca_pem_ = ReadFile(config.tls.ca_cert, "[tls] ca_cert");
+    if (!config.crl.empty()) {
+      // Read and verified now: a broken [tls] crl stops the start (crl.h).
+      crl_ = std::make_shared<CrlWatcher>(
+          config.crl, ca_pem_, [log = log_](bool is_error, const std::string& message) {
+            if (is_error) {
+              log->error("{}", message);
+            } else {
+              log->info("{}", message);
+            }
+          });
+    }
     SetComputeThreads(config.threads);
     FederationModel model =
         LoadFederationModel(config, options.data_root, std::move(options.initial_model),
@@ -50,7 +62,8 @@ class Coordinator::Impl {
     }
     server_ = std::make_unique<FederationServer>(handler, config_.listen_address, config_.tls,
                                                  ca_pem_, config_.allowed_sites,
-                                                 ServiceLimits{config_.upload_idle_seconds}, log_);
+                                                 ServiceLimits{config_.upload_idle_seconds}, log_,
+                                                 crl_);
     if (board_) StartStatusServer();
     flow_->Begin(server_->port());
     return server_->port();
@@ -62,6 +75,11 @@ class Coordinator::Impl {
       loop_.HandleSignals([this](int signal) {
         log_->warn("received signal {}, stopping after closing files", signal);
         flow_->Stop();
+      });
+      // SIGHUP: re-read [tls] crl now (it is also re-read within a second of changing).
+      loop_.HandleHangup([this] {
+        log_->info("received SIGHUP{}", crl_ ? ", re-reading the CRL " + crl_->path() : "");
+        if (crl_) crl_->Reload();
       });
     }
     loop_.Run();
@@ -96,6 +114,7 @@ class Coordinator::Impl {
   CoordinatorConfig config_;
   std::shared_ptr<spdlog::logger> log_;
   std::string ca_pem_;
+  std::shared_ptr<CrlWatcher> crl_;  // [tls] crl; null when unset
   AsioEventLoop loop_;              // outlives flow_ (its timers) and server_ (its handlers)
   std::unique_ptr<RoundFlow> flow_;
   std::string status_token_;

@@ -22,6 +22,7 @@ class AsioEventLoop::Impl {
   asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
   asio::thread_pool pool{1};
   std::optional<asio::signal_set> signals;
+  std::optional<asio::signal_set> hangup;
 };
 
 namespace {
@@ -88,6 +89,10 @@ void AsioEventLoop::Stop() {
     boost::system::error_code ignored;
     impl_->signals->cancel(ignored);
   }
+  if (impl_->hangup) {
+    boost::system::error_code ignored;
+    impl_->hangup->cancel(ignored);
+  }
   impl_->io.stop();
 }
 
@@ -102,6 +107,24 @@ void AsioEventLoop::HandleSignals(std::function<void(int)> on_signal) {
       [on_signal = std::move(on_signal)](const boost::system::error_code& ec, int signal) {
         if (!ec) on_signal(signal);
       });
+}
+
+namespace {
+
+void WaitForHangup(asio::signal_set* set, std::function<void()> on_hangup) {
+  set->async_wait([set, on_hangup = std::move(on_hangup)](const boost::system::error_code& ec,
+                                                           int) mutable {
+    if (ec) return;
+    on_hangup();
+    WaitForHangup(set, std::move(on_hangup));
+  });
+}
+
+}  // namespace
+
+void AsioEventLoop::HandleHangup(std::function<void()> on_hangup) {
+  impl_->hangup.emplace(impl_->io, SIGHUP);
+  WaitForHangup(&*impl_->hangup, std::move(on_hangup));
 }
 
 }  // namespace fedmed

@@ -87,6 +87,8 @@ class AsioEventLoop final : public EventLoop {
   void Run();
   // Calls `on_signal(signal)` once on SIGINT or SIGTERM (from the control thread).
   void HandleSignals(std::function<void(int)> on_signal);
+  // Calls `on_hangup()` on every SIGHUP (from the control thread), until Stop().
+  void HandleHangup(std::function<void()> on_hangup);
 
   // Guarded(fn), for the timers.
   void RunGuarded(const std::function<void()>& fn) const { Guarded(fn); }

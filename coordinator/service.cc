@@ -11,7 +11,9 @@
 #include <thread>
 #include <utility>
 
+#include "common/crypto/crl.h"
 #include "common/transport/chunking.h"
+#include "common/transport/client_auth.h"
 #include "common/transport/tls.h"
 #include "common/transport/wire.h"
 #include "common/util/error.h"
@@ -81,14 +83,16 @@ constexpr int kBeatMs = 2000;
 class FederationService final : public v1::Federation::Service {
  public:
   FederationService(SiteHandler* handler, std::string ca_pem, std::vector<std::string> allowed,
-                    const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger)
+                    const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger,
+                    std::shared_ptr<const ClientAuthPolicy> policy)
       : handler_(handler),
         upload_idle_(std::chrono::duration_cast<IdleWatch::Clock::duration>(
             std::chrono::duration<double>(limits.upload_idle_seconds))),
         ca_pem_(std::move(ca_pem)),
         allowed_(std::move(allowed)),
         limits_(limits),
-        log_(std::move(logger)) {}
+        log_(std::move(logger)),
+        policy_(std::move(policy)) {}
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterReply* reply) override {
@@ -108,6 +112,9 @@ class FederationService final : public v1::Federation::Service {
     if (!slot) return Busy(site, "PollTask");
     SiteTask domain;
     const Status s = HoldInSlices(*context, request->wait_ms(), [&](int slice_ms) {
+      if (Status revoked = Revoked(*context, "PollTask"); !revoked.ok()) {
+        return std::make_pair(revoked, true);
+      }
       const Status polled = handler_->Poll(site, request->session_id(), slice_ms, &domain);
       return std::make_pair(polled, domain.kind != SiteTask::Kind::kWait);
     });
@@ -234,16 +241,30 @@ class FederationService final : public v1::Federation::Service {
     if (const Status s = handler_->Attend(site, request->session_id()); !s.ok()) return ToGrpc(s);
     // Held until the peer goes away (or the server shuts down, which cancels it): checked every
     // 100 ms, and a beat written every kBeatMs finds a connection that broke without a word.
+    // A certificate revoked meanwhile ends the session (checked each second: the CRL is re-read
+    // at most once a second).
     v1::AttendBeat beat;
     auto next_beat = std::chrono::steady_clock::now();
+    auto next_revocation_check = next_beat;
+    Status revoked;
     while (!context->IsCancelled()) {
-      if (std::chrono::steady_clock::now() >= next_beat) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= next_revocation_check) {
+        revoked = Revoked(*context, "Attend");
+        if (!revoked.ok()) break;
+        next_revocation_check = now + std::chrono::seconds(1);
+      }
+      if (now >= next_beat) {
         if (!writer->Write(beat)) break;
         next_beat += std::chrono::milliseconds(kBeatMs);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     handler_->SiteGone(site, request->session_id());
+    if (!revoked.ok()) {
+      log_->warn("ended the session of {}: its certificate was revoked", site);
+      return ToGrpc(revoked);
+    }
     return grpc::Status(grpc::StatusCode::CANCELLED, "Attend ended");
   }
 
@@ -269,8 +290,17 @@ class FederationService final : public v1::Federation::Service {
   grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
                             std::string* site) {
     grpc::Status s = AuthenticatePeer(context, ca_pem_, allowed_, site);
+    if (s.ok()) s = CheckNotRevoked(context, *policy_);
     if (!s.ok()) log_->warn("{} from {} {}", rpc, context.peer(), s.error_message());
     return s;
+  }
+
+  // PERMISSION_DENIED (logged) when the peer's certificate has been revoked since the call began.
+  Status Revoked(const grpc::ServerContext& context, const char* rpc) {
+    const grpc::Status s = CheckNotRevoked(context, *policy_);
+    if (s.ok()) return Status::OK();
+    log_->warn("{} from {} {}", rpc, context.peer(), s.error_message());
+    return Status::PermissionDenied(s.error_message());
   }
 
   grpc::Status Reject(const std::string& site, grpc::StatusCode code, const std::string& why) {
@@ -307,6 +337,7 @@ class FederationService final : public v1::Federation::Service {
   const std::vector<std::string> allowed_;
   const ServiceLimits limits_;
   std::shared_ptr<spdlog::logger> log_;
+  const std::shared_ptr<const ClientAuthPolicy> policy_;
 };
 
 }  // namespace
@@ -314,9 +345,12 @@ class FederationService final : public v1::Federation::Service {
 std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::string ca_pem,
                                                      std::vector<std::string> allowed_sites,
                                                      const ServiceLimits& limits,
-                                                     std::shared_ptr<spdlog::logger> logger) {
+                                                     std::shared_ptr<spdlog::logger> logger,
+                                                     std::shared_ptr<CrlWatcher> crl) {
+  auto policy = std::make_shared<const ClientAuthPolicy>(
+      ClientAuthPolicy{ca_pem, allowed_sites, std::move(crl)});
   return std::make_unique<FederationService>(handler, std::move(ca_pem), std::move(allowed_sites),
-                                             limits, std::move(logger));
+                                             limits, std::move(logger), std::move(policy));
 }
 
 class FederationServer::Impl {
@@ -329,13 +363,19 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
                                    const TlsFiles& tls, std::string ca_pem,
                                    std::vector<std::string> allowed_sites,
                                    const ServiceLimits& limits,
-                                   std::shared_ptr<spdlog::logger> logger)
+                                   std::shared_ptr<spdlog::logger> logger,
+                                   std::shared_ptr<CrlWatcher> crl)
     : impl_(std::make_unique<Impl>()) {
   const size_t sites = allowed_sites.size();
+  // Clients are authenticated in the TLS handshake (client_auth.h); the service checks again.
+  auto policy =
+      std::make_shared<const ClientAuthPolicy>(ClientAuthPolicy{ca_pem, allowed_sites, crl});
+  auto credentials = MakeAuthenticatingServerCredentials(
+      tls, policy, [logger](const std::string& refusal) { logger->warn("{}", refusal); });
   impl_->service = MakeFederationService(handler, std::move(ca_pem), std::move(allowed_sites),
-                                         limits, std::move(logger));
+                                         limits, std::move(logger), std::move(crl));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen_address, MakeServerCredentials(tls), &port_);
+  builder.AddListeningPort(listen_address, credentials, &port_);
   builder.RegisterService(impl_->service.get());
   // A connection that drops silently (a cut link, a machine off) is found by pings within
   // about 6 s and its calls cancelled (a site's Attend stream among them: the site is gone);

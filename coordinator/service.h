@@ -26,6 +26,7 @@ class logger;
 namespace fedmed {
 
 struct TlsFiles;
+class CrlWatcher;
 
 // Limits of the service's calls (docs/SECURITY.md).
 struct ServiceLimits {
@@ -35,23 +36,28 @@ struct ServiceLimits {
 };
 
 // The service, bound to `handler` (not owned; must outlive the service). `ca_pem`: the
-// federation CA; `allowed_sites`: [tls] allowed_sites.
+// federation CA; `allowed_sites`: [tls] allowed_sites; `crl`: [tls] crl, or null for none.
 std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::string ca_pem,
                                                      std::vector<std::string> allowed_sites,
                                                      const ServiceLimits& limits,
-                                                     std::shared_ptr<spdlog::logger> logger);
+                                                     std::shared_ptr<spdlog::logger> logger,
+                                                     std::shared_ptr<CrlWatcher> crl = nullptr);
 
 // The coordinator's gRPC server: the service above on `listen_address` (host:port; port 0
-// picks a free one) with mutual-TLS credentials from `tls` (common/transport/tls.h), and
-// resource limits sized for `allowed_sites.size()` sites (polls are held open: a few threads per
-// site). Destroying it shuts it down.
+// picks a free one) with mutual-TLS credentials from `tls` that authenticate every client in the
+// TLS handshake (common/transport/client_auth.h: the federation CA, the allow-list and `crl`, the
+// [tls] crl revocation list or null), and resource limits sized for `allowed_sites.size()` sites
+// (polls are held open: a few threads per site). A certificate on `crl` is also refused at every
+// call (PERMISSION_DENIED, "revoked"), and the Attend stream of a site whose certificate is
+// revoked ends (its session with it). Destroying it shuts it down.
 class FederationServer {
  public:
   // Starts serving. Throws Error naming the address when it cannot be bound; Error /
   // CryptoError when the TLS files cannot be read.
   FederationServer(SiteHandler* handler, const std::string& listen_address, const TlsFiles& tls,
                    std::string ca_pem, std::vector<std::string> allowed_sites,
-                   const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger);
+                   const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger,
+                   std::shared_ptr<CrlWatcher> crl = nullptr);
   ~FederationServer();
 
   FederationServer(const FederationServer&) = delete;

@@ -62,6 +62,11 @@ ConfigSection<C> TlsAndAllowListSection() {
   section.keys.push_back(K("allowed_sites", &C::allowed_sites,
                            "Site names (certificate CNs) allowed to join.", CheckAllowedSites)
                              .Required());
+  section.keys.push_back(
+      K("crl", &C::crl,
+        "The federation CA's revocation list (fedmed-pki revoke writes it), re-read when it\n"
+        "changes and on SIGHUP: a revoked certificate is refused (\"\" = none).")
+          .Path());
   return section;
 }
 

@@ -104,6 +104,9 @@ struct CoordinatorConfig {
   // [tls]
   TlsFiles tls;
   std::vector<std::string> allowed_sites;  // certificate CNs allowed to join; non-empty, unique
+  // The federation CA's certificate revocation list (fedmed-pki revoke writes it; PEM); re-read
+  // when the file changes and on SIGHUP (common/crypto/crl.h). "" = no revocation list.
+  std::string crl;
   // [federation]
   int rounds = 5;                              // >= 1
   int min_sites = 2;                           // quorum per round, 1..allowed_sites.size()

@@ -34,15 +34,6 @@ bool Contains(const std::string& haystack, const char* needle) {
 
 }  // namespace
 
-std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsFiles& files) {
-  const PemFiles pem = ReadPemFiles(files);
-  grpc::SslServerCredentialsOptions options(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
-  options.pem_root_certs = pem.ca;
-  options.pem_key_cert_pairs.push_back({pem.key, pem.cert});
-  return grpc::SslServerCredentials(options);
-}
-
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsFiles& files) {
   const PemFiles pem = ReadPemFiles(files);
   grpc::SslCredentialsOptions options;
@@ -132,10 +123,27 @@ std::string DescribeClientError(const grpc::Status& status, const std::string& t
              "names (re-issue it with fedmed-pki --coordinator-dns/--coordinator-ip) (" + msg +
              ")";
     }
+    // The coordinator verifies our certificate in the handshake (client_auth.h) and ends the
+    // connection before HTTP/2 when it refuses it: a connection attempt that the peer closes
+    // (or answers with a TLS alert) right after our certificate went out.
+    if (Contains(msg, "failed to connect") &&
+        (Contains(msg, "Socket closed") || Contains(msg, "Connection reset") ||
+         Contains(msg, "alert") || Contains(msg, "Broken pipe"))) {
+      return "TLS handshake with the coordinator at " + target +
+             " failed: the coordinator refused our certificate during the TLS handshake (is "
+             "[tls] cert issued by the federation CA, valid now, not revoked, and is this "
+             "site's name in the coordinator's allow-list? The coordinator's log says which) (" +
+             msg + ")";
+    }
     if (Contains(msg, "handshake") || Contains(msg, "SSL")) {
       return "TLS handshake with the coordinator at " + target + " failed (" + msg + ")";
     }
     return "coordinator at " + target + " is unreachable (" + msg + ")";
+  }
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED && Contains(msg, "revoked")) {
+    return "our certificate was revoked: the coordinator at " + target +
+           " refused it (" + msg + "); the federation's operator can issue a new one (fedmed-pki "
+           "add-site)";
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return "coordinator at " + target + " did not answer in time (" + msg + ")";

@@ -1,11 +1,12 @@
 // Mutual TLS for fedmed's gRPC channels.
 //
-// The coordinator is the only server. It asks every client for a certificate during the TLS
-// handshake (TLS 1.3 is what gRPC 1.51 and OpenSSL 3 negotiate between fedmed peers) and then
-// checks that certificate itself, in AuthenticatePeer(), instead of letting the handshake fail
-// silently: a site whose certificate is from another CA, expired, or whose CN is not on the
-// allow-list gets a gRPC status that says exactly why, and the coordinator logs the same reason.
-// The handshake still proves that the peer holds the private key of the certificate it showed.
+// The coordinator is the only server. Its credentials (MakeAuthenticatingServerCredentials,
+// common/transport/client_auth.h) require a client certificate and check it in the TLS handshake
+// (TLS 1.3 is what gRPC 1.51 and OpenSSL 3 negotiate between fedmed peers): a peer whose
+// certificate is from another CA, expired, revoked or whose CN is not on the allow-list never
+// reaches HTTP/2, and the coordinator logs why. AuthenticatePeer() checks the same per call, as a
+// second line, and tells the caller why in its status. The handshake also proves that the peer
+// holds the private key of the certificate it showed.
 //
 // Sites verify the coordinator's certificate against the federation CA and its host name (a SAN
 // of the coordinator certificate) in the handshake, as usual.
@@ -27,13 +28,10 @@ namespace fedmed {
 
 struct TlsFiles;
 
-// Server credentials from PEM files (the coordinator's certificate and key; ca_cert is used only
-// by AuthenticatePeer). Throws Error naming the file if one cannot be read, CryptoError if the key
-// does not match the certificate.
-std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsFiles& files);
-
-// Channel credentials for a site: trusts only ca_cert, presents cert/key.
-// Throws as MakeServerCredentials.
+// Channel credentials for a site: trusts only ca_cert, presents cert/key. (The coordinator's
+// server credentials are MakeAuthenticatingServerCredentials, common/transport/client_auth.h.)
+// Throws Error naming the file if one cannot be read, CryptoError if the key does not match the
+// certificate.
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsFiles& files);
 
 // Checks the peer of a server call: its certificate chains to the federation CA (`ca_pem`), is
@@ -57,7 +55,10 @@ grpc::Status AuthenticateOperator(const grpc::ServerContext& context, const std:
                                   std::string* operator_name);
 
 // Turns a failed client call's status into a sentence an operator can act on, recognising TLS
-// handshake failures (unknown CA, host name mismatch) that gRPC reports as UNAVAILABLE.
+// handshake failures that gRPC reports as UNAVAILABLE: the coordinator's certificate does not
+// verify, a host name mismatch, and the coordinator refusing ours in the handshake ("the
+// coordinator refused our certificate during the TLS handshake": a connection it closed right
+// after the handshake, see common/transport/client_auth.h).
 std::string DescribeClientError(const grpc::Status& status, const std::string& target);
 
 }  // namespace fedmed

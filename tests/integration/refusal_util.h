@@ -72,13 +72,13 @@ class CoordinatorProcess {
 };
 
 // Runs fedmed-site with `site` pointed at 127.0.0.1:`port`, output in dir/`name` (its log in
-// dir/`name`/site.log, its console in dir/`name`.out), giving up on the coordinator after 30 s;
-// returns its exit status (-1 when it has not ended within 60 s).
+// dir/`name`/site.log, its console in dir/`name`.out), giving up on an unreachable coordinator
+// after `give_up_after_seconds`; returns its exit status (-1 when it has not ended within 60 s).
 inline int RunSiteProcess(SiteConfig site, const std::filesystem::path& dir,
-                          const std::string& name, int port) {
+                          const std::string& name, int port, double give_up_after_seconds = 30) {
   site.coordinator_address = "127.0.0.1:" + std::to_string(port);
   site.output_dir = dir / name;
-  site.give_up_after_seconds = 30;
+  site.give_up_after_seconds = give_up_after_seconds;
   const std::string path = (dir / (name + ".toml")).string();
   std::ofstream(path) << RenderSiteConfig(site);
   ChildProcess process({BinDir() + "/fedmed-site", "--config", path},

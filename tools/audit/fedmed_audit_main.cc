@@ -9,10 +9,13 @@
 //       [--conversion balle2020|classic] [--tolerance TOL]
 //     Prints the noise multiplier that keeps T steps within epsilon E as a bare number on the
 //     first line, then the epsilon it gives.
-//   fedmed-audit verify LOG --cert CERT [--ca CA]
+//   fedmed-audit verify LOG --cert CERT [--ca CA] [--crl CRL]
 //     Checks the log's hash chain, every entry's Ed25519 signature under the writer's audit
 //     certificate (audit.pem), writer = the certificate's CN, and with --ca that the certificate
-//     is an audit-log certificate of that federation CA. Prints "ok, N entries" (exit 0) or the
+//     is an audit-log certificate of that federation CA. With a CRL (--crl, or crl.pem beside
+//     --ca when it exists; its signature checked against --ca), an entry dated after the
+//     revocation of the certificate is refused (common/audit/log_revocation.h).
+//     Prints "ok, N entries" (exit 0) or the
 //     first broken entry as "line L: <what is wrong>" ("certificate: ..." when the certificate
 //     itself is at fault) (exit 1).
 //   fedmed-audit report LOG [LOG...] [--json] [--plot OUT.png]
@@ -54,6 +57,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/audit/log_audit.h"
+#include "common/audit/log_revocation.h"
+#include "common/crypto/crl.h"
 #include "common/audit/privacy_log.h"
 #include "common/privacy/rdp_accountant.h"
 #include "common/util/error.h"
@@ -213,6 +218,7 @@ struct VerifyFlags {
   std::string log;
   std::string cert;
   std::string ca;
+  std::string crl;
 };
 
 CLI::App* AddVerifyCommand(CLI::App* app, VerifyFlags* flags) {
@@ -227,13 +233,27 @@ CLI::App* AddVerifyCommand(CLI::App* app, VerifyFlags* flags) {
   cmd->add_option("--ca", flags->ca,
                   "The federation CA certificate (ca.pem): also check that the audit "
                   "certificate was issued by it");
+  cmd->add_option("--crl", flags->crl,
+                  "The federation CA's revocation list (crl.pem; default: crl.pem beside --ca "
+                  "when it exists): refuse entries signed after the certificate's revocation");
   return cmd;
 }
 
 int RunVerifyCommand(const VerifyFlags& flags) {
   const std::string cert = ReadFile(flags.cert, "audit certificate (--cert)");
   const std::string ca = flags.ca.empty() ? "" : ReadFile(flags.ca, "CA certificate (--ca)");
-  const LogVerification result = VerifyLog(flags.log, cert, ca);
+  LogVerification result = VerifyLog(flags.log, cert, ca);
+  std::string crl_path = flags.crl;
+  if (crl_path.empty() && !flags.ca.empty()) {
+    const std::filesystem::path beside =
+        std::filesystem::path(flags.ca).parent_path() / "crl.pem";
+    if (std::filesystem::exists(beside)) crl_path = beside.string();
+  }
+  if (!crl_path.empty()) {
+    if (ca.empty()) throw Error("--crl needs --ca: the CRL's signature is checked against the CA");
+    const CrlContents crl = ReadCrl(ReadFile(crl_path, "CRL (--crl)"), ca, crl_path);
+    result = CheckRevokedSigner(result, flags.log, cert, crl);
+  }
   if (result.ok) {
     std::cout << "ok, " << result.entries << " entries\n";
     return 0;

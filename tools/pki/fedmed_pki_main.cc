@@ -5,6 +5,8 @@
 //       [--days N] [--ca-days N] [--eval-data PATH] [--site-data PATH] [--partition KIND]
 //   fedmed-pki add-site --out DIR --name NAME [--coordinator-address host:port] [--days N]
 //       [--site-data PATH]
+//   fedmed-pki revoke --out DIR --name NAME [--reason REASON] [--crl-days N]
+//   fedmed-pki crl --out DIR [--crl-days N]
 //
 // Prints what it wrote and what to do next. Exit status 0 on success, 1 on any error (printed
 // as one line), 2 for command-line mistakes.
@@ -20,6 +22,7 @@
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "tools/pki/provision.h"
+#include "tools/pki/revocation.h"
 
 namespace fedmed {
 namespace {
@@ -79,6 +82,30 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << "  4. Keep " << (out / "ca").string()
             << "/ offline. To add a hospital later:\n"
             << "       fedmed-pki add-site --out " << out.string() << " --name <name>\n";
+}
+
+void PrintRevocation(const RevocationResult& result) {
+  for (const RevokedCertificate& entry : result.added) {
+    std::cout << "Revoked CN=" << entry.common_name << " (serial " << entry.serial << ", "
+              << (entry.reason.empty() ? "no reason" : entry.reason) << ")\n";
+  }
+  std::cout << "Wrote CRL number " << result.number << " (" << result.contents.revoked.size()
+            << " revoked certificate(s), next update " << FormatUtc(result.contents.next_update)
+            << ") to " << result.crl << "\n";
+  if (!result.coordinator_crl.empty()) {
+    std::cout << "  and to " << result.coordinator_crl
+              << " (a coordinator running on it re-reads it within a second)\n";
+  }
+  std::cout << "\nNext steps:\n"
+            << "  Copy " << result.crl
+            << " over the coordinator's [tls] crl file where the coordinator runs elsewhere;\n"
+            << "  it refuses revoked certificates at their next call, without a restart.\n"
+            << "  Renew the list before its next update: fedmed-pki crl --out <dir>\n";
+  if (!result.added.empty()) {
+    std::cout << "  To reissue the site under the same name with new keys:\n"
+              << "       fedmed-pki add-site --out <dir> --name " << result.added.front().common_name
+              << "\n";
+  }
 }
 
 void PrintAddSite(const std::string& name, const ProvisionResult& result) {
@@ -167,10 +194,38 @@ int Main(int argc, char** argv) {
       ->add_option("--site-data", add_template.data.path, "The site's image archive (.npz)")
       ->capture_default_str();
 
+  std::string revoke_out;
+  std::string revoke_name;
+  std::string revoke_reason = "unspecified";
+  int crl_days = kDefaultCrlDays;
+  CLI::App* revoke_cmd = app.add_subcommand(
+      "revoke", "Revoke a site's certificates (TLS and audit log) in the CA's CRL");
+  revoke_cmd->add_option("--out", revoke_out, "Directory written by fedmed-pki init")->required();
+  revoke_cmd->add_option("--name", revoke_name, "The site to revoke")->required();
+  revoke_cmd
+      ->add_option("--reason", revoke_reason,
+                   "RFC 5280 reason: unspecified, keyCompromise, cACompromise, "
+                   "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn")
+      ->capture_default_str();
+  revoke_cmd->add_option("--crl-days", crl_days, "Days until the CRL's next update")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  std::string crl_out;
+  CLI::App* crl_cmd =
+      app.add_subcommand("crl", "Re-sign the CRL with the same entries and a new next update");
+  crl_cmd->add_option("--out", crl_out, "Directory written by fedmed-pki init")->required();
+  crl_cmd->add_option("--crl-days", crl_days, "Days until the CRL's next update")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*init_cmd) {
       PrintInit(init, ProvisionFederation(init));
+    } else if (*revoke_cmd) {
+      PrintRevocation(RevokeSite(revoke_out, revoke_name, revoke_reason, crl_days));
+    } else if (*crl_cmd) {
+      PrintRevocation(RenewCrl(crl_out, crl_days));
     } else {
       PrintAddSite(add_name, AddSite(add_out, add_name, add_template, add_days));
     }

@@ -13,6 +13,7 @@
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "coordinator/status/status_token.h"
+#include "tools/pki/revocation.h"
 
 namespace fedmed {
 
@@ -180,6 +181,7 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
   coordinator.federation = options.federation;
   coordinator.tls = TlsFiles{"ca.pem", "coordinator.pem", "coordinator.key"};
   coordinator.allowed_sites = options.site_names;
+  coordinator.crl = "crl.pem";  // the empty CRL written below (revocation.h)
   coordinator.min_sites =
       std::min(coordinator.min_sites, static_cast<int>(options.site_names.size()));
   std::string listen_host;
@@ -235,6 +237,7 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options) {
       IssueAudit(ca, coordinator_request.common_name, options.validity_days), ca.cert_pem,
       "coordinator.toml", RenderCoordinatorConfig(coordinator));
   result.coordinator_config = coordinator.config_path;
+  WriteCrl(out.string(), ca, {}, 1, kDefaultCrlDays);
   result.status_token_file = (coordinator_dir / kStatusTokenFile).string();
   WriteStatusTokenFile(result.status_token_file);
   WriteOperator(out / "operator", ca, options.federation + "-operator",
@@ -256,8 +259,23 @@ ProvisionResult AddSite(const std::string& out_dir, const std::string& name,
   const fs::path out(out_dir);
   const fs::path site_dir = out / "sites" / name;
   if (fs::exists(site_dir)) {
-    throw Error(site_dir.string() + ": site " + TomlString(name) +
-                " already exists; choose another name or remove the directory first");
+    // A revoked site is reissued under its name: its old directory is kept aside.
+    const fs::path old_cert = site_dir / (name + ".pem");
+    const std::string old_pem =
+        fs::exists(old_cert) ? ReadFile(old_cert.string(), "site certificate") : "";
+    if (old_pem.empty() || !IsRevokedInFederation(out_dir, old_pem)) {
+      throw Error(site_dir.string() + ": site " + TomlString(name) +
+                  " already exists; choose another name, or revoke it first (fedmed-pki "
+                  "revoke) to reissue it under the same name");
+    }
+    const fs::path aside = out / "revoked" / (name + "-" + CertificateSerial(old_pem));
+    CreateDirectory(aside.parent_path());
+    std::error_code ec;
+    fs::rename(site_dir, aside, ec);
+    if (ec) {
+      throw Error("cannot move the revoked site's directory " + site_dir.string() + " to " +
+                  aside.string() + ": " + ec.message());
+    }
   }
   ProvisionResult result;
   result.ca_cert = (out / "ca" / "ca.pem").string();

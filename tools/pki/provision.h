@@ -2,6 +2,8 @@
 // and ready-to-run configuration files, laid out so that each party gets one directory:
 //
 //   OUT/ca/ca.pem, ca.key            the federation CA; ca.key (0600) never leaves this machine
+//   OUT/ca/crl.pem                   its revocation list, empty at first (tools/pki/revocation.h);
+//                                    a copy in OUT/coordinator/crl.pem is the [tls] crl
 //   OUT/coordinator/ca.pem, coordinator.pem, coordinator.key, coordinator.toml,
 //                   audit.pem, audit.key, status.token (0600: the status page's token,
 //                   [status] token_file; the page itself is off until [status] listen is set)
@@ -94,8 +96,10 @@ ProvisionResult ProvisionFederation(const ProvisionOptions& options);
 // coordinator address is site_template.coordinator_address, or when that is empty, the one in
 // the existing sites' configs. Does not edit coordinator.toml; returns the allow-list line to put
 // there.
+// A site whose certificate is on OUT/ca/crl.pem (fedmed-pki revoke) is reissued under the same
+// name with new keys: its old directory moves to OUT/revoked/<name>-<serial>/.
 // Throws ConfigError for an invalid name or template, or when no coordinator address is known;
-// Error if OUT/sites/<name> exists or the CA files cannot be read; CryptoError if the CA key does
+// Error if OUT/sites/<name> exists and is not revoked, or the CA files cannot be read; CryptoError if the CA key does
 // not match the CA certificate or the certificate would outlive the CA.
 ProvisionResult AddSite(const std::string& out_dir, const std::string& name,
                         const SiteConfig& site_template, int validity_days);

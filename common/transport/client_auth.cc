@@ -1,0 +1,148 @@
+#include "common/transport/client_auth.h"
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+
+#include <algorithm>
+
+#include "common/config/tls_files.h"
+#include "common/crypto/crl.h"
+#include "common/crypto/pki.h"
+#include "common/util/file_io.h"
+
+namespace fedmed {
+
+namespace {
+
+// "certificate CN=site-2 (serial AB12...) was revoked on ... (keyCompromise)" when the
+// certificate is on the CRL in force; "" otherwise.
+std::string RevocationProblem(const std::string& peer_pem, const std::string& common_name,
+                              const ClientAuthPolicy& policy) {
+  if (!policy.crl) return "";
+  const std::shared_ptr<const CrlContents> crl = policy.crl->Current();
+  if (!crl) return "";
+  const std::string serial = CertificateSerial(peer_pem);
+  const RevokedCertificate* entry = crl->Find(serial);
+  if (entry == nullptr) return "";
+  return "certificate CN=" + common_name + " (serial " + serial + ") was revoked on " +
+         FormatUtc(entry->revoked_at) +
+         (entry->reason.empty() ? "" : " (" + entry->reason + ")") +
+         " by the federation CA's revocation list ([tls] crl)";
+}
+
+// The handshake's check: CheckClientCertificate on the peer's leaf certificate.
+class HandshakeVerifier final : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  HandshakeVerifier(std::shared_ptr<const ClientAuthPolicy> policy,
+                    std::function<void(const std::string&)> on_refused)
+      : policy_(std::move(policy)), on_refused_(std::move(on_refused)) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> /*callback*/,
+              grpc::Status* sync_status) override {
+    const grpc::string_ref leaf = request->peer_cert();
+    const ClientCheck check = CheckClientCertificate(std::string(leaf.data(), leaf.size()),
+                                                     *policy_, std::time(nullptr));
+    if (check.ok()) {
+      *sync_status = grpc::Status::OK;
+    } else {
+      if (on_refused_) on_refused_("refused a TLS handshake: " + check.reason);
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, check.reason);
+    }
+    return true;  // decided synchronously
+  }
+
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  std::shared_ptr<const ClientAuthPolicy> policy_;
+  std::function<void(const std::string&)> on_refused_;
+};
+
+}  // namespace
+
+ClientCheck CheckClientCertificate(const std::string& peer_cert_pem,
+                                   const ClientAuthPolicy& policy, std::time_t now) {
+  ClientCheck check;
+  if (peer_cert_pem.empty()) {
+    check.reason = "the connection presented no client certificate (mutual TLS is required)";
+    return check;
+  }
+  try {
+    const PeerCheck site = VerifyPeerCertificate(peer_cert_pem, policy.ca_pem, now,
+                                                 CertificatePurpose::kClientAuth);
+    check.common_name = site.common_name;
+    const PeerCheck as_operator =
+        site.ok ? PeerCheck{} : VerifyPeerCertificate(peer_cert_pem, policy.ca_pem, now,
+                                                      CertificatePurpose::kOperator);
+    if (!site.ok && !as_operator.ok) {
+      check.outcome = ClientCheck::Outcome::kInvalid;
+      check.reason = site.reason;
+      return check;
+    }
+    if (std::string revoked = RevocationProblem(peer_cert_pem, check.common_name, policy);
+        !revoked.empty()) {
+      check.outcome = ClientCheck::Outcome::kRevoked;
+      check.reason = std::move(revoked);
+      return check;
+    }
+    if (site.ok && std::find(policy.allowed_sites.begin(), policy.allowed_sites.end(),
+                             site.common_name) == policy.allowed_sites.end()) {
+      check.outcome = ClientCheck::Outcome::kNotAllowed;
+      check.reason = "certificate CN=" + site.common_name +
+                     " is valid but not in the coordinator's allow-list ([tls] allowed_sites)";
+      return check;
+    }
+    check.outcome = ClientCheck::Outcome::kAccepted;
+  } catch (const std::exception& e) {
+    check.outcome = ClientCheck::Outcome::kInvalid;
+    check.reason = std::string("the client certificate could not be checked: ") + e.what();
+  }
+  return check;
+}
+
+std::shared_ptr<grpc::ServerCredentials> MakeAuthenticatingServerCredentials(
+    const TlsFiles& files, std::shared_ptr<const ClientAuthPolicy> policy,
+    std::function<void(const std::string&)> on_refused) {
+  const std::string cert = ReadFile(files.cert, "[tls] cert");
+  const std::string key = ReadFile(files.key, "[tls] key");
+  CheckKeyMatchesCertificate(key, cert, files.key + " and " + files.cert);
+  using grpc::experimental::IdentityKeyCertPair;
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      std::vector<IdentityKeyCertPair>{IdentityKeyCertPair{key, cert}});
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  // The client must present a certificate; the verifier below checks its chain (to log why it
+  // refuses one), not OpenSSL's handshake code, which would refuse without telling us.
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<HandshakeVerifier>(
+          std::move(policy), std::move(on_refused)));
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+grpc::Status CheckNotRevoked(const grpc::ServerContext& context, const ClientAuthPolicy& policy) {
+  if (!policy.crl) return grpc::Status::OK;
+  const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return grpc::Status::OK;
+  std::string peer_pem;
+  for (const grpc::string_ref& value : auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)) {
+    peer_pem.assign(value.data(), value.size());
+  }
+  if (peer_pem.empty()) return grpc::Status::OK;
+  try {
+    const std::string problem =
+        RevocationProblem(peer_pem, InspectCertificate(peer_pem).common_name, policy);
+    if (problem.empty()) return grpc::Status::OK;
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "refused: " + problem);
+  } catch (const std::exception& e) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        std::string("refused: the client certificate could not be read: ") +
+                            e.what());
+  }
+}
+
+}  // namespace fedmed
