@@ -153,6 +153,8 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   for (const auto& [name, m] : r.sites) sites[name] = MetricsJson(m);
   j["sites"] = sites;
   j["declined"] = r.declined;
+  j["bytes"] = {{"down", r.bytes_down}, {"up", r.bytes_up}};
+  j["update_encoding"] = r.update_encoding;
   if (r.secure) {
     j["secure_aggregation"] = {{"excluded", r.secagg_excluded}, {"dropped", r.secagg_dropped}};
   }

@@ -52,6 +52,12 @@ struct RoundRecord {
   std::map<std::string, double> update_norm;
   double base_model_norm = 0;
   std::vector<std::string> declined;                 // selected sites that declined the round
+  // Bytes moved this attempt (JSON "bytes": {"down", "up"}): down = global-model downloads
+  // served (training and evaluation), up = the updates (or masked inputs) accepted, in the
+  // encoding they travelled in ([transport] update_encoding, JSON "update_encoding").
+  int64_t bytes_down = 0;
+  int64_t bytes_up = 0;
+  std::string update_encoding = "float32";
   // The latest report of every site that ever reported one (not only this round's contributors).
   std::map<std::string, SitePrivacyReport> privacy;
   std::optional<ClassificationMetrics> global;       // central evaluation on the held-out set

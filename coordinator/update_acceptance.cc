@@ -46,7 +46,9 @@ Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
   if (header.size_bytes != expected.model_bytes) {
     return Status::InvalidArgument("update of " + std::to_string(header.size_bytes) +
                                    " bytes does not match the model's " +
-                                   std::to_string(expected.model_bytes) + " bytes");
+                                   std::to_string(expected.model_bytes) + " bytes in " +
+                                   UpdateEncodingName(expected.encoding) +
+                                   " ([transport] update_encoding)");
   }
   double bound = 0;
   return NormBoundFor(site, header, expected, &bound);  // a declared mechanism out of range
@@ -89,11 +91,12 @@ Status NormBoundFor(const std::string& site, const UpdateHeader& header,
 }
 
 Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,
-                    const ModelState& layout, double max_norm, ModelState* delta, double* norm) {
+                    const ModelState& layout, double max_norm, ModelState* delta, double* norm,
+                    UpdateEncoding encoding) {
   const std::string what =
       "update from " + site + " for round " + std::to_string(header.info.round);
   try {
-    *delta = DecodeModelState(bytes, what);
+    *delta = DecodeModelState(bytes, what, encoding);
     CheckSameLayout(layout, *delta, what);
   } catch (const FormatError& e) {
     return Status::InvalidArgument(e.what());

@@ -27,7 +27,10 @@ struct UpdateExpectation {
   int round = 0;            // the round in progress
   int model_version = 0;    // the global model the sites were sent
   bool secure = false;      // [secure_aggregation] enabled: masked inputs only
-  int64_t model_bytes = 0;  // size of the global model's encoding (a plain update's size)
+  // How plain updates encode their values ([transport] update_encoding), and the exact size a
+  // plain update of the model's layout has in it (EncodedModelStateSize).
+  UpdateEncoding encoding = UpdateEncoding::kFloat32;
+  int64_t model_bytes = 0;
   int64_t num_values = 0;   // values of the model (a masked input has num_values + 1 words)
   int64_t max_samples = 0;  // the training samples the site registered: its largest weight
   // The largest L2 norm of a plain update: min([federation] max_update_norm,
@@ -63,19 +66,22 @@ Status NormBoundFor(const std::string& site, const UpdateHeader& header,
 // Whether `site` may send the update `header` announces:
 //   FAILED_PRECONDITION: no training stage open, another round, relative to another model
 //     version, a masked input to a plain federation or the reverse;
-//   INVALID_ARGUMENT: a declared size other than the model's (4 * (num_values + 1) bytes for a
-//     masked input), or for a plain update fewer than 1 sample or more than the site registered
+//   INVALID_ARGUMENT: a declared size other than the model's in the federation's update encoding
+//     (expected.model_bytes; 4 * (num_values + 1) bytes for a masked input), or for a plain update fewer than 1 sample or more than the site registered
 //     (max_samples), or a declared site-level DP mechanism out of range (NormBoundFor).
 Status CheckUpdateHeader(const std::string& site, const UpdateHeader& header,
                          const UpdateExpectation& expected);
 
-// Decodes a plain update (EncodeModelState bytes of the site's model delta) into `delta` and
-// checks that its layout is `layout`'s (the global model's), that every value is finite (as
-// DecodeModelState requires) and that its L2 norm (returned in `norm` when not null) is at most `max_norm`. INVALID_ARGUMENT
-// naming the site, the round and what is wrong otherwise.
+// Decodes a plain update (EncodeModelState bytes of the site's model delta, every tensor in
+// `encoding`, the federation's [transport] update_encoding) into `delta`, dequantised to
+// float32, and checks that its layout is `layout`'s (the global model's), that every value is
+// finite (as DecodeModelState requires; an int8 scale must be finite and >= 0) and that its L2
+// norm (returned in `norm` when not null) is at most `max_norm` (the norm of the decoded
+// update: quantisation error included). INVALID_ARGUMENT naming the site, the round and what is
+// wrong otherwise (a tensor in another encoding among them).
 Status DecodeUpdate(const std::string& site, const UpdateHeader& header, const std::string& bytes,
                     const ModelState& layout, double max_norm, ModelState* delta,
-                    double* norm = nullptr);
+                    double* norm = nullptr, UpdateEncoding encoding = UpdateEncoding::kFloat32);
 
 // Whether a federated-evaluation report's metrics can be combined with the others: num_classes
 // is the model's (`num_classes`), num_samples is at most the test samples the site registered

@@ -42,6 +42,7 @@
 #include "site_agent/round_privacy.h"
 #include "site_agent/secure_round.h"
 #include "site_agent/site_privacy_log.h"
+#include "site_agent/trained_update.h"
 
 namespace fedmed {
 
@@ -407,7 +408,9 @@ class SiteAgent::Impl {
 
   void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
     ModelSpec spec;
-    if (const std::string why = CheckTask(task, &spec); !why.empty()) {
+    std::string why = CheckTask(task, &spec);
+    if (why.empty()) why = UpdateEncodingProblem(task);
+    if (!why.empty()) {
       RefuseTraining(connection, session, task.round, why);
       return;
     }
@@ -548,8 +551,13 @@ class SiteAgent::Impl {
     // site keeps it to itself, and so does a site whose update is hidden by secure aggregation.
     info.train_loss = plan || secure ? std::nan("") : result.mean_loss;
     info.train_seconds = result.seconds;
-    const std::string bytes = secure ? secure->MaskUpdate(result.delta, result.num_samples, &info)
-                                     : EncodeModelState(result.delta);
+    std::string bytes;
+    try {
+      bytes = secure ? secure->MaskUpdate(result.delta, result.num_samples, &info)
+                     : EncodePlainUpdate(task, result.delta, settings.seed);
+    } catch (const FormatError& e) {  // float16 cannot hold a value: nothing sent or spent
+      return RefuseTraining(connection, session, task.round, e.what());
+    }
     if (plan) {
       // On disk before the update leaves (the ledger, then the signed log entry with the digest
       // of the exact bytes sent): a crash may lose the upload, never the record of the spend.
@@ -642,17 +650,7 @@ class SiteAgent::Impl {
   std::string preprocessing_;                    // PreprocessSpec::Canonical() of [data]
   std::optional<ModelArchitecture> architecture_;  // of [model] torchscript_path, if set
   int refused_in_a_row_ = 0;  // train tasks refused since the last one this site could train
-  // The last plain update this site sent or tried to send: the round, the global model it is
-  // relative to (SHA-256), what was sent. A coordinator restarted from its checkpoint asks again
-  // for a round this site already trained on the same model; the site then sends the same
-  // bytes with the same privacy-log entry instead of training, and spending, again.
-  struct KeptUpdate {
-    int round = 0;
-    std::string model_sha256;
-    UpdateInfo info;
-    std::string bytes;
-  };
-  std::optional<KeptUpdate> kept_;
+  std::optional<KeptUpdate> kept_;  // the last plain update sent or tried (trained_update.h)
   int total_rounds_ = 1;                 // announced at registration
   std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
   std::unique_ptr<PrivacyLogWriter> privacy_log_;  // null without an audit key

@@ -318,6 +318,31 @@ ConfigSection<C> SecureAggregationSection() {
       }};
 }
 
+ConfigSection<C> TransportSection() {
+  return {
+      "transport",
+      "",
+      {
+          K("update_encoding", &C::update_encoding,
+            "How sites send their updates: \"float32\" (exact), \"float16\" (2 bytes a value)\n"
+            "or \"int8\" (1 byte a value, per-tensor scale, unbiased stochastic rounding).",
+            [](const std::string& v, const C& c) {
+              if (v != "float32" && v != "float16" && v != "int8") {
+                return Verdict::Expected("\"float32\", \"float16\" or \"int8\"", TomlString(v));
+              }
+              // A masked input is already a fixed-point code of quantization_bits per value in
+              // 32-bit words that the masks cover whole; quantising the update again before
+              // masking would only add error, and the words cannot shrink without changing the
+              // masking protocol.
+              return Require(v == "float32" || !c.secure_aggregation.enabled,
+                             "\"float32\" with [secure_aggregation] enabled = true (masked "
+                             "updates are fixed-point words of quantization_bits already; set "
+                             "that instead)",
+                             TomlString(v));
+            }),
+      }};
+}
+
 ConfigSection<C> EvaluationSection() {
   return {
       "evaluation",
@@ -396,6 +421,7 @@ const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections() {
       TrainingSection().In(&C::training),
       StrategySection().In(&C::strategy),
       SecureAggregationSection(),
+      TransportSection(),
       EvaluationSection(),
       StatusSection().In(&C::status),
   };

@@ -159,6 +159,11 @@ struct CoordinatorConfig {
   StrategyConfig strategy;
   // [secure_aggregation]
   SecureAggregationConfig secure_aggregation;
+  // [transport]
+  // How sites encode their updates (common/model/quantization.h), announced in every train task:
+  // "float32" (exact), "float16" or "int8" (per-tensor scale, unbiased stochastic rounding).
+  // Only "float32" with [secure_aggregation] (masked inputs are fixed-point words already).
+  std::string update_encoding = "float32";
   // [evaluation]
   std::string eval_data;              // key `data`; "" = no central evaluation
   std::string eval_split = "test";    // key `split`; "train" | "val" | "test"
@@ -176,8 +181,8 @@ bool operator==(const CoordinatorConfig& a, const CoordinatorConfig& b);
 inline bool operator!=(const CoordinatorConfig& a, const CoordinatorConfig& b) { return !(a == b); }
 
 // The key tables of coordinator.toml, in file order: [coordinator], [tls], [federation], [model],
-// [preprocessing], [training], [strategy], [secure_aggregation], [evaluation], [status]. Never
-// throws.
+// [preprocessing], [training], [strategy], [secure_aggregation], [transport], [evaluation],
+// [status]. Never throws.
 const ConfigSections<CoordinatorConfig>& CoordinatorConfigSections();
 
 // The [strategy] key table (also embedded by fedmed-simulate's files). Never throws.
@@ -189,8 +194,8 @@ const ConfigSection<StrategyConfig>& StrategySection();
 // settings; "<path>:<line>:<column>: not valid TOML: ..." for a syntax error.
 CoordinatorConfig LoadCoordinatorConfig(const std::string& path);
 
-// Reads the [federation], [model], [preprocessing], [training], [strategy], [secure_aggregation]
-// and [evaluation] sections of `file` into `config` exactly as LoadCoordinatorConfig does,
+// Reads the [federation], [model], [preprocessing], [training], [strategy], [secure_aggregation],
+// [transport] and [evaluation] sections of `file` into `config` exactly as LoadCoordinatorConfig does,
 // declaring their keys as accepted (see TomlFile), for files that embed a coordinator's settings,
 // such as fedmed-simulate's experiment configs. Relative [model] torchscript_path and
 // initial_weights are resolved against the directory of file.path(). Throws ConfigError for a

@@ -69,6 +69,9 @@ struct SiteTask {
   std::string finish_reason;  // kFinish
   // kTrain of a secure round: its parameters (common/secagg/protocol.h); unset otherwise.
   std::optional<SecAggRoundConfig> secure;
+  // kTrain: how to encode the update's values ([transport] update_encoding: "float32",
+  // "float16", "int8"; "" from an older coordinator = "float32"), as sent: the site checks it.
+  std::string update_encoding;
 };
 
 // The update a site uploads (UpdateHeader without the transfer fields, which the connection

@@ -139,6 +139,7 @@ void ToProto(const SiteTask& in, int64_t now_unix_ms, v1::Task* out) {
       ToProto(in.settings, t->mutable_settings());
       t->set_preprocessing(in.preprocessing);
       if (in.secure) ToProto(*in.secure, t->mutable_secure_aggregation());
+      t->set_update_encoding(in.update_encoding);
       t->set_deadline_unix_ms(DeadlineMillis(in.seconds_left, now_unix_ms));
       break;
     }
@@ -173,6 +174,7 @@ SiteTask FromProto(const v1::Task& in, int64_t now_unix_ms) {
       task.settings = FromProto(t.settings());
       task.preprocessing = t.preprocessing();
       if (t.has_secure_aggregation()) task.secure = FromProto(t.secure_aggregation(), t.round());
+      task.update_encoding = t.update_encoding();
       task.seconds_left = seconds_left(t.deadline_unix_ms());
       break;
     }

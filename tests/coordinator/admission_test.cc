@@ -151,6 +151,40 @@ TEST(UpdateAcceptanceTest, DecodeChecksTheLayout) {
             Code::kInvalidArgument);
 }
 
+// [transport] update_encoding: the header's size must be the model's in the federation's
+// encoding, and the bytes must carry that encoding's dtype tag; the decoded update is float32
+// within the encoding's error.
+TEST(UpdateAcceptanceTest, CompressedUpdatesDecodeInTheFederationsEncodingOnly) {
+  ModelState layout;
+  layout.tensors.push_back(NamedTensor{"w", {4}, {0.5f, -0.25f, 0.125f, 1.0f}});
+  for (const UpdateEncoding encoding : {UpdateEncoding::kFloat16, UpdateEncoding::kInt8}) {
+    SCOPED_TRACE(UpdateEncodingName(encoding));
+    UpdateExpectation e = Expect();
+    e.encoding = encoding;
+    e.model_bytes = EncodedModelStateSize(layout, encoding);
+    UpdateHeader h = Header();
+    h.size_bytes = e.model_bytes;
+    EXPECT_TRUE(CheckUpdateHeader("a", h, e).ok());
+    h.size_bytes = EncodedModelStateSize(layout, UpdateEncoding::kFloat32);  // an old site
+    const Status size = CheckUpdateHeader("a", h, e);
+    EXPECT_EQ(size.code(), Code::kInvalidArgument);
+    EXPECT_NE(size.message().find(UpdateEncodingName(encoding)), std::string::npos)
+        << size.message();
+    ModelState delta;
+    ASSERT_TRUE(DecodeUpdate("a", Header(), EncodeModelState(layout, encoding, 1), layout,
+                             kNoBound, &delta, nullptr, encoding)
+                    .ok());
+    for (size_t i = 0; i < 4; ++i) {
+      // float16 holds these exactly; int8's error is below the scale 1/127.
+      EXPECT_NEAR(delta.tensors[0].values[i], layout.tensors[0].values[i], 1.0 / 127);
+    }
+    EXPECT_EQ(DecodeUpdate("a", Header(), EncodeModelState(layout), layout, kNoBound, &delta,
+                           nullptr, encoding)
+                  .code(),
+              Code::kInvalidArgument);
+  }
+}
+
 TEST(UpdateAcceptanceTest, ValuesMustBeFiniteAndTheNormBounded) {
   ModelState layout;
   layout.tensors.push_back(NamedTensor{"w", {2}, {3, 4}});  // L2 norm 5
