@@ -1,5 +1,6 @@
 // fedmed-pki provisioning: the written layout, configs that load, certificates that verify.
 #include "tools/pki/provision.h"
+#include "tools/pki/revocation.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -8,12 +9,14 @@
 #include <algorithm>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
+#include "common/crypto/crl.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
@@ -35,6 +38,17 @@ unsigned Mode(const fs::path& path) {
 }
 
 std::string Read(const fs::path& path) { return ReadFile(path.string(), "test file"); }
+
+
+// What `f` throws as Error; "" when it throws nothing.
+std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 class ProvisionTest : public ::testing::Test {
  protected:
@@ -250,6 +264,54 @@ TEST_F(ProvisionTest, AddSiteIssuesFromTheExistingCa) {
   EXPECT_THROW(AddSite(options_.out_dir, "../escape", site_template, 10), ConfigError);
   EXPECT_THROW(AddSite((dir_ / "no-such-federation").string(), "site-5", site_template, 10),
                Error);
+}
+
+// fedmed-pki revoke: init writes an empty CRL and names the coordinator's copy in [tls] crl;
+// revoking a site lists its TLS and audit certificates in both copies with the next number; a
+// second revoke, a bad reason or name are refused; add-site then reissues the name.
+TEST_F(ProvisionTest, RevokeListsBothCertificatesAndAddSiteReissuesTheName) {
+  const ProvisionResult pki = ProvisionFederation(options_);
+  const fs::path out(options_.out_dir);
+  const std::string ca = Read(pki.ca_cert);
+  const CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
+  EXPECT_EQ(coordinator.crl, (out / "coordinator" / "crl.pem").string());
+  const CrlContents empty = ReadCrl(Read(coordinator.crl), ca, coordinator.crl);
+  EXPECT_EQ(empty.number, 1);
+  EXPECT_TRUE(empty.revoked.empty());
+  EXPECT_GT(empty.next_update, std::time(nullptr) + 29 * 86400);
+
+  const std::string tls_cert = Read(out / "sites" / "site-2" / "site-2.pem");
+  const std::string audit_cert = Read(out / "sites" / "site-2" / "audit.pem");
+  const RevocationResult revoked = RevokeSite(options_.out_dir, "site-2", "keyCompromise", 7);
+  ASSERT_EQ(revoked.added.size(), 2u);
+  EXPECT_EQ(revoked.number, 2);
+  for (const std::string& path : {revoked.crl, revoked.coordinator_crl}) {
+    const CrlContents crl = ReadCrl(Read(path), ca, path);
+    EXPECT_EQ(crl.number, 2);
+    ASSERT_NE(crl.Find(CertificateSerial(tls_cert)), nullptr) << path;
+    ASSERT_NE(crl.Find(CertificateSerial(audit_cert)), nullptr) << path;
+    EXPECT_EQ(crl.Find(CertificateSerial(tls_cert))->reason, "keyCompromise");
+    EXPECT_EQ(crl.Find(CertificateSerial(Read(out / "sites" / "site-1" / "site-1.pem"))), nullptr);
+  }
+  EXPECT_TRUE(IsRevokedInFederation(options_.out_dir, tls_cert));
+  EXPECT_TRUE(Contains(
+      ErrorOf([&] { RevokeSite(options_.out_dir, "site-2", "unspecified", 7); }),
+      "already revoked"));
+  EXPECT_THROW(RevokeSite(options_.out_dir, "site-1", "certificateHold", 7), ConfigError);
+  EXPECT_THROW(RevokeSite(options_.out_dir, "../site-1", "unspecified", 7), ConfigError);
+  EXPECT_THROW(RevokeSite(options_.out_dir, "site-9", "unspecified", 7), Error);
+  EXPECT_EQ(RenewCrl(options_.out_dir, 3).contents.revoked.size(), 2u);
+
+  // site-1 is not revoked: add-site still refuses to overwrite it. site-2 is reissued.
+  SiteConfig site_template;
+  site_template.data.path = "/hospital/images.npz";
+  EXPECT_THROW(AddSite(options_.out_dir, "site-1", site_template, 10), Error);
+  const ProvisionResult reissued = AddSite(options_.out_dir, "site-2", site_template, 10);
+  const std::string new_cert = Read(LoadSiteConfig(reissued.site_configs.at("site-2")).tls.cert);
+  EXPECT_NE(CertificateSerial(new_cert), CertificateSerial(tls_cert));
+  EXPECT_FALSE(IsRevokedInFederation(options_.out_dir, new_cert));
+  EXPECT_EQ(Read(out / "revoked" / ("site-2-" + CertificateSerial(tls_cert)) / "site-2.pem"),
+            tls_cert);
 }
 
 TEST_F(ProvisionTest, WritesAuditLogKeysIssuedByTheCa) {
