@@ -65,6 +65,8 @@ class CoordinatorProcess {
   }
 
   std::string Log() const { return ReadFile(dir_ / "coordinator" / "coordinator.log"); }
+  // Sends `signal` to the coordinator process.
+  void Signal(int signal) { process_->Signal(signal); }
 
  private:
   std::filesystem::path dir_;

@@ -1,11 +1,13 @@
-// Revocation mid-run, with the real binaries over mutual TLS: three sites train, and after the
-// first round `fedmed-pki revoke --name site-2` rewrites the CRL that the running coordinator
-// names in [tls] crl. Without a restart, the coordinator refuses site-2 within 5 s and ends its
-// session; site-2 is told its certificate was revoked and exits 2; the federation finishes its
-// rounds with site-1 and site-3; both logs say "revoked". Then fedmed-audit refuses site-2's
-// privacy-log entries signed after the revocation (and still accepts site-1's log), and
-// `fedmed-pki add-site` reissues site-2 under the same name with a new key.
+// Revocation mid-run, with the real binaries over mutual TLS: three sites train; after the first
+// round the coordinator gets a SIGHUP (it re-reads the CRL and goes on), then `fedmed-pki revoke
+// --name site-2` rewrites the CRL that the running coordinator names in [tls] crl. Without a
+// restart, the coordinator refuses site-2 within 5 s and ends its session; site-2 is told its
+// certificate was revoked and exits 2; the federation finishes its rounds with site-1 and site-3;
+// both logs say "revoked". Then fedmed-audit refuses site-2's privacy-log entries signed after
+// the revocation (and still accepts site-1's log), and `fedmed-pki add-site` reissues site-2
+// under the same name with a new key.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -78,6 +80,12 @@ TEST(RevocationTest, ASiteRevokedMidRunIsRefusedWithoutARestartAndTheOthersFinis
   const std::string coordinator_log = (dir.path() / "coordinator" / "coordinator.log").string();
   const std::string metrics = (dir.path() / "coordinator" / "metrics.jsonl").string();
   ASSERT_TRUE(::fedmed::testing::WaitForFileContaining(metrics, "\"round\":1", 90))
+      << process.Log();
+
+  // SIGHUP re-reads the CRL; it does not stop the coordinator (its default action would).
+  process.Signal(SIGHUP);
+  ASSERT_TRUE(::fedmed::testing::WaitForFileContaining(coordinator_log,
+                                                       "received SIGHUP, re-reading the CRL", 10))
       << process.Log();
 
   const auto revoked_at = Clock::now();
