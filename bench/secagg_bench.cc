@@ -59,15 +59,7 @@ const Setup& GetSetup(int n) {
     char name[16];
     std::snprintf(name, sizeof(name), "site-%03d", i);
     s->config.participants.push_back(name);
-    CertificateRequest r;
-    r.common_name = name;
-    r.client_auth = false;
-    r.server_auth = false;
-    r.document_signing = true;
-    r.key_type = CertificateKeyType::kEd25519;
-    r.organizational_unit = kAuditCertOrganizationalUnit;
-    r.validity_days = 2;
-    s->audit.push_back(IssueCertificate(s->ca, r));
+    s->audit.push_back(IssueCertificate(s->ca, AuditCertificateRequest(name, /*validity_days=*/2)));
   }
   for (int i = 0; i < std::min(n, 4); ++i) {  // sites reuse 4 distinct updates
     std::vector<float> u(kCnnValues);

@@ -60,6 +60,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto/audit_key.h"
+#include "common/crypto/pki.h"
 
 namespace fedmed {
 
@@ -69,6 +70,22 @@ inline constexpr const char* kAuditKeyFile = "audit.key";   // Ed25519 PKCS#8 PE
 inline constexpr const char* kAuditCertFile = "audit.pem";  // its certificate, CN = the party
 // The subject OU of audit-log certificates.
 inline constexpr const char* kAuditCertOrganizationalUnit = "fedmed audit log";
+
+// The request fedmed-pki issues a party's audit-log certificate from (IssueCertificate,
+// common/crypto/pki.h): a fresh Ed25519 key, CN `common_name`, OU kAuditCertOrganizationalUnit,
+// documentSigning only (no TLS use), valid for `validity_days` days.
+inline CertificateRequest AuditCertificateRequest(const std::string& common_name,
+                                                  int validity_days) {
+  CertificateRequest request;
+  request.common_name = common_name;
+  request.client_auth = false;
+  request.server_auth = false;
+  request.document_signing = true;
+  request.key_type = CertificateKeyType::kEd25519;
+  request.organizational_unit = kAuditCertOrganizationalUnit;
+  request.validity_days = validity_days;
+  return request;
+}
 
 // Conventional log file names, in the party's output directory.
 inline constexpr const char* kSitePrivacyLogFile = "privacy_log.jsonl";

@@ -21,15 +21,7 @@ namespace fedmed::testing {
 // An Ed25519 audit-log certificate for `common_name` from `ca`, as fedmed-pki issues it.
 inline KeyAndCert IssueAuditCertificate(const KeyAndCert& ca, const std::string& common_name,
                                         int validity_days = 30) {
-  CertificateRequest request;
-  request.common_name = common_name;
-  request.client_auth = false;
-  request.server_auth = false;
-  request.document_signing = true;
-  request.key_type = CertificateKeyType::kEd25519;
-  request.organizational_unit = kAuditCertOrganizationalUnit;
-  request.validity_days = validity_days;
-  return IssueCertificate(ca, request);
+  return IssueCertificate(ca, AuditCertificateRequest(common_name, validity_days));
 }
 
 // The bytes a site would upload for `round` (stand-ins; only their digest is logged).

@@ -55,15 +55,7 @@ std::string WriteParty(const fs::path& dir, const std::string& stem, const KeyAn
 
 // An Ed25519 audit-log key and its certificate for the party named `common_name`.
 KeyAndCert IssueAudit(const KeyAndCert& ca, const std::string& common_name, int validity_days) {
-  CertificateRequest request;
-  request.common_name = common_name;
-  request.client_auth = false;
-  request.server_auth = false;
-  request.document_signing = true;
-  request.key_type = CertificateKeyType::kEd25519;
-  request.organizational_unit = kAuditCertOrganizationalUnit;
-  request.validity_days = validity_days;
-  return IssueCertificate(ca, request);
+  return IssueCertificate(ca, AuditCertificateRequest(common_name, validity_days));
 }
 
 // The operator's directory (fedmed-admin): the CA certificate, an operator certificate and key
