@@ -7,6 +7,8 @@
 #include <grpcpp/security/tls_credentials_options.h>
 
 #include <algorithm>
+#include <chrono>
+#include <mutex>
 
 #include "common/config/tls_files.h"
 #include "common/crypto/crl.h"
@@ -33,12 +35,56 @@ std::string RevocationProblem(const std::string& peer_pem, const std::string& co
          " by the federation CA's revocation list ([tls] crl)";
 }
 
+// Passes at most kRefusalLinesPerWindow refusal lines per kRefusalWindow to `sink`, then one line
+// saying how many were left out: a peer that reconnects in a loop cannot flood the log.
+constexpr int kRefusalLinesPerWindow = 20;
+constexpr auto kRefusalWindow = std::chrono::seconds(10);
+
+class RefusalLog {
+ public:
+  explicit RefusalLog(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {}
+
+  void Add(const std::string& line) {
+    if (!sink_) return;
+    std::string summary;
+    bool pass = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto now = std::chrono::steady_clock::now();
+      if (now - window_start_ >= kRefusalWindow) {
+        if (dropped_ > 0) {
+          summary = "refused " + std::to_string(dropped_) +
+                    " more TLS handshake(s) in the last 10 s (not logged one by one)";
+        }
+        window_start_ = now;
+        lines_ = 0;
+        dropped_ = 0;
+      }
+      pass = lines_ < kRefusalLinesPerWindow;
+      if (pass) {
+        ++lines_;
+      } else {
+        ++dropped_;
+      }
+    }
+    if (!summary.empty()) sink_(summary);
+    if (pass) sink_(line);
+  }
+
+ private:
+  std::function<void(const std::string&)> sink_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point window_start_;  // guarded by mu_
+  int lines_ = 0;                                       // guarded by mu_
+  int64_t dropped_ = 0;                                 // guarded by mu_
+};
+
 // The handshake's check: CheckClientCertificate on the peer's leaf certificate.
 class HandshakeVerifier final : public grpc::experimental::ExternalCertificateVerifier {
  public:
   HandshakeVerifier(std::shared_ptr<const ClientAuthPolicy> policy,
                     std::function<void(const std::string&)> on_refused)
-      : policy_(std::move(policy)), on_refused_(std::move(on_refused)) {}
+      : policy_(std::move(policy)), refusals_(std::move(on_refused)) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> /*callback*/,
@@ -49,7 +95,7 @@ class HandshakeVerifier final : public grpc::experimental::ExternalCertificateVe
     if (check.ok()) {
       *sync_status = grpc::Status::OK;
     } else {
-      if (on_refused_) on_refused_("refused a TLS handshake: " + check.reason);
+      refusals_.Add("refused a TLS handshake: " + check.reason);
       *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, check.reason);
     }
     return true;  // decided synchronously
@@ -59,7 +105,7 @@ class HandshakeVerifier final : public grpc::experimental::ExternalCertificateVe
 
  private:
   std::shared_ptr<const ClientAuthPolicy> policy_;
-  std::function<void(const std::string&)> on_refused_;
+  RefusalLog refusals_;
 };
 
 }  // namespace

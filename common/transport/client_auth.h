@@ -72,7 +72,8 @@ ClientCheck CheckClientCertificate(const std::string& peer_cert_pem,
 // The coordinator's server credentials: its certificate and key from `files` (files.ca_cert is
 // not read: the CA is policy->ca_pem), a client certificate required in every handshake, and
 // CheckClientCertificate run in the handshake on it; each refusal is passed to `on_refused`
-// (one line starting "refused a TLS handshake: ", from a gRPC thread). Throws Error naming the
+// (one line starting "refused a TLS handshake: ", from a gRPC thread), at most 20 per 10 s; the
+// first refusal after such a window says how many were left out. Throws Error naming the
 // file if the certificate or key cannot be read, CryptoError if they do not match.
 std::shared_ptr<grpc::ServerCredentials> MakeAuthenticatingServerCredentials(
     const TlsFiles& files, std::shared_ptr<const ClientAuthPolicy> policy,

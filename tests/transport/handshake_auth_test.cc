@@ -180,6 +180,18 @@ TEST_F(HandshakeAuthTest, EveryUnauthenticatedPeerIsRefusedBeforeAnyHttp2Frame) 
   EXPECT_FALSE(none.http2) << none.output;
 }
 
+// A peer that reconnects in a loop cannot flood the coordinator's log: 20 lines per 10 s.
+TEST_F(HandshakeAuthTest, RefusalsAreLoggedAtMostTwentyPerTenSeconds) {
+  for (int i = 0; i < 25; ++i) EXPECT_FALSE(SClient("other-ca").http2);
+  const std::string log = Refusals();
+  size_t lines = 0;
+  for (size_t at = log.find("refused a TLS handshake"); at != std::string::npos;
+       at = log.find("refused a TLS handshake", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 20u) << log;
+}
+
 // A site's view: its channel never connects, and the sentence says why.
 TEST_F(HandshakeAuthTest, AGrpcClientFromAnotherCaGetsUnavailableWithTheSitesSentence) {
   const auto call = [&](const std::string& stem) {
