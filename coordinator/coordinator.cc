@@ -14,6 +14,7 @@
 #include "coordinator/round_flow.h"
 #include "coordinator/service.h"
 #include "coordinator/status_board.h"
+#include "coordinator/status/status_json.h"
 #include "coordinator/status/status_server.h"
 #include "coordinator/status/status_token.h"
 
@@ -52,19 +53,19 @@ class Coordinator::Impl {
   }
 
   int Start() {
-    SiteHandler* handler = flow_.get();
-    if (!config_.status.listen.empty()) {
-      // The board sees every call on its way to the round flow (status_board.h).
-      board_ = std::make_unique<StatusBoard>(
-          flow_.get(), [flow = flow_.get()] { return flow->Snapshot(); },
-          config_.output_dir + "/metrics.jsonl", config_.allowed_sites);
-      handler = board_.get();
-    }
+    // The board sees every call on its way to the round flow (status_board.h); it answers the
+    // status page and fedmed-admin status, so it is there with or without [status] listen.
+    board_ = std::make_unique<StatusBoard>(
+        flow_.get(), [flow = flow_.get()] { return flow->Snapshot(); },
+        config_.output_dir + "/metrics.jsonl", config_.allowed_sites);
+    SiteHandler* handler = board_.get();
+    // The operator's Admin service (fedmed-admin) on the same port.
+    AdminAccess admin{flow_.get(), [board = board_.get()] { return StatusJson(board->View()); }};
     server_ = std::make_unique<FederationServer>(handler, config_.listen_address, config_.tls,
                                                  ca_pem_, config_.allowed_sites,
                                                  ServiceLimits{config_.upload_idle_seconds}, log_,
-                                                 crl_);
-    if (board_) StartStatusServer();
+                                                 crl_, std::move(admin));
+    if (!config_.status.listen.empty()) StartStatusServer();
     flow_->Begin(server_->port());
     return server_->port();
   }
@@ -118,7 +119,7 @@ class Coordinator::Impl {
   AsioEventLoop loop_;              // outlives flow_ (its timers) and server_ (its handlers)
   std::unique_ptr<RoundFlow> flow_;
   std::string status_token_;
-  std::unique_ptr<StatusBoard> board_;  // with [status] listen: wraps flow_ for server_
+  std::unique_ptr<StatusBoard> board_;  // wraps flow_ for server_ (and the status page)
   std::unique_ptr<FederationServer> server_;
   std::unique_ptr<StatusServer> status_server_;  // reads board_; destroyed first
 };

@@ -115,7 +115,8 @@ Status RoundFlow::Exclude(const std::string& operator_name, const std::string& s
   rsm_.Exclude(site);
   if (secure_) secure_round_.MarkGone(site);
   *outcome = site + " is excluded from every later round" +
-             (rsm_.phase() == Phase::kTraining || rsm_.phase() == Phase::kEvaluating
+             ((rsm_.phase() == Phase::kTraining || rsm_.phase() == Phase::kEvaluating) &&
+                      !held_by_pause_ && !waiting_for_sites_
                   ? " (round " + std::to_string(rsm_.round()) + " no longer waits for it)"
                   : std::string()) +
              "; reason: " + reason;

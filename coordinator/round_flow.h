@@ -17,6 +17,8 @@
 //                               the checkpoint (checkpoint_store.h), metrics and audit entry
 //                               (round_report.h)
 //   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
+//   a cut upload is resumed     round_resume.cc: a site whose connection ends during its upload
+//                               keeps its place for [transport] resume_seconds (SiteGone)
 //   an operator acts            Pause / Resume / StopFederation / Exclude / Extend
 //                               (admin_handler.h; round_admin.cc); a pause holds the next round
 //                               back in StartRoundLocked
@@ -108,6 +110,9 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   void UploadFailed(const std::string& site, const Status& why) override;
   Status Attend(const std::string& site, const std::string& session_id) override;
   void SiteGone(const std::string& site, const std::string& session_id) override;
+  // Defined in round_flow_snapshot.cc (it reads, changes nothing).
+  Status Hello(const std::string& site, const std::string& software_version,
+               HelloAnswer* answer) override;
 
   // ---- AdminHandler (round_admin.cc): fedmed-admin's actions ----
   Status Pause(const std::string& operator_name, std::string* outcome) override;
@@ -141,6 +146,15 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // coordinator is shutting down before the federation finished.
   std::string PhaseLabelLocked() const REQUIRES(mu_);
   void WriteStatusLocked() REQUIRES(mu_);
+
+  // round_resume.cc: a site whose connection ended during its plain upload of the round in
+  // training keeps its place (and session) for [transport] resume_seconds, so that it can
+  // reconnect and resume the upload (the service keeps the bytes it has, partial_uploads.h);
+  // then it is gone like any other site. True when the place is kept.
+  bool KeepPlaceForResumeLocked(const std::string& site, const std::string& session_id)
+      REQUIRES(mu_);
+  // `site` opened its presence stream again: a kept place no longer expires.
+  void SiteBackLocked(const std::string& site) REQUIRES(mu_);
 
   // round_stages.cc: the round's stages, on the control thread
   void MaybeStartFirstRound();
@@ -233,6 +247,10 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
   static constexpr int kMaxAllDeclinedAttempts = 5;
   int all_declined_attempts_ GUARDED_BY(mu_) = 0;
+  // Sites whose update header was accepted and whose data has not all arrived -> the round.
+  std::map<std::string, int> uploading_ GUARDED_BY(mu_);
+  // Sites gone during their upload whose place is kept (round_resume.cc): when it expires.
+  std::map<std::string, std::unique_ptr<EventLoop::Timer>> resume_timers_ GUARDED_BY(mu_);
   // A round (or another attempt of it) waits for registrations: too few sites for a quorum.
   bool waiting_for_sites_ GUARDED_BY(mu_) = false;
   bool waiting_retry_ GUARDED_BY(mu_) = false;  // whether it is another attempt of the round

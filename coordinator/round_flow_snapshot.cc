@@ -1,8 +1,11 @@
 // RoundFlow::Snapshot (round_flow.h): the round flow's state for the status server
-// (status/flow_snapshot.h), copied under its mutex.
+// (status/flow_snapshot.h), copied under its mutex; and Hello, which reads only constants.
 #include <algorithm>
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
+#include "common/util/version.h"
 #include "coordinator/round_flow.h"
 #include "coordinator/status/flow_snapshot.h"
 
@@ -57,6 +60,19 @@ FlowSnapshot RoundFlow::Snapshot() const {
         std::max(0.0, std::chrono::duration<double>(phase_deadline_ - now).count());
   }
   return s;
+}
+
+Status RoundFlow::Hello(const std::string& site, const std::string& software_version,
+                        HelloAnswer* answer) {
+  answer->federation = config_.federation;  // const: no lock needed
+  answer->coordinator_version = kFedmedVersion;
+  answer->unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  answer->site = site;
+  log_->info("Hello from {} ({}): answered, nothing registered", site,
+             software_version.empty() ? "version not given" : software_version);
+  return Status::OK();
 }
 
 }  // namespace fedmed

@@ -420,6 +420,9 @@ void RoundFlow::StartEvaluationLocked() {
 
 void RoundFlow::MaybeFinishRoundLocked() {
   if (rsm_.phase() != Phase::kEvaluating || !central_eval_done_) return;
+  // Finished already, the next round held back (a pause, or too few sites): the phase stays
+  // kEvaluating until it starts, and the round must not be recorded twice.
+  if (held_by_pause_ || waiting_for_sites_) return;
   if (!eval_closed_ && !rsm_.EvaluationComplete()) return;
   eval_closed_ = true;
   deadline_->Cancel();

@@ -16,8 +16,12 @@
 #include "common/transport/client_auth.h"
 #include "common/transport/tls.h"
 #include "common/transport/wire.h"
+#include "common/crypto/pki.h"
 #include "common/util/error.h"
+#include "coordinator/admin_service.h"
 #include "coordinator/call_limits.h"
+#include "coordinator/partial_uploads.h"
+#include "coordinator/grpc_status.h"
 #include "proto/fedmed.grpc.pb.h"
 
 namespace fedmed {
@@ -39,23 +43,7 @@ Status Decode(const Proto& in, Domain* out) {
   return Status::OK();
 }
 
-// The one mapping of the domain's Status to gRPC's (the codes are gRPC's own).
-grpc::Status ToGrpc(const Status& s) {
-  using C = Status::Code;
-  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
-  switch (s.code()) {
-    case C::kOk: return grpc::Status::OK;
-    case C::kCancelled: code = grpc::StatusCode::CANCELLED; break;
-    case C::kInvalidArgument: code = grpc::StatusCode::INVALID_ARGUMENT; break;
-    case C::kNotFound: code = grpc::StatusCode::NOT_FOUND; break;
-    case C::kPermissionDenied: code = grpc::StatusCode::PERMISSION_DENIED; break;
-    case C::kResourceExhausted: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
-    case C::kFailedPrecondition: code = grpc::StatusCode::FAILED_PRECONDITION; break;
-    case C::kUnavailable: code = grpc::StatusCode::UNAVAILABLE; break;
-    case C::kInternal: code = grpc::StatusCode::INTERNAL; break;
-  }
-  return grpc::Status(code, s.message());
-}
+// ToGrpc: grpc_status.h, the one mapping of the domain's Status to gRPC's.
 
 // Calls that wait (polls) wait in slices of this, so that a call whose peer went away (a site
 // process killed, a connection cut) frees its slot and thread within a second.
@@ -79,6 +67,8 @@ Status HoldInSlices(const grpc::ServerContext& context, int wait_ms, Ask ask) {
 
 // How often the Attend stream writes a beat.
 constexpr int kBeatMs = 2000;
+// How long the part of an upload that ended part-way is kept for the site to resume it.
+constexpr auto kKeepPartialUploads = std::chrono::minutes(15);
 
 class FederationService final : public v1::Federation::Service {
  public:
@@ -99,7 +89,9 @@ class FederationService final : public v1::Federation::Service {
     std::string site;
     if (grpc::Status s = Authenticate(*context, "Register", &site); !s.ok()) return s;
     Registration registration;
-    const Status s = handler_->Register(site, FromProto(*request), &registration);
+    RegistrationInfo info = FromProto(*request);
+    info.certificate_not_after = PeerNotAfter(*context);
+    const Status s = handler_->Register(site, info, &registration);
     if (s.ok()) ToProto(registration, reply);
     return ToGrpc(s);
   }
@@ -140,7 +132,19 @@ class FederationService final : public v1::Federation::Service {
     header->set_sha256(model->sha256);
     header->set_size_bytes(static_cast<int64_t>(model->bytes.size()));
     if (!writer->Write(chunk)) return Cancelled(site, "DownloadModel");
-    const bool sent = ForEachChunk(model->bytes, [&](std::string_view piece) {
+    // A resumed download: the data starts at the site's offset (the header is the whole model's).
+    const int64_t offset = request->offset();
+    if (offset < 0 || offset > static_cast<int64_t>(model->bytes.size())) {
+      return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                          "download offset " + std::to_string(offset) + " is outside the " +
+                              std::to_string(model->bytes.size()) + " bytes of the model");
+    }
+    if (offset > 0) {
+      log_->info("download of global model version {} by {} resumed at byte {} of {}",
+                 model->version, site, offset, model->bytes.size());
+    }
+    const std::string_view rest = std::string_view(model->bytes).substr(offset);
+    const bool sent = ForEachChunk(rest, [&](std::string_view piece) {
       chunk.set_data(piece.data(), piece.size());
       return writer->Write(chunk);
     });
@@ -175,17 +179,39 @@ class FederationService final : public v1::Federation::Service {
     }
     const std::string what =
         "update from " + site + " for round " + std::to_string(header.info.round);
+    // A resumed upload continues the bytes kept from the site's earlier stream of this update.
+    const PartialUploads::Key key{header.info.round, header.sha256, header.size_bytes};
+    std::optional<std::string> kept = partial_uploads_.Take(site, key, Now());
+    if (header.offset != 0 && (!kept || static_cast<int64_t>(kept->size()) != header.offset)) {
+      return Reject(site, grpc::StatusCode::FAILED_PRECONDITION,
+                    what + ": resumed at byte " + std::to_string(header.offset) +
+                        ", but the coordinator holds " + std::to_string(kept ? kept->size() : 0) +
+                        " bytes of it; send it from the start");
+    }
+    if (header.offset != 0) {
+      log_->info("{}: upload resumed at byte {} of {} (kept from its earlier stream)", what,
+                 header.offset, header.size_bytes);
+    }
     std::string bytes;
     try {
       ChunkAssembler assembler(header.size_bytes, header.sha256, what);
+      if (header.offset != 0) assembler.Resume(std::move(*kept));
       watch.Touch();
       while (reader->Read(&chunk)) {
         watch.Touch();
         if (!chunk.has_data()) throw FormatError(what + ": a second header inside the stream");
         assembler.Append(chunk.data());
       }
-      if (watch.fired()) return Stalled(site);
-      if (context->IsCancelled()) return Cancelled(site, "UploadUpdate");
+      if (watch.fired() || context->IsCancelled()) {
+        // Cut part-way (the link, the site, or a stall): what arrived is kept for a resume.
+        const int64_t received = assembler.received();
+        if (received > 0 && received < header.size_bytes) {
+          log_->warn("{}: upload ended after {} of {} bytes; kept for {} to resume", what,
+                     received, header.size_bytes, site);
+          partial_uploads_.Keep(site, key, assembler.TakeReceived(), Now());
+        }
+        return watch.fired() ? Stalled(site) : Cancelled(site, "UploadUpdate");
+      }
       bytes = assembler.Finish();
     } catch (const FormatError& e) {
       handler_->UploadFailed(site, Status::InvalidArgument(e.what()));
@@ -197,6 +223,16 @@ class FederationService final : public v1::Federation::Service {
       return ToGrpc(s);
     }
     reply->set_accepted(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadStatus(grpc::ServerContext* context, const v1::UploadStatusRequest* request,
+                            v1::UploadStatusReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "UploadStatus", &site); !s.ok()) return s;
+    // Only the authenticated site's own partial upload is ever looked at.
+    const PartialUploads::Key key{request->round(), request->sha256(), request->size_bytes()};
+    reply->set_offset(partial_uploads_.Offset(site, key, Now()));
     return grpc::Status::OK;
   }
 
@@ -286,7 +322,32 @@ class FederationService final : public v1::Federation::Service {
     return ToGrpc(s);
   }
 
+  grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
+                     v1::HelloReply* reply) override {
+    std::string site;
+    if (grpc::Status s = Authenticate(*context, "Hello", &site); !s.ok()) return s;
+    HelloAnswer answer;
+    const Status s = handler_->Hello(site, request->software_version(), &answer);
+    if (s.ok()) {
+      reply->set_federation(answer.federation);
+      reply->set_coordinator_version(answer.coordinator_version);
+      reply->set_unix_ms(answer.unix_ms);
+      reply->set_site(answer.site);
+    }
+    return ToGrpc(s);
+  }
+
  private:
+  // The notAfter of the peer's certificate (seconds since the epoch); 0 when it cannot be read
+  // (the call was authenticated, so it can).
+  static int64_t PeerNotAfter(const grpc::ServerContext& context) {
+    try {
+      return static_cast<int64_t>(InspectCertificate(PeerCertificatePem(context)).not_after);
+    } catch (const std::exception&) {
+      return 0;
+    }
+  }
+
   grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
                             std::string* site) {
     grpc::Status s = AuthenticatePeer(context, ca_pem_, allowed_, site);
@@ -330,8 +391,11 @@ class FederationService final : public v1::Federation::Service {
     return grpc::Status(grpc::StatusCode::CANCELLED, std::string(rpc) + " cancelled");
   }
 
+  static PartialUploads::Clock::time_point Now() { return PartialUploads::Clock::now(); }
+
   SiteHandler* handler_;
   InFlight in_flight_;
+  PartialUploads partial_uploads_{kKeepPartialUploads};
   IdleWatch upload_idle_;
   const std::string ca_pem_;
   const std::vector<std::string> allowed_;
@@ -356,6 +420,7 @@ std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::
 class FederationServer::Impl {
  public:
   std::unique_ptr<grpc::Service> service;
+  std::unique_ptr<grpc::Service> admin;  // the Admin service, when AdminAccess has a handler
   std::unique_ptr<grpc::Server> server;
 };
 
@@ -364,9 +429,12 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
                                    std::vector<std::string> allowed_sites,
                                    const ServiceLimits& limits,
                                    std::shared_ptr<spdlog::logger> logger,
-                                   std::shared_ptr<CrlWatcher> crl)
+                                   std::shared_ptr<CrlWatcher> crl,
+                                   AdminAccess admin)
     : impl_(std::make_unique<Impl>()) {
   const size_t sites = allowed_sites.size();
+  const std::string admin_ca_pem = ca_pem;
+  const std::shared_ptr<spdlog::logger> admin_log = logger;
   // Clients are authenticated in the TLS handshake (client_auth.h); the service checks again.
   auto policy =
       std::make_shared<const ClientAuthPolicy>(ClientAuthPolicy{ca_pem, allowed_sites, crl});
@@ -377,6 +445,11 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
   grpc::ServerBuilder builder;
   builder.AddListeningPort(listen_address, credentials, &port_);
   builder.RegisterService(impl_->service.get());
+  if (admin.handler != nullptr) {
+    impl_->admin = MakeAdminService(admin.handler, std::move(admin.status_json), admin_ca_pem,
+                                    admin_log);
+    builder.RegisterService(impl_->admin.get());
+  }
   // A connection that drops silently (a cut link, a machine off) is found by pings within
   // about 6 s and its calls cancelled (a site's Attend stream among them: the site is gone);
   // sites ping every 30 s (connection.cc), allowed from 10 s.

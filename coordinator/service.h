@@ -10,10 +10,12 @@
 #ifndef FEDMED_COORDINATOR_SERVICE_H_
 #define FEDMED_COORDINATOR_SERVICE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "coordinator/admin_handler.h"
 #include "coordinator/site_handler.h"
 
 namespace grpc {
@@ -43,13 +45,21 @@ std::unique_ptr<grpc::Service> MakeFederationService(SiteHandler* handler, std::
                                                      std::shared_ptr<spdlog::logger> logger,
                                                      std::shared_ptr<CrlWatcher> crl = nullptr);
 
+// The operator's Admin service (admin_service.h) on the same port: `handler` null = not served;
+// `status_json` answers its GetStatus (/api/status).
+struct AdminAccess {
+  AdminHandler* handler = nullptr;
+  std::function<std::string()> status_json;
+};
+
 // The coordinator's gRPC server: the service above on `listen_address` (host:port; port 0
 // picks a free one) with mutual-TLS credentials from `tls` that authenticate every client in the
 // TLS handshake (common/transport/client_auth.h: the federation CA, the allow-list and `crl`, the
 // [tls] crl revocation list or null), and resource limits sized for `allowed_sites.size()` sites
 // (polls are held open: a few threads per site). A certificate on `crl` is also refused at every
 // call (PERMISSION_DENIED, "revoked"), and the Attend stream of a site whose certificate is
-// revoked ends (its session with it). Destroying it shuts it down.
+// revoked ends (its session with it). With `admin`, the Admin service too. Destroying it shuts it
+// down.
 class FederationServer {
  public:
   // Starts serving. Throws Error naming the address when it cannot be bound; Error /
@@ -57,7 +67,7 @@ class FederationServer {
   FederationServer(SiteHandler* handler, const std::string& listen_address, const TlsFiles& tls,
                    std::string ca_pem, std::vector<std::string> allowed_sites,
                    const ServiceLimits& limits, std::shared_ptr<spdlog::logger> logger,
-                   std::shared_ptr<CrlWatcher> crl = nullptr);
+                   std::shared_ptr<CrlWatcher> crl = nullptr, AdminAccess admin = {});
   ~FederationServer();
 
   FederationServer(const FederationServer&) = delete;

@@ -1,4 +1,4 @@
-// What a site can ask of the coordinator, as a domain interface: the eight calls of the
+// What a site can ask of the coordinator, as a domain interface: the calls of the
 // Federation service (proto/fedmed.proto) with the messages of common/transport/messages.h and
 // one Status per answer (common/util/status.h). coordinator/service.cc is the only file that
 // turns gRPC calls into calls of this interface; tests call it directly, with no server.
@@ -69,6 +69,11 @@ class SiteHandler {
   // The Attend stream of `site`'s session `session_id` ended: the site is gone (its process
   // exited or its connection broke). Nothing happens for a session that is no longer current.
   virtual void SiteGone(const std::string& site, const std::string& session_id) = 0;
+  // Who the coordinator is (Hello; fedmed-site check): the federation's name, the coordinator's
+  // version (common/util/version.h), its clock in unix ms, and `site` as authenticated. Changes
+  // nothing (no registration, no session). `software_version`: the site's, for the log.
+  virtual Status Hello(const std::string& site, const std::string& software_version,
+                       HelloAnswer* answer) = 0;
 };
 
 }  // namespace fedmed

@@ -217,6 +217,7 @@ StatusView StatusBoard::View() const {
       s.last_update_bytes = r->last_update_bytes;
       s.last_update_norm = r->last_update_norm;
       s.software_version = r->software_version;
+      s.certificate_not_after_unix = static_cast<double>(r->certificate_not_after);
       if (r->privacy) {
         s.privacy_mechanism = PrivacyModeName(r->privacy->mechanism.mode);
         s.epsilon_spent = r->privacy->epsilon_total;
@@ -257,6 +258,7 @@ Status StatusBoard::Register(const std::string& site, const RegistrationInfo& re
     r.ever_registered = true;
     r.gone = false;
     r.software_version = request.software_version;
+    r.certificate_not_after = request.certificate_not_after;
   }
   return s;
 }
@@ -359,6 +361,11 @@ void StatusBoard::UploadFailed(const std::string& site, const Status& why) {
 Status StatusBoard::Attend(const std::string& site, const std::string& session_id) {
   Seen(site);
   return inner_->Attend(site, session_id);
+}
+
+Status StatusBoard::Hello(const std::string& site, const std::string& software_version,
+                          HelloAnswer* answer) {
+  return inner_->Hello(site, software_version, answer);
 }
 
 void StatusBoard::SiteGone(const std::string& site, const std::string& session_id) {

@@ -77,6 +77,8 @@ class StatusBoard final : public SiteHandler {
   void UploadFailed(const std::string& site, const Status& why) override;
   Status Attend(const std::string& site, const std::string& session_id) override;
   void SiteGone(const std::string& site, const std::string& session_id) override;
+  Status Hello(const std::string& site, const std::string& software_version,
+               HelloAnswer* answer) override;
 
  private:
   struct SiteRecord {
@@ -90,6 +92,7 @@ class StatusBoard final : public SiteHandler {
     std::optional<double> last_update_norm;
     std::optional<PrivacySpend> privacy;
     std::string software_version;
+    int64_t certificate_not_after = 0;  // from its registration; 0 = unknown
   };
 
   void Seen(const std::string& site);

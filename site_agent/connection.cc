@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <optional>
 #include <thread>
 
 #include "common/config/site_config.h"
@@ -15,6 +16,7 @@
 #include "common/transport/secagg_wire.h"
 #include "common/transport/wire.h"
 #include "common/transport/tls.h"
+#include "common/util/version.h"
 #include "proto/fedmed.grpc.pb.h"
 
 namespace fedmed {
@@ -64,6 +66,12 @@ class CoordinatorConnection::Stub {
   std::mutex mu;
   grpc::ClientContext* current = nullptr;  // the call in flight, for Cancel()
   bool cancelled = false;
+  // Resumable transfers (calls are made one at a time, from the agent's thread): the bytes of
+  // a download that ended part-way, by the model's SHA-256, and the SHA-256 of the last update
+  // whose upload was started (a resend asks the coordinator what it kept of it).
+  std::string partial_download_sha256;
+  std::string partial_download;
+  std::string last_upload_sha256;
 };
 
 // Registers a call's context as the one in flight for the duration of the call.
@@ -250,15 +258,22 @@ std::string CoordinatorConnection::DownloadModel(const std::string& session_id,
   grpc::ClientContext context;
   SetDeadline(&context, kTransferCall);
   CallScope scope(stub_.get(), &context);
+  // A download of this model that ended part-way resumes after the bytes it delivered.
+  std::string kept;
+  if (stub_->partial_download_sha256 == ref.sha256) kept = std::move(stub_->partial_download);
+  stub_->partial_download_sha256.clear();
+  stub_->partial_download.clear();
   v1::DownloadRequest request;
   request.set_session_id(session_id);
   request.set_version(ref.version);
+  request.set_offset(static_cast<int64_t>(kept.size()));
   std::unique_ptr<grpc::ClientReader<v1::ModelChunk>> reader =
       stub_->stub->DownloadModel(&context, request);
   const std::string what = "global model version " + std::to_string(ref.version);
   v1::ModelChunk chunk;
   std::string bytes;
   std::string problem;
+  std::optional<ChunkAssembler> assembler;
   if (!reader->Read(&chunk) || !chunk.has_header()) {
     problem = what + ": the stream did not start with a header";
   } else if (chunk.header().sha256() != ref.sha256 || chunk.header().size_bytes() != ref.size_bytes) {
@@ -266,9 +281,26 @@ std::string CoordinatorConnection::DownloadModel(const std::string& session_id,
               ") differs from the task's (" + ref.sha256 + ")";
   } else {
     try {
-      ChunkAssembler assembler(ref.size_bytes, ref.sha256, what);
-      while (reader->Read(&chunk)) assembler.Append(chunk.data());
-      bytes = assembler.Finish();
+      assembler.emplace(ref.size_bytes, ref.sha256, what);
+      if (!kept.empty()) assembler->Resume(std::move(kept));
+      while (reader->Read(&chunk)) assembler->Append(chunk.data());
+    } catch (const FormatError& e) {
+      problem = e.what();
+    }
+  }
+  if (problem.empty() && assembler->received() < ref.size_bytes) {
+    const grpc::Status status = reader->Finish();
+    if (!status.ok()) {  // cut part-way: keep what arrived for the next attempt
+      stub_->partial_download_sha256 = ref.sha256;
+      stub_->partial_download = assembler->TakeReceived();
+      throw ToRpcError(status, target_, false);
+    }
+    problem = what + ": the stream ended after " + std::to_string(assembler->received()) +
+              " of " + std::to_string(ref.size_bytes) + " bytes";
+  }
+  if (problem.empty()) {
+    try {
+      bytes = assembler->Finish();
     } catch (const FormatError& e) {
       problem = e.what();
     }
@@ -284,8 +316,25 @@ std::string CoordinatorConnection::DownloadModel(const std::string& session_id,
   return bytes;
 }
 
-void CoordinatorConnection::UploadUpdate(const std::string& session_id, const UpdateInfo& info,
-                                         const std::string& update_bytes) {
+int64_t CoordinatorConnection::UploadOffset(const std::string& session_id, int round,
+                                            const std::string& sha256, int64_t size_bytes) {
+  grpc::ClientContext context;
+  SetDeadline(&context, kShortCall);
+  CallScope scope(stub_.get(), &context);
+  v1::UploadStatusRequest request;
+  request.set_session_id(session_id);
+  request.set_round(round);
+  request.set_sha256(sha256);
+  request.set_size_bytes(size_bytes);
+  v1::UploadStatusReply reply;
+  const grpc::Status status = stub_->stub->UploadStatus(&context, request, &reply);
+  if (status.error_code() == grpc::StatusCode::UNIMPLEMENTED) return 0;  // an older coordinator
+  if (!status.ok()) throw ToRpcError(status, target_, false);
+  // Whole chunks of this update only; anything else is ignored (sent from the start).
+  return reply.offset() > 0 && reply.offset() < size_bytes ? reply.offset() : 0;
+}
+
+void CoordinatorConnection::SendUpload(const UpdateHeader& header, const std::string& bytes) {
   grpc::ClientContext context;
   SetDeadline(&context, kTransferCall);
   CallScope scope(stub_.get(), &context);
@@ -293,15 +342,11 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   std::unique_ptr<grpc::ClientWriter<v1::UpdateChunk>> writer =
       stub_->stub->UploadUpdate(&context, &reply);
   v1::UpdateChunk chunk;
-  UpdateHeader header;
-  header.session_id = session_id;
-  header.size_bytes = static_cast<int64_t>(update_bytes.size());
-  header.sha256 = Sha256Hex(update_bytes);
-  header.info = info;
-  header.has_privacy = true;
   ToProto(header, chunk.mutable_header());
   if (writer->Write(chunk)) {
-    ForEachChunk(update_bytes, [&](std::string_view piece) {
+    const std::string_view rest =
+        std::string_view(bytes).substr(static_cast<std::size_t>(header.offset));
+    ForEachChunk(rest, [&](std::string_view piece) {
       chunk.set_data(piece.data(), piece.size());
       return writer->Write(chunk);
     });
@@ -309,6 +354,33 @@ void CoordinatorConnection::UploadUpdate(const std::string& session_id, const Up
   writer->WritesDone();
   const grpc::Status status = writer->Finish();
   if (!status.ok()) throw ToRpcError(status, target_, false);
+}
+
+void CoordinatorConnection::UploadUpdate(const std::string& session_id, const UpdateInfo& info,
+                                         const std::string& update_bytes) {
+  UpdateHeader header;
+  header.session_id = session_id;
+  header.size_bytes = static_cast<int64_t>(update_bytes.size());
+  header.sha256 = Sha256Hex(update_bytes);
+  header.info = info;
+  header.has_privacy = true;
+  // The same update again (its last upload may have been cut): resume after what the
+  // coordinator kept of it.
+  if (stub_->last_upload_sha256 == header.sha256) {
+    header.offset = UploadOffset(session_id, info.round, header.sha256, header.size_bytes);
+  }
+  stub_->last_upload_sha256 = header.sha256;
+  try {
+    SendUpload(header, update_bytes);
+  } catch (const RpcError& e) {
+    // The coordinator no longer holds what it said (it expired, or a restart): from the start.
+    if (header.offset == 0 || e.code() != static_cast<int>(grpc::StatusCode::FAILED_PRECONDITION)) {
+      throw;
+    }
+    header.offset = 0;
+    SendUpload(header, update_bytes);
+  }
+  last_upload_offset_ = header.offset;
 }
 
 void CoordinatorConnection::DeclineTask(const std::string& session_id, int round,
@@ -326,6 +398,24 @@ void CoordinatorConnection::DeclineTask(const std::string& session_id, int round
   v1::DeclineReply reply;
   const grpc::Status status = stub_->stub->DeclineTask(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, false);
+}
+
+HelloAnswer CoordinatorConnection::Hello(double timeout_seconds) {
+  grpc::ClientContext context;
+  SetDeadline(&context,
+              std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)));
+  CallScope scope(stub_.get(), &context);
+  v1::HelloRequest request;
+  request.set_software_version(kFedmedVersion);
+  v1::HelloReply reply;
+  const grpc::Status status = stub_->stub->Hello(&context, request, &reply);
+  if (!status.ok()) throw ToRpcError(status, target_, /*registering=*/true);
+  HelloAnswer answer;
+  answer.federation = reply.federation();
+  answer.coordinator_version = reply.coordinator_version();
+  answer.unix_ms = reply.unix_ms();
+  answer.site = reply.site();
+  return answer;
 }
 
 void CoordinatorConnection::ReportEvaluation(const std::string& session_id, int round,

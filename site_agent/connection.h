@@ -63,12 +63,27 @@ class CoordinatorConnection {
                         const std::vector<std::string>& capabilities = {});
   SiteTask Poll(const std::string& session_id, int wait_ms);
   // Returns the encoded model of `ref.version`; throws RpcError(kRejected) when its size or
-  // SHA-256 differs from `ref` or from the stream header.
+  // SHA-256 differs from `ref` or from the stream header. Resumable: a download cut part-way
+  // (it throws the call's RpcError, kUnreachable for a cut link) keeps the bytes that arrived,
+  // and the next DownloadModel of the same model (SHA-256) asks only for the rest; the digest
+  // of the whole is checked.
   std::string DownloadModel(const std::string& session_id, const ModelRef& ref);
+  // Uploads an update (header, then chunks). Resumable: uploading the same bytes again (the
+  // last upload may have been cut part-way) first asks the coordinator how much of them it
+  // kept (UploadStatus) and sends only the rest, from the start if it no longer holds them.
+  // Throws RpcError as the call failed.
   void UploadUpdate(const std::string& session_id, const UpdateInfo& info,
                     const std::string& update_bytes);
+  // The byte the last successful UploadUpdate started at (> 0: it was resumed).
+  int64_t last_upload_offset() const { return last_upload_offset_; }
   void ReportEvaluation(const std::string& session_id, int round, int model_version,
                         const ClassificationMetrics& metrics, double eval_seconds);
+
+  // Hello (fedmed-site check): who the coordinator is, without registering; authenticated like
+  // every call, so an answer also says the certificate and name would be admitted. Deadline
+  // `timeout_seconds`. Throws RpcError (kRefused for the certificate or allow-list, with the
+  // coordinator's reason; kUnreachable when it cannot be reached).
+  HelloAnswer Hello(double timeout_seconds);
 
   // Tells the coordinator that this site declines training round `round` (`reason` is logged
   // there); `privacy` carries the spend so far and what the round would have cost, and is not
@@ -118,6 +133,12 @@ class CoordinatorConnection {
   class Stub;
   class CallScope;
   void SecAggSend(const SecAggMessage& message);
+  // Resumable uploads: the bytes of an update the coordinator kept (UploadStatus; 0 from an
+  // older coordinator), and one upload stream from header.offset.
+  int64_t UploadOffset(const std::string& session_id, int round, const std::string& sha256,
+                       int64_t size_bytes);
+  void SendUpload(const UpdateHeader& header, const std::string& bytes);
+  int64_t last_upload_offset_ = 0;
   std::string target_;
   std::unique_ptr<Stub> stub_;
 };

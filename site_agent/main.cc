@@ -9,6 +9,7 @@
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "site_agent/connection.h"
 #include "site_agent/site_agent.h"
 #include "site_agent/site_check.h"
 
@@ -24,6 +25,10 @@ int CheckMain(int argc, char** argv) {
   app.add_option("--timeout", options.network_timeout_seconds,
                  "seconds each network step may take (default 5)");
   CLI11_PARSE(app, argc, argv);
+  options.hello = [](const fedmed::SiteConfig& site, double timeout_seconds) {
+    fedmed::CoordinatorConnection connection(site.coordinator_address, site.tls);
+    return connection.Hello(timeout_seconds);
+  };
   const std::vector<fedmed::SiteCheck> checks = fedmed::CheckSite(config_path, options);
   std::cout << fedmed::FormatSiteChecks(checks);
   return fedmed::SiteReady(checks) ? 0 : 1;

@@ -5,10 +5,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -101,8 +104,71 @@ std::string ProxyConnect(int fd, const ProxyUri& proxy, const std::string& targe
   return header.substr(0, header.find('\r'));
 }
 
+// OpenSSL writes with write(2): a peer that closed the connection (a coordinator that refused
+// the certificate at the end of the TLS 1.3 handshake) would raise SIGPIPE and end the process.
+// While one lives, SIGPIPE is blocked on this thread; one raised meanwhile is consumed.
+class SigpipeBlock {
+ public:
+  SigpipeBlock() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set_, &old_);
+  }
+  ~SigpipeBlock() {
+    const timespec zero{};
+    while (sigtimedwait(&set_, nullptr, &zero) > 0) {
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+
+ private:
+  sigset_t set_{};
+  sigset_t old_{};
+};
+
+// The authenticated call (Hello, through options.hello): the coordinator accepts this site's
+// certificate and name, and its clock is within kMaxClockSkewSeconds of this machine's.
+constexpr double kMaxClockSkewSeconds = 60;
+
+void CheckHello(const SiteConfig& site, const SiteCheckOptions& o, std::vector<SiteCheck>* out) {
+  if (!o.hello) return;
+  HelloAnswer answer;
+  try {
+    answer = o.hello(site, o.network_timeout_seconds);
+  } catch (const std::exception& e) {
+    out->push_back(SiteCheck{"network", "authenticated call", false,
+                             std::string("Hello: ") + e.what() +
+                                 " (the coordinator checks the certificate against the "
+                                 "federation CA and [tls] allowed_sites)"});
+    return;
+  }
+  out->push_back(SiteCheck{"network", "authenticated call", true,
+                           "the coordinator of federation '" + answer.federation + "' (" +
+                               answer.coordinator_version + ") accepts this site as " +
+                               answer.site + " (Hello; nothing registered)"});
+  const double now =
+      o.now != 0 ? static_cast<double>(o.now)
+                 : std::chrono::duration<double>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const double skew = static_cast<double>(answer.unix_ms) / 1000.0 - now;
+  std::ostringstream detail;
+  detail.precision(1);
+  detail << std::fixed << "this machine's clock is " << (skew >= 0 ? skew : -skew) << " s "
+         << (skew >= 0 ? "behind" : "ahead of") << " the coordinator's";
+  const bool ok = skew <= kMaxClockSkewSeconds && skew >= -kMaxClockSkewSeconds;
+  if (!ok) {
+    detail << ", more than " << kMaxClockSkewSeconds
+           << " s: certificate validity and round deadlines depend on it; synchronise both "
+              "clocks (NTP)";
+  }
+  out->push_back(SiteCheck{"network", "clock skew", ok, detail.str()});
+}
+
 void CheckNetwork(const SiteConfig& site, const SiteCheckOptions& o,
                   std::vector<SiteCheck>* out) {
+  const SigpipeBlock no_sigpipe;
   const auto add = [&](const std::string& name, bool ok, const std::string& detail) {
     out->push_back(SiteCheck{"network", name, ok, detail});
     return ok;
@@ -210,7 +276,8 @@ void CheckNetwork(const SiteConfig& site, const SiteCheckOptions& o,
   unsigned char frame[9];
   const bool wrote = SSL_write(ssl.get(), kPreface, sizeof kPreface - 1) > 0;
   const int n = wrote ? SSL_read(ssl.get(), frame, sizeof frame) : -1;
-  if (n >= 4 && frame[3] == 4) {
+  const bool answered = n >= 4 && frame[3] == 4;
+  if (answered) {
     add("gRPC endpoint", true, "the coordinator's server answers HTTP/2 over mutual TLS");
   } else {
     add("gRPC endpoint", false,
@@ -219,6 +286,7 @@ void CheckNetwork(const SiteConfig& site, const SiteCheckOptions& o,
   }
   SSL_shutdown(ssl.get());
   ::close(fd);
+  if (answered) CheckHello(site, o, out);
 }
 
 }  // namespace

@@ -13,18 +13,23 @@
 //   network  the coordinator's name resolves, a TCP connection opens, the TLS handshake (with
 //            the site's certificate) completes with the coordinator's certificate verified
 //            against the CA and the dialled name, and the coordinator's gRPC server answers
-//            HTTP/2 over it. Not checked: whether the coordinator accepts this site's
-//            certificate and name ([tls] allowed_sites), which it decides per call, at
-//            registration (that needs an RPC that does not register, issue 16's Hello; not
-//            built yet), nor the clock skew.
+//            HTTP/2 over it; then, with SiteCheckOptions::hello, the authenticated call: the
+//            Hello RPC (proto/fedmed.proto), which registers nothing, answers that the
+//            coordinator accepts this site's certificate and name ([tls] allowed_sites), with the
+//            federation's name, the coordinator's version and its clock; a clock more than 60 s
+//            off the coordinator's fails ("clock skew").
 //
-// Pure C++ over OpenSSL and the project's loaders: no gRPC, no LibTorch.
+// Pure C++ over OpenSSL and the project's loaders: no gRPC (the Hello call is handed in by
+// fedmed-site, through site_agent/connection.h), no LibTorch.
 #ifndef FEDMED_SITE_AGENT_SITE_CHECK_H_
 #define FEDMED_SITE_AGENT_SITE_CHECK_H_
 
 #include <ctime>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "common/transport/messages.h"
 
 namespace fedmed {
 
@@ -35,10 +40,16 @@ struct SiteCheck {
   std::string detail;  // what was found; when !ok, what is wrong and what to fix
 };
 
+struct SiteConfig;
+
 struct SiteCheckOptions {
   std::string data_root;            // as fedmed-site --data
   std::time_t now = 0;              // 0 = the current time (tests move it)
   double network_timeout_seconds = 5;
+  // The Hello call to the coordinator of `site` within `timeout_seconds`, throwing an exception
+  // whose what() says why it failed (fedmed-site passes CoordinatorConnection::Hello). Unset:
+  // the authenticated call and the clock skew are not checked.
+  std::function<HelloAnswer(const SiteConfig& site, double timeout_seconds)> hello;
 };
 
 // Runs every check of the site whose config is `config_path`, in the order above. A config that

@@ -38,6 +38,17 @@ struct RegistrationInfo {
   // torchscript_path); unset otherwise.
   std::optional<ModelArchitecture> architecture;
   std::string software_version;   // e.g. "fedmed 0.1.0"
+  // Not on the wire: the notAfter of the certificate the site authenticated with (seconds since
+  // the epoch, UTC), set by the coordinator's service from the TLS peer; 0 = unknown.
+  int64_t certificate_not_after = 0;
+};
+
+// The coordinator's answer to Hello (HelloReply): who it is, without registering.
+struct HelloAnswer {
+  std::string federation;
+  std::string coordinator_version;
+  int64_t unix_ms = 0;  // the coordinator's clock when it answered
+  std::string site;     // the identity it authenticated
 };
 
 // The coordinator's answer to a registration (RegisterReply).

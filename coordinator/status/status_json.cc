@@ -112,7 +112,10 @@ std::string StatusJson(const StatusView& v) {
                      {"last_update_norm",
                       s.last_update_norm ? Number(*s.last_update_norm) : json()},
                      {"privacy", privacy},
-                     {"software_version", s.software_version}});
+                     {"software_version", s.software_version},
+                     {"certificate_not_after_unix", s.certificate_not_after_unix > 0
+                                                        ? json(s.certificate_not_after_unix)
+                                                        : json()}});
   }
   json events = json::array();
   for (const StatusEvent& e : v.events) {

@@ -15,7 +15,8 @@ namespace fedmed {
 // "elapsed_seconds", "round_elapsed_seconds", "eta_seconds" (null: no estimate), "now_unix",
 // "sites": [{"name", "state", "last_seen_unix" (null: never), "rounds_contributed",
 // "last_update_bytes", "last_update_norm" (null), "privacy": {"mechanism", "epsilon_spent",
-// "epsilon_budget", "delta"} (null: not reported), "software_version"}], "events": [...],
+// "epsilon_budget", "delta"} (null: not reported), "software_version",
+// "certificate_not_after_unix" (null: unknown)}], "events": [...],
 // "rounds": [...] (as RoundsJson's), "counters": {...}}.
 std::string StatusJson(const StatusView& view);
 

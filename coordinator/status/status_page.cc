@@ -55,7 +55,8 @@ const std::string& StatusPageHtml() {
     <h2>Sites</h2>
     <div class="scroll"><table id="sites">
       <thead><tr><th>site</th><th>state</th><th>last seen</th><th>rounds</th><th>last update</th>
-      <th>update norm</th><th>&epsilon; spent / budget</th><th>version</th></tr></thead>
+      <th>update norm</th><th>&epsilon; spent / budget</th><th>version</th>
+      <th>certificate expires</th></tr></thead>
       <tbody></tbody></table></div>
   </section>
   <section><h2>Global model (held-out set)</h2><canvas id="auc-chart" data-points="0"></canvas>
@@ -147,6 +148,8 @@ function render(s) {
     cell(tr, !p || p.mechanism === 'none' ? (p ? 'no DP' : '-') :
       fmt(p.epsilon_spent, 2) + ' / ' + fmt(p.epsilon_budget, 2) + ' (' + p.mechanism + ')');
     cell(tr, site.software_version || '-');
+    cell(tr, site.certificate_not_after_unix === null ? '-'
+      : new Date(site.certificate_not_after_unix * 1000).toISOString().slice(0, 10));
   });
   const rounds = s.rounds;
   fill($('rounds').tBodies[0], rounds.slice().reverse(), (tr, r) => {

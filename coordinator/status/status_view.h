@@ -29,6 +29,8 @@ struct SiteStatus {
   double epsilon_budget = 0;        // 0 = no budget reported
   double delta = 0;
   std::string software_version;     // from its registration; "" = unknown
+  // notAfter of the certificate it registered with (seconds since the epoch); 0 = unknown
+  double certificate_not_after_unix = 0;
 };
 
 // A refusal or dropout, newest last.

@@ -68,6 +68,9 @@ class FakeFlow : public SiteHandler {
   void RecordDownload(const std::string&, double) override {}
   void UploadFailed(const std::string&, const Status&) override {}
   Status Attend(const std::string&, const std::string&) override { return Status::OK(); }
+  Status Hello(const std::string&, const std::string&, HelloAnswer*) override {
+    return Status::OK();
+  }
   void SiteGone(const std::string&, const std::string&) override {}
 };
 

@@ -2,9 +2,11 @@
 // healthy provisioned site passes every check, and each broken site fails the check that names
 // its problem: a missing data path, a certificate from another CA, an expired certificate (the
 // clock moved past its end), a wrong coordinator address, a coordinator that is down, a privacy
-// budget already spent.
+// budget already spent; and with the Hello call (the authenticated call that does not register),
+// a clock two minutes off the coordinator's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <ctime>
 #include <functional>
 #include <memory>
@@ -18,6 +20,7 @@
 #include "common/crypto/pki.h"
 #include "common/privacy/privacy_budget.h"
 #include "common/util/data_path.h"
+#include "site_agent/connection.h"
 #include "site_agent/site_check.h"
 #include "tests/integration/refusal_util.h"
 #include "tests/test_util.h"
@@ -74,6 +77,9 @@ class SiteCheckTest : public ::testing::Test {
     SiteCheckOptions options;
     options.now = now;
     options.network_timeout_seconds = 3;
+    options.hello = [](const SiteConfig& site, double timeout_seconds) {
+      return CoordinatorConnection(site.coordinator_address, site.tls).Hello(timeout_seconds);
+    };
     const std::vector<SiteCheck> checks = CheckSite(path, options);
     std::cout << FormatSiteChecks(checks);
     return checks;
@@ -90,6 +96,30 @@ TEST_F(SiteCheckTest, AHealthySiteIsReady) {
   EXPECT_TRUE(SiteReady(checks)) << FormatSiteChecks(checks);
   EXPECT_NE(FormatSiteChecks(checks).find("gRPC endpoint: the coordinator's server answers"),
             std::string::npos);
+  // The authenticated call (Hello) and the clock.
+  const auto hello = std::find_if(checks.begin(), checks.end(), [](const SiteCheck& c) {
+    return c.name == "authenticated call";
+  });
+  ASSERT_NE(hello, checks.end()) << FormatSiteChecks(checks);
+  EXPECT_TRUE(hello->ok);
+  EXPECT_NE(hello->detail.find("accepts this site as site-1"), std::string::npos) << hello->detail;
+  const auto skew = std::find_if(checks.begin(), checks.end(),
+                                 [](const SiteCheck& c) { return c.name == "clock skew"; });
+  ASSERT_NE(skew, checks.end());
+  EXPECT_TRUE(skew->ok) << skew->detail;
+}
+
+// A clock two minutes behind the coordinator's fails the clock-skew check (and only it).
+TEST_F(SiteCheckTest, AClockSkewOverAMinuteIsNamed) {
+  const std::vector<SiteCheck> checks = Check(Site(), std::time(nullptr) - 120);
+  EXPECT_FALSE(SiteReady(checks));
+  const SiteCheck* failure = FirstFailure(checks);
+  ASSERT_NE(failure, nullptr);
+  EXPECT_EQ(failure->area, "network");
+  EXPECT_EQ(failure->name, "clock skew");
+  EXPECT_NE(failure->detail.find("behind the coordinator's"), std::string::npos) << failure->detail;
+  EXPECT_EQ(std::count_if(checks.begin(), checks.end(), [](const SiteCheck& c) { return !c.ok; }),
+            1);
 }
 
 TEST_F(SiteCheckTest, EachProblemIsNamed) {
