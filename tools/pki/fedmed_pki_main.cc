@@ -50,9 +50,12 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << ", valid until " << FormatUtc(ca.not_after) << ")\n"
             << "  CA private key  " << result.ca_key
             << " (mode 0600; keep it offline, it never goes to the coordinator or a site)\n"
+            << "  CA's CRL        " << (out / "ca" / "crl.pem").string()
+            << " (empty; fedmed-pki revoke adds to it)\n"
             << "  coordinator     " << coordinator_dir.string()
             << "/: coordinator.toml, coordinator.pem, coordinator.key, ca.pem,\n"
-            << "                  audit.pem, audit.key (signs the coordinator's audit log)\n"
+            << "                  crl.pem ([tls] crl), audit.pem, audit.key (signs the "
+               "coordinator's audit log)\n"
             << "                  CN=" << coordinator.common_name << " for " << Join(names)
             << ", valid until " << FormatUtc(coordinator.not_after) << "\n"
             << "                  SHA-256 " << coordinator.sha256_fingerprint << "\n";
@@ -81,7 +84,10 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << " status   (pause, resume, stop, exclude, extend)\n"
             << "  4. Keep " << (out / "ca").string()
             << "/ offline. To add a hospital later:\n"
-            << "       fedmed-pki add-site --out " << out.string() << " --name <name>\n";
+            << "       fedmed-pki add-site --out " << out.string() << " --name <name>\n"
+            << "     To withdraw a site's certificates (a stolen machine, a hospital leaving):\n"
+            << "       fedmed-pki revoke --out " << out.string()
+            << " --name <name> --reason keyCompromise\n";
 }
 
 void PrintRevocation(const RevocationResult& result) {
