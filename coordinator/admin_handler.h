@@ -33,13 +33,14 @@ class AdminHandler {
   // round in progress is abandoned and runs again after a restart. FAILED_PRECONDITION when
   // already stopping.
   virtual Status StopFederation(const std::string& operator_name, std::string* outcome) = 0;
-  // Leaves `site` out of the current round's wait and of every later round, for good (kept in
-  // resume.json across restarts; its registrations are refused naming the operator's reason).
+  // Leaves `site` out of the current round's wait and of every later round, for good (written
+  // into resume.json at once when there is one, and with every later checkpoint, so a restart
+  // keeps it; its registrations are refused naming the operator's reason).
   // NOT_FOUND for a site not in [tls] allowed_sites; INVALID_ARGUMENT for an empty reason;
   // FAILED_PRECONDITION when already excluded, finished or stopping.
   virtual Status Exclude(const std::string& operator_name, const std::string& site,
                          const std::string& reason, std::string* outcome) = 0;
-  // Adds `rounds` (1..10000) rounds to the federation (kept in resume.json). INVALID_ARGUMENT
+  // Adds `rounds` (1..10000) rounds to the federation (kept in resume.json as exclusions are). INVALID_ARGUMENT
   // for rounds out of range; FAILED_PRECONDITION once the last round finished or when stopping.
   virtual Status Extend(const std::string& operator_name, int rounds, std::string* outcome) = 0;
 };

@@ -29,6 +29,22 @@ void CheckpointStore::Commit(const Pending& pending) const {
                       "resume.json");
 }
 
+bool CheckpointStore::UpdateNotes(const std::set<std::string>& excluded,
+                                  int total_rounds) const {
+  const fs::path path = fs::path(output_dir_) / "resume.json";
+  if (!fs::exists(path)) return false;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(ReadFile(path.string(), "resume.json"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path.string() + " is malformed: " + e.what());
+  }
+  j["excluded"] = excluded;
+  if (total_rounds > 0) j["total_rounds"] = total_rounds;
+  WriteFileAtomically(path.string(), j.dump(2) + "\n", "resume.json");
+  return true;
+}
+
 CheckpointStore::Pending CheckpointStore::Stage(int round, const ModelState& model,
                                                 const std::string& model_sha256,
                                                 const std::string& strategy,

@@ -70,6 +70,11 @@ class CheckpointStore {
                 const FederationNotes& notes = {}) const;
   // Replaces resume.json with `pending`'s. Throws Error naming resume.json.
   void Commit(const Pending& pending) const;
+  // An operator's exclusion or extension between rounds (fedmed-admin): replaces the excluded
+  // sites and total_rounds of the current resume.json (the checkpoint it names stays), so that a
+  // restart keeps them. Returns false, writing nothing, when there is no resume.json yet (no
+  // round completed). Throws Error naming resume.json when it cannot be read or written.
+  bool UpdateNotes(const std::set<std::string>& excluded, int total_rounds) const;
   // Stage then Commit.
   void Save(int round, const ModelState& model, const std::string& model_sha256,
             const std::string& strategy, const std::string& strategy_state) const;

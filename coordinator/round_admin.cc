@@ -28,6 +28,17 @@ Status RoundFlow::CheckRunningLocked(const char* action) const {
   return Status::OK();
 }
 
+void RoundFlow::KeepNotesLocked() {
+  try {
+    checkpoints_.UpdateNotes(rsm_.excluded(), rsm_.total_rounds() != config_.rounds
+                                                  ? rsm_.total_rounds()
+                                                  : 0);
+  } catch (const std::exception& e) {
+    // The action stands for this run; the next round's checkpoint records it.
+    log_->error("cannot record the operator's change in resume.json now: {}", e.what());
+  }
+}
+
 Status RoundFlow::Pause(const std::string& operator_name, std::string* outcome) {
   MutexLock lock(&mu_);
   if (Status s = CheckRunningLocked("pause"); !s.ok()) return s;
@@ -114,6 +125,7 @@ Status RoundFlow::Exclude(const std::string& operator_name, const std::string& s
   excluded_by_operator_[site] = "CN=" + operator_name + ": " + reason;
   rsm_.Exclude(site);
   if (secure_) secure_round_.MarkGone(site);
+  KeepNotesLocked();
   *outcome = site + " is excluded from every later round" +
              ((rsm_.phase() == Phase::kTraining || rsm_.phase() == Phase::kEvaluating) &&
                       !held_by_pause_ && !waiting_for_sites_
@@ -139,6 +151,7 @@ Status RoundFlow::Extend(const std::string& operator_name, int rounds, std::stri
   report_->AppendAdmin(operator_name, "extend", rsm_.round(), {{"rounds", rounds}});
   const int before = rsm_.total_rounds();
   rsm_.ExtendRounds(rounds);  // not kFinished (checked above), rounds >= 1: does not throw
+  KeepNotesLocked();
   *outcome = "extended from " + std::to_string(before) + " to " +
              std::to_string(rsm_.total_rounds()) + " rounds";
   log_->warn("operator CN={}: {}", operator_name, *outcome);

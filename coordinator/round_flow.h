@@ -263,6 +263,9 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // For an operator's action that applies only while the federation runs: FAILED_PRECONDITION
   // naming `action` when it finished or is stopping; OK otherwise.
   Status CheckRunningLocked(const char* action) const REQUIRES(mu_);
+  // Records the excluded sites and the (extended) rounds in resume.json now
+  // (CheckpointStore::UpdateNotes); a failure is logged (the next checkpoint records them).
+  void KeepNotesLocked() REQUIRES(mu_);
 };
 
 }  // namespace fedmed

@@ -197,6 +197,11 @@ TEST_F(AdminTest, PauseExcludeResumeExtendStop) {
   EXPECT_EQ(SiteState("site-2"), "excluded");
   std::cout << admin.Extend(1) << std::endl;
   EXPECT_EQ(Status().at("total_rounds").get<int>(), 4);
+  // Both are in resume.json at once, before another round is checkpointed.
+  const json paused_resume = json::parse(ReadText(dir_.path() / "coordinator" / "resume.json"));
+  EXPECT_EQ(paused_resume.at("completed_round").get<int>(), held_round);
+  EXPECT_EQ(paused_resume.at("excluded"), json::array({"site-2"}));
+  EXPECT_EQ(paused_resume.at("total_rounds").get<int>(), 4);
 
   std::cout << admin.Resume() << std::endl;
   ASSERT_TRUE(WaitFor([&] { return Metrics().size() >= rows + 1; }, 180))
