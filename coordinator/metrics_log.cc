@@ -155,6 +155,7 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   j["declined"] = r.declined;
   j["bytes"] = {{"down", r.bytes_down}, {"up", r.bytes_up}};
   j["update_encoding"] = r.update_encoding;
+  j["resumed_uploads"] = r.resumed_uploads;
   if (r.secure) {
     j["secure_aggregation"] = {{"excluded", r.secagg_excluded}, {"dropped", r.secagg_dropped}};
   }

@@ -58,6 +58,9 @@ struct RoundRecord {
   int64_t bytes_down = 0;
   int64_t bytes_up = 0;
   std::string update_encoding = "float32";
+  // Uploads accepted after a resume: site -> the byte the resumed stream started at (the bytes
+  // before it came in an earlier stream that was cut). JSON "resumed_uploads" only.
+  std::map<std::string, int64_t> resumed_uploads;
   // The latest report of every site that ever reported one (not only this round's contributors).
   std::map<std::string, SitePrivacyReport> privacy;
   std::optional<ClassificationMetrics> global;       // central evaluation on the held-out set

@@ -338,6 +338,7 @@ Status RoundFlow::CheckUpdate(const std::string& site, const UpdateHeader& heade
   if (s.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, s);
   // Not selected, or already answered: refused before a byte of the update is read.
   if (s.ok()) s = rsm_.CheckTrainingAnswer(site, header.info.round, "update");
+  if (s.ok() && !header.info.secure) uploading_[site] = header.info.round;  // round_resume.cc
   return s;
 }
 
@@ -367,6 +368,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     }
   }
   MutexLock lock(&mu_);
+  uploading_.erase(site);  // its bytes are all here
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
   if (Status s = CheckUpdateHeader(site, header, ExpectationLocked(site)); !s.ok()) return s;
   if (header.info.base_version != expected.model_version) {
@@ -438,6 +440,7 @@ void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHe
   }
   transfer_seconds_[site] += transfer_seconds;
   record_.bytes_up += header.size_bytes;
+  if (header.offset > 0) record_.resumed_uploads[site] = header.offset;
   site_train_seconds_sum_ += header.info.train_seconds;
 }
 
@@ -529,12 +532,15 @@ void RoundFlow::RecordDownload(const std::string& site, double seconds) {
 
 Status RoundFlow::Attend(const std::string& site, const std::string& session_id) {
   MutexLock lock(&mu_);
-  return CheckSessionLocked(site, session_id);
+  Status s = CheckSessionLocked(site, session_id);
+  if (s.ok()) SiteBackLocked(site);  // round_resume.cc
+  return s;
 }
 
 void RoundFlow::SiteGone(const std::string& site, const std::string& session_id) {
   MutexLock lock(&mu_);
   if (stopping_ || !rsm_.IsCurrentSession(site, session_id)) return;
+  if (KeepPlaceForResumeLocked(site, session_id)) return;  // round_resume.cc
   log_->warn("round {}: {} is gone (its session stream ended): not waiting for it, and not "
              "selecting it until it registers again",
              rsm_.round(), site);
@@ -549,6 +555,7 @@ void RoundFlow::SiteGone(const std::string& site, const std::string& session_id)
 
 void RoundFlow::UploadFailed(const std::string& site, const Status& why) {
   MutexLock lock(&mu_);
+  uploading_.erase(site);
   if (why.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, why);
 }
 

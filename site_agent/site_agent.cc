@@ -264,7 +264,7 @@ class SiteAgent::Impl {
         self->connection_ = nullptr;
       }
     } forget{this};
-    const auto started = Clock::now();
+    Clock::time_point failing_since;  // when the current run of failed calls began
     int failures = 0;
     std::string session;
     // Open while the session lasts: the coordinator learns at once when this process ends.
@@ -330,9 +330,11 @@ class SiteAgent::Impl {
             break;
           case RpcError::Kind::kRetry:
           case RpcError::Kind::kUnreachable: {
-            const double elapsed = Seconds(Clock::now() - started);
+            if (failures == 0) failing_since = Clock::now();
+            const double elapsed = Seconds(Clock::now() - failing_since);
             if (config_.give_up_after_seconds > 0 && elapsed > config_.give_up_after_seconds) {
-              log_->error("{}; giving up after {:.0f} s ([connection] give_up_after_seconds)",
+              log_->error("{}; giving up after {:.0f} s of failures ([connection] "
+                          "give_up_after_seconds)",
                           e.what(), elapsed);
               return 2;
             }
@@ -417,9 +419,11 @@ class SiteAgent::Impl {
     if (!task.secure && kept_ && kept_->round == task.round &&
         kept_->model_sha256 == task.model.sha256) {
       log_->info("round {}: already trained on this global model (the coordinator asks again "
-                 "after a restart): sending the same update again; nothing trained or spent",
+                 "after a restart or a cut upload): sending the same update again; nothing trained or spent",
                  task.round);
       connection.UploadUpdate(session, kept_->info, kept_->bytes);
+      log_->info("round {}: update sent again (resumed at byte {} of {})", task.round,
+                 connection.last_upload_offset(), kept_->bytes.size());
       return;
     }
     TrainSettings settings = task.settings;

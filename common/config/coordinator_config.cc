@@ -340,6 +340,12 @@ ConfigSection<C> TransportSection() {
                              "that instead)",
                              TomlString(v));
             }),
+          K("resume_seconds", &C::resume_seconds,
+            "How long a site whose connection ended during its upload keeps its place in the\n"
+            "round, to reconnect and resume the upload (0 = it leaves the round at once).",
+            [](double v, const C&) {
+              return Require(std::isfinite(v) && v >= 0, "a number of seconds >= 0");
+            }),
       }};
 }
 

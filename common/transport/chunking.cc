@@ -58,6 +58,15 @@ void ChunkAssembler::Append(std::string_view chunk) {
   data_.append(chunk);
 }
 
+void ChunkAssembler::Resume(std::string received) {
+  if (static_cast<int64_t>(received.size()) > expected_size_) {
+    throw FormatError(what_ + ": resuming after " + std::to_string(received.size()) +
+                      " bytes, more than the " + std::to_string(expected_size_) + " announced");
+  }
+  data_ = std::move(received);
+  data_.reserve(static_cast<std::size_t>(std::min<int64_t>(expected_size_, int64_t{64} << 20)));
+}
+
 std::string ChunkAssembler::Finish() {
   if (received() != expected_size_) {
     throw FormatError(what_ + ": stream ended after " + std::to_string(received()) + " of " +

@@ -52,6 +52,15 @@ class ChunkAssembler {
 
   int64_t received() const { return static_cast<int64_t>(data_.size()); }
 
+  // Resumable transfers: continues a transfer of which `received` (its first received.size()
+  // bytes, as an earlier stream cut part-way delivered them) is already here; later Appends add
+  // what follows, and Finish checks the SHA-256 of the whole. Only before the first Append.
+  // Throws FormatError if received is longer than the announced size.
+  void Resume(std::string received);
+  // The bytes received so far (whole chunks, in order), leaving the assembler empty: what a
+  // receiver keeps of a stream that ended part-way, to Resume it on the next one.
+  std::string TakeReceived() { return std::move(data_); }
+
  private:
   int64_t expected_size_;
   std::string expected_sha256_;

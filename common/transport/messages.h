@@ -112,6 +112,9 @@ struct UpdateHeader {
   std::string sha256;      // hex, of the update's encoding, as declared
   UpdateInfo info;
   bool has_privacy = false;  // info.privacy was sent
+  // Resumable uploads: the data that follows starts at this byte of the update (the
+  // coordinator holds the bytes before it from an earlier stream); 0 = from the start.
+  int64_t offset = 0;
 };
 
 // A site's federated-evaluation result (EvaluationReport).

@@ -246,6 +246,7 @@ void ToProto(const UpdateHeader& in, v1::UpdateHeader* out) {
   out->set_log_entry_sha256(info.log_entry_sha256);
   out->set_secure(info.secure);
   for (uint32_t v : info.secagg_complaints) out->add_secagg_complaints(v);
+  out->set_offset(in.offset);
 }
 
 UpdateHeader FromProto(const v1::UpdateHeader& in) {
@@ -266,6 +267,7 @@ UpdateHeader FromProto(const v1::UpdateHeader& in) {
   info.log_entry_sha256 = in.log_entry_sha256();
   info.secure = in.secure();
   info.secagg_complaints.assign(in.secagg_complaints().begin(), in.secagg_complaints().end());
+  out.offset = in.offset();
   return out;
 }
 

@@ -25,6 +25,38 @@ TEST(ChunkingTest, SplitsIntoPiecesOfAtMostTheLimitAndReassembles) {
   EXPECT_EQ(assembler.Finish(), data);
 }
 
+// A stream cut after two chunks: the receiver keeps what it has, a second stream resumes from
+// there, and the digest of the whole is checked; a wrong prefix fails that check.
+TEST(ChunkingTest, ResumesATransferCutPartWay) {
+  std::string data(3 * kMaxChunkBytes + 5, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 13);
+  const auto size = static_cast<int64_t>(data.size());
+  ChunkAssembler first(size, Sha256Hex(data), "update");
+  first.Append(std::string_view(data).substr(0, kMaxChunkBytes));
+  first.Append(std::string_view(data).substr(kMaxChunkBytes, kMaxChunkBytes));
+  std::string kept = first.TakeReceived();
+  ASSERT_EQ(kept.size(), 2 * kMaxChunkBytes);
+  ChunkAssembler second(size, Sha256Hex(data), "update");
+  second.Resume(kept);
+  EXPECT_EQ(second.received(), static_cast<int64_t>(kept.size()));
+  ForEachChunk(std::string_view(data).substr(kept.size()), [&](std::string_view piece) {
+    second.Append(piece);
+    return true;
+  });
+  EXPECT_EQ(second.Finish(), data);
+
+  kept[7] ^= 1;  // a prefix that is not the update's
+  ChunkAssembler wrong(size, Sha256Hex(data), "update");
+  wrong.Resume(kept);
+  ForEachChunk(std::string_view(data).substr(kept.size()), [&](std::string_view piece) {
+    wrong.Append(piece);
+    return true;
+  });
+  EXPECT_THROW(wrong.Finish(), FormatError);
+  ChunkAssembler longer(4, Sha256Hex("abcd"), "update");
+  EXPECT_THROW(longer.Resume("abcde"), FormatError);
+}
+
 TEST(ChunkingTest, StopsWhenTheStreamBreaks) {
   int calls = 0;
   EXPECT_FALSE(ForEachChunk(std::string(5, 'x'), [&](std::string_view) { return ++calls < 2; }, 2));
