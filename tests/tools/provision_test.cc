@@ -301,6 +301,10 @@ TEST_F(ProvisionTest, RevokeListsBothCertificatesAndAddSiteReissuesTheName) {
   EXPECT_THROW(RevokeSite(options_.out_dir, "../site-1", "unspecified", 7), ConfigError);
   EXPECT_THROW(RevokeSite(options_.out_dir, "site-9", "unspecified", 7), Error);
   EXPECT_EQ(RenewCrl(options_.out_dir, 3).contents.revoked.size(), 2u);
+  const std::string operator_cert = Read(out / "operator" / "operator.pem");
+  EXPECT_EQ(RevokeOperator(options_.out_dir, "superseded", 3).added.size(), 1u);
+  EXPECT_TRUE(IsRevokedInFederation(options_.out_dir, operator_cert));
+  EXPECT_THROW(RevokeOperator(options_.out_dir, "superseded", 3), Error);
 
   // site-1 is not revoked: add-site still refuses to overwrite it. site-2 is reissued.
   SiteConfig site_template;

@@ -180,6 +180,22 @@ TEST_F(HandshakeAuthTest, EveryUnauthenticatedPeerIsRefusedBeforeAnyHttp2Frame) 
   EXPECT_FALSE(none.http2) << none.output;
 }
 
+// The operator's certificate is revocable like a site's.
+TEST_F(HandshakeAuthTest, ARevokedOperatorCertificateIsRefused) {
+  RevokedCertificate revoked;
+  revoked.serial = CertificateSerial(Read("operator.pem"));
+  revoked.revoked_at = std::time(nullptr) - 60;
+  Write("operator-crl.pem", CreateCrl(ca_, {revoked}, 3, 7));
+  ClientAuthPolicy policy;
+  policy.ca_pem = ca_.cert_pem;
+  policy.allowed_sites = {"site-1"};
+  policy.crl = std::make_shared<CrlWatcher>(dir_ / "operator-crl.pem", ca_.cert_pem, nullptr);
+  const ClientCheck check = CheckClientCertificate(Read("operator.pem"), policy, std::time(nullptr));
+  EXPECT_EQ(check.outcome, ClientCheck::Outcome::kRevoked) << check.reason;
+  EXPECT_EQ(check.common_name, "fed-operator");
+  EXPECT_TRUE(CheckClientCertificate(Read("site-1.pem"), policy, std::time(nullptr)).ok());
+}
+
 // A peer that reconnects in a loop cannot flood the coordinator's log: 20 lines per 10 s.
 TEST_F(HandshakeAuthTest, RefusalsAreLoggedAtMostTwentyPerTenSeconds) {
   for (int i = 0; i < 25; ++i) EXPECT_FALSE(SClient("other-ca").http2);

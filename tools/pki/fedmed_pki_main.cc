@@ -5,7 +5,7 @@
 //       [--days N] [--ca-days N] [--eval-data PATH] [--site-data PATH] [--partition KIND]
 //   fedmed-pki add-site --out DIR --name NAME [--coordinator-address host:port] [--days N]
 //       [--site-data PATH]
-//   fedmed-pki revoke --out DIR --name NAME [--reason REASON] [--crl-days N]
+//   fedmed-pki revoke --out DIR (--name NAME | --operator) [--reason REASON] [--crl-days N]
 //   fedmed-pki crl --out DIR [--crl-days N]
 //
 // Prints what it wrote and what to do next. Exit status 0 on success, 1 on any error (printed
@@ -90,7 +90,7 @@ void PrintInit(const ProvisionOptions& options, const ProvisionResult& result) {
             << " --name <name> --reason keyCompromise\n";
 }
 
-void PrintRevocation(const RevocationResult& result) {
+void PrintRevocation(const RevocationResult& result, bool site = true) {
   for (const RevokedCertificate& entry : result.added) {
     std::cout << "Revoked CN=" << entry.common_name << " (serial " << entry.serial << ", "
               << (entry.reason.empty() ? "no reason" : entry.reason) << ")\n";
@@ -107,7 +107,7 @@ void PrintRevocation(const RevocationResult& result) {
             << " over the coordinator's [tls] crl file where the coordinator runs elsewhere;\n"
             << "  it refuses revoked certificates at their next call, without a restart.\n"
             << "  Renew the list before its next update: fedmed-pki crl --out <dir>\n";
-  if (!result.added.empty()) {
+  if (site && !result.added.empty()) {
     std::cout << "  To reissue the site under the same name with new keys:\n"
               << "       fedmed-pki add-site --out <dir> --name " << result.added.front().common_name
               << "\n";
@@ -207,7 +207,14 @@ int Main(int argc, char** argv) {
   CLI::App* revoke_cmd = app.add_subcommand(
       "revoke", "Revoke a site's certificates (TLS and audit log) in the CA's CRL");
   revoke_cmd->add_option("--out", revoke_out, "Directory written by fedmed-pki init")->required();
-  revoke_cmd->add_option("--name", revoke_name, "The site to revoke")->required();
+  bool revoke_operator = false;
+  CLI::Option* revoke_name_option =
+      revoke_cmd->add_option("--name", revoke_name, "The site to revoke");
+  revoke_cmd
+      ->add_flag("--operator", revoke_operator,
+                 "Revoke the operator certificate (DIR/operator/) instead of a site")
+      ->excludes(revoke_name_option);
+  revoke_name_option->excludes("--operator");
   revoke_cmd
       ->add_option("--reason", revoke_reason,
                    "RFC 5280 reason: unspecified, keyCompromise, cACompromise, "
@@ -229,7 +236,14 @@ int Main(int argc, char** argv) {
     if (*init_cmd) {
       PrintInit(init, ProvisionFederation(init));
     } else if (*revoke_cmd) {
-      PrintRevocation(RevokeSite(revoke_out, revoke_name, revoke_reason, crl_days));
+      if (revoke_operator) {
+        PrintRevocation(RevokeOperator(revoke_out, revoke_reason, crl_days), false);
+      } else if (revoke_name.empty()) {
+        std::cerr << "fedmed-pki revoke: --name or --operator is required\n";
+        return 2;
+      } else {
+        PrintRevocation(RevokeSite(revoke_out, revoke_name, revoke_reason, crl_days));
+      }
     } else if (*crl_cmd) {
       PrintRevocation(RenewCrl(crl_out, crl_days));
     } else {

@@ -7,6 +7,7 @@
 #include "common/config/toml_util.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
+#include "tools/pki/provision.h"
 
 namespace fedmed {
 
@@ -55,11 +56,9 @@ RevocationResult WriteCrl(const std::string& out_dir, const KeyAndCert& ca,
   return result;
 }
 
-RevocationResult RevokeSite(const std::string& out_dir, const std::string& name,
-                            const std::string& reason, int crl_days) {
-  if (!IsValidSiteName(name)) {
-    throw ConfigError("site name " + TomlString(name) + ": expected " + kSiteNameRule);
-  }
+namespace {
+
+void CheckReason(const std::string& reason) {
   const std::vector<std::string>& reasons = RevocationReasons();
   if (std::find(reasons.begin(), reasons.end(), reason) == reasons.end()) {
     std::string list;
@@ -67,17 +66,23 @@ RevocationResult RevokeSite(const std::string& out_dir, const std::string& name,
     throw ConfigError("--reason " + TomlString(reason) + ": expected one of " + list +
                       " (RFC 5280 CRLReason)");
   }
+}
+
+// Adds the certificates in `files` (of `party`, for messages; `already` is said when all of
+// them are on the CRL) to the CRL of out_dir.
+RevocationResult RevokeFiles(const std::string& out_dir, const std::vector<fs::path>& files,
+                             const std::string& party, const std::string& already,
+                             const std::string& reason, int crl_days) {
+  CheckReason(reason);
   CheckCrlDays(crl_days);
   const fs::path out(out_dir);
-  const fs::path site_dir = out / "sites" / name;
   const KeyAndCert ca = ReadCa(out);
-  CrlContents crl = ReadCurrentCrl(out, ca.cert_pem);
+  const CrlContents crl = ReadCurrentCrl(out, ca.cert_pem);
 
   std::vector<RevokedCertificate> added;
   const std::time_t now = std::time(nullptr);
-  for (const std::string& file : {name + ".pem", std::string("audit.pem")}) {
-    const fs::path path = site_dir / file;
-    const std::string cert = ReadFile(path.string(), "site " + name + " certificate");
+  for (const fs::path& path : files) {
+    const std::string cert = ReadFile(path.string(), party + " certificate");
     RevokedCertificate entry;
     entry.serial = CertificateSerial(cert);
     entry.revoked_at = now;
@@ -86,15 +91,35 @@ RevocationResult RevokeSite(const std::string& out_dir, const std::string& name,
     if (crl.Find(entry.serial) != nullptr) continue;
     added.push_back(entry);
   }
-  if (added.empty()) {
-    throw Error("site " + name + ": its certificates in " + site_dir.string() +
-                " are already revoked (reissue it with fedmed-pki add-site)");
-  }
+  if (added.empty()) throw Error(party + ": " + already);
   std::vector<RevokedCertificate> all = crl.revoked;
   all.insert(all.end(), added.begin(), added.end());
   RevocationResult result = WriteCrl(out_dir, ca, all, crl.number + 1, crl_days);
   result.added = std::move(added);
   return result;
+}
+
+}  // namespace
+
+RevocationResult RevokeSite(const std::string& out_dir, const std::string& name,
+                            const std::string& reason, int crl_days) {
+  if (!IsValidSiteName(name)) {
+    throw ConfigError("site name " + TomlString(name) + ": expected " + kSiteNameRule);
+  }
+  const fs::path site_dir = fs::path(out_dir) / "sites" / name;
+  return RevokeFiles(out_dir, {site_dir / (name + ".pem"), site_dir / "audit.pem"},
+                     "site " + name,
+                     "its certificates in " + site_dir.string() +
+                         " are already revoked (reissue it with fedmed-pki add-site)",
+                     reason, crl_days);
+}
+
+RevocationResult RevokeOperator(const std::string& out_dir, const std::string& reason,
+                                int crl_days) {
+  const fs::path dir = fs::path(out_dir) / "operator";
+  return RevokeFiles(out_dir, {dir / kOperatorCertFile}, "operator",
+                     "its certificate in " + dir.string() + " is already revoked", reason,
+                     crl_days);
 }
 
 RevocationResult RenewCrl(const std::string& out_dir, int crl_days) {

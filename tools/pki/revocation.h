@@ -7,7 +7,7 @@
 //   OUT/revoked/<name>-<serial>/  a revoked site's directory, moved aside when add-site reissues it
 //
 // fedmed-pki init writes an empty CRL; `fedmed-pki revoke` adds a site's TLS certificate and its
-// audit-log certificate (a stolen machine holds both keys); `fedmed-pki crl` re-signs the list
+// audit-log certificate (a stolen machine holds both keys), or with --operator the operator's; `fedmed-pki crl` re-signs the list
 // with a new nextUpdate. Each write replaces both copies atomically (WriteFileAtomically), so a
 // running coordinator that watches OUT/coordinator/crl.pem sees the old or the new list, never a
 // torn one. Where the coordinator runs on another machine, copy OUT/ca/crl.pem over its [tls] crl
@@ -50,6 +50,11 @@ RevocationResult WriteCrl(const std::string& out_dir, const KeyAndCert& ca,
 // revoked; CryptoError when the existing CRL is not the CA's.
 RevocationResult RevokeSite(const std::string& out_dir, const std::string& name,
                             const std::string& reason, int crl_days);
+
+// Revokes the operator certificate OUT/operator/operator.pem (fedmed-admin's) the same way.
+// Throws as RevokeSite. (fedmed-pki has no command yet that issues a new operator certificate.)
+RevocationResult RevokeOperator(const std::string& out_dir, const std::string& reason,
+                                int crl_days);
 
 // Re-signs the current OUT/ca/crl.pem with the same entries, the next number and a nextUpdate
 // `crl_days` from now (run it before the CRL's nextUpdate). Throws as RevokeSite.
