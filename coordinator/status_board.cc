@@ -61,6 +61,11 @@ RoundStatus ParseRound(const nlohmann::json& j) {
       if (norm.is_number()) r.update_norm[site] = norm.get<double>();
     }
   }
+  if (const auto s = j.find("sites"); s != j.end() && s->is_object()) {
+    for (const auto& [site, metrics] : s->items()) {
+      if (metrics.is_object()) r.site_auc[site] = Num(metrics, "auc");
+    }
+  }
   if (const auto c = j.find("contributors"); c != j.end() && c->is_array()) {
     for (const auto& name : *c) {
       if (name.is_string()) r.contributors.push_back(name.get<std::string>());

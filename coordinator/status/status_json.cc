@@ -14,6 +14,8 @@ using nlohmann::json;
 json Number(double v) { return std::isfinite(v) ? json(v) : json(); }
 
 json RoundJson(const RoundStatus& r) {
+  json site_auc = json::object();
+  for (const auto& [site, auc] : r.site_auc) site_auc[site] = Number(auc);
   return {{"round", r.round},
           {"attempt", r.attempt},
           {"unix_time", Number(r.unix_time)},
@@ -32,7 +34,8 @@ json RoundJson(const RoundStatus& r) {
             {"aggregation", Number(r.aggregation_seconds)},
             {"evaluation", Number(r.evaluation_seconds)},
             {"checkpoint", Number(r.checkpoint_seconds)}}},
-          {"contributors", r.contributors}};
+          {"contributors", r.contributors},
+          {"site_auc", site_auc}};
 }
 
 json RoundsArray(const StatusView& v) {

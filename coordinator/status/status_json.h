@@ -22,7 +22,7 @@ std::string StatusJson(const StatusView& view);
 
 // /api/rounds: {"rounds": [{"round", "attempt", "unix_time", "global": {"auc", "accuracy",
 // "loss"}, "federated": {...}, "train_loss", "seconds": {"round", "training", "aggregation",
-// "evaluation", "checkpoint"}, "contributors"}]}.
+// "evaluation", "checkpoint"}, "contributors", "site_auc": {site: AUC on its own test split}}]}.
 std::string RoundsJson(const StatusView& view);
 
 // /metrics: Prometheus text format 0.0.4 (every family with # HELP and # TYPE):

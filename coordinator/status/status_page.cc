@@ -62,6 +62,7 @@ const std::string& StatusPageHtml() {
   <section><h2>Global model (held-out set)</h2><canvas id="auc-chart" data-points="0"></canvas>
     <div class="muted" id="chart-note"></div></section>
   <section><h2>Federated evaluation (sites' test splits)</h2><canvas id="fed-chart"></canvas></section>
+  <section><h2>Each site's AUC (its own test split)</h2><canvas id="site-chart"></canvas></section>
   <section class="wide">
     <h2>Rounds</h2>
     <div class="scroll"><table id="rounds"><thead><tr><th>round</th><th>AUC</th><th>ACC</th>
@@ -165,6 +166,10 @@ function render(s) {
     ['loss', (r) => r.global.loss, '#d8731d']]);
   chart('fed-chart', rounds, [['AUC', (r) => r.federated.auc, '#1d6fd8'], ['ACC', (r) => r.federated.accuracy, '#2a9d4b'],
     ['loss', (r) => r.federated.loss, '#d8731d']]);
+  const palette = ['#1d6fd8', '#2a9d4b', '#d8731d', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
+  chart('site-chart', rounds, s.sites.map((site, i) => [site.name,
+    (r) => (r.site_auc && r.site_auc[site.name] !== undefined ? r.site_auc[site.name] : null),
+    palette[i % palette.length]]));
 }
 async function poll() {
   try {

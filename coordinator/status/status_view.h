@@ -56,6 +56,8 @@ struct RoundStatus {
          evaluation_seconds = 0, checkpoint_seconds = 0;
   std::vector<std::string> contributors;
   std::map<std::string, double> update_norm;  // plain rounds: each contributor's update's L2 norm
+  // Each reporting site's AUC on its own test split (its federated evaluation report)
+  std::map<std::string, double> site_auc;
 };
 
 // Everything the page, the JSON API and /metrics show, at one instant.

@@ -130,7 +130,8 @@ class StatusServerTest : public ::testing::Test {
         << R"({"round":1,"attempt":1,"unix_time":1700000000,"seconds":{"round":12.5,)"
            R"("training":10,"aggregation":0.5,"evaluation":1.5,"checkpoint":0.5},)"
            R"("contributors":["site-1","site-2"],"train_loss":0.4,"update_norm":{"site-2":2.5},)"
-           R"("global":{"auc":0.91,"accuracy":0.85,"loss":0.35},"federated":null})"
+           R"("global":{"auc":0.91,"accuracy":0.85,"loss":0.35},"federated":null,)"
+           R"("sites":{"site-1":{"auc":0.88,"accuracy":0.8},"site-2":{"auc":0.93}}})"
         << "\n";
     board_ = std::make_unique<StatusBoard>(
         &flow_, [] { return Training(); }, metrics_,
@@ -205,6 +206,7 @@ TEST_F(StatusServerTest, BearerTokenGivesThePageAndJson) {
   ASSERT_EQ(rounds["rounds"].size(), 1u);
   EXPECT_EQ(rounds["rounds"][0]["contributors"], nlohmann::json({"site-1", "site-2"}));
   EXPECT_DOUBLE_EQ(rounds["rounds"][0]["seconds"]["round"].get<double>(), 12.5);
+  EXPECT_EQ(rounds["rounds"][0]["site_auc"], nlohmann::json({{"site-1", 0.88}, {"site-2", 0.93}}));
 }
 
 TEST_F(StatusServerTest, TokenInTheUrlSetsAStrictHttpOnlyCookieOnce) {
@@ -226,6 +228,7 @@ TEST_F(StatusServerTest, TokenInTheUrlSetsAStrictHttpOnlyCookieOnce) {
 TEST_F(StatusServerTest, BoardRecordsUpdatesRefusalsAndDeclines) {
   RegistrationInfo info;
   info.software_version = "fedmed 0.1.0";
+  info.certificate_not_after = 1830000000;
   Registration reg;
   ASSERT_TRUE(board_->Register("site-2", info, &reg).ok());
   std::shared_ptr<const EncodedModel> model;
@@ -257,6 +260,8 @@ TEST_F(StatusServerTest, BoardRecordsUpdatesRefusalsAndDeclines) {
   EXPECT_EQ(v.updates_refused.at("unexpected"), 1);
   const SiteStatus& s2 = v.sites[1];
   EXPECT_EQ(s2.software_version, "fedmed 0.1.0");
+  EXPECT_EQ(s2.certificate_not_after_unix, 1830000000.0);
+  EXPECT_EQ(v.sites[0].certificate_not_after_unix, 0.0);  // not registered through the board
   EXPECT_EQ(s2.rounds_contributed, 1);
   EXPECT_EQ(s2.last_update_bytes, 500);
   EXPECT_EQ(s2.privacy_mechanism, "dp-sgd");
