@@ -73,6 +73,49 @@ TEST_F(PkiTest, IssuedSiteCertificateVerifiesForClientAuth) {
             "certificate CN=site-1 is not valid for server authentication (extended key usage)");
 }
 
+// Operator certificates (fedmed-admin) and site certificates never pass as each other, in either
+// direction; only both role markers together make an operator.
+TEST_F(PkiTest, OperatorAndSiteCertificatesKeepTheirRoles) {
+  CertificateRequest request;
+  request.common_name = "fedmed-operator";
+  request.operator_role = true;
+  const KeyAndCert op = IssueCertificate(*ca_, request);
+  const CertificateInfo info = InspectCertificate(op.cert_pem);
+  EXPECT_EQ(info.organizational_unit, kOperatorOrganizationalUnit);
+  EXPECT_TRUE(info.operator_role);
+  const std::time_t now = std::time(nullptr);
+  EXPECT_TRUE(VerifyPeerCertificate(op.cert_pem, ca_->cert_pem, now,
+                                    CertificatePurpose::kOperator).ok);
+  const PeerCheck as_site = VerifyPeerCertificate(op.cert_pem, ca_->cert_pem, now,
+                                                  CertificatePurpose::kClientAuth);
+  EXPECT_FALSE(as_site.ok);
+  EXPECT_TRUE(Contains(as_site.reason, "is an operator certificate"));
+
+  const KeyAndCert site = Site("site-1");
+  EXPECT_FALSE(InspectCertificate(site.cert_pem).operator_role);
+  const PeerCheck site_as_operator = VerifyPeerCertificate(site.cert_pem, ca_->cert_pem, now,
+                                                           CertificatePurpose::kOperator);
+  EXPECT_FALSE(site_as_operator.ok);
+  EXPECT_TRUE(Contains(site_as_operator.reason, "is not an operator certificate"));
+
+  // The OU alone (no operator EKU) is neither a site nor an operator.
+  CertificateRequest ou_only;
+  ou_only.common_name = "pretender";
+  ou_only.organizational_unit = kOperatorOrganizationalUnit;
+  const KeyAndCert pretender = IssueCertificate(*ca_, ou_only);
+  EXPECT_FALSE(VerifyPeerCertificate(pretender.cert_pem, ca_->cert_pem, now,
+                                     CertificatePurpose::kOperator).ok);
+  EXPECT_FALSE(VerifyPeerCertificate(pretender.cert_pem, ca_->cert_pem, now,
+                                     CertificatePurpose::kClientAuth).ok);
+
+  // An operator certificate is a client certificate and nothing else.
+  CertificateRequest server;
+  server.common_name = "x";
+  server.operator_role = true;
+  server.server_auth = true;
+  EXPECT_THROW(IssueCertificate(*ca_, server), Error);
+}
+
 TEST_F(PkiTest, CoordinatorCertificateCarriesSubjectAltNames) {
   CertificateRequest request;
   request.common_name = "coordinator";
