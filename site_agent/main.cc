@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config/proxy_route.h"
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
@@ -26,7 +27,10 @@ int CheckMain(int argc, char** argv) {
                  "seconds each network step may take (default 5)");
   CLI11_PARSE(app, argc, argv);
   options.hello = [](const fedmed::SiteConfig& site, double timeout_seconds) {
-    fedmed::CoordinatorConnection connection(site.coordinator_address, site.tls);
+    // The way fedmed-site dials: directly or through [coordinator] proxy / https_proxy.
+    const fedmed::ProxyRoute route = fedmed::ResolveProxyRoute(
+        site.coordinator_proxy, site.coordinator_address, site.config_path);
+    fedmed::CoordinatorConnection connection(site.coordinator_address, site.tls, route);
     return connection.Hello(timeout_seconds);
   };
   const std::vector<fedmed::SiteCheck> checks = fedmed::CheckSite(config_path, options);
