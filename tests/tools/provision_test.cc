@@ -318,6 +318,30 @@ TEST_F(ProvisionTest, RevokeListsBothCertificatesAndAddSiteReissuesTheName) {
             tls_cert);
 }
 
+// fedmed-admin's directory: an operator certificate from the CA (valid as an operator, never as
+// a site), its key (0600), the CA and the address the sites dial.
+TEST_F(ProvisionTest, WritesTheOperatorDirectory) {
+  const ProvisionResult result = ProvisionFederation(options_);
+  const fs::path dir = fs::path(options_.out_dir) / "operator";
+  EXPECT_EQ(result.operator_cert, (dir / "operator.pem").string());
+  EXPECT_EQ(Mode(dir / "operator.key"), 0600u);
+  EXPECT_EQ(Read(dir / "coordinator_address"), "fl.hospital.example:8443\n");
+  const std::string ca_pem = Read(dir / "ca.pem");
+  EXPECT_EQ(ca_pem, Read(result.ca_cert));
+  const std::string cert = Read(dir / "operator.pem");
+  EXPECT_NO_THROW(CheckKeyMatchesCertificate(Read(dir / "operator.key"), cert, "operator key"));
+  const std::time_t now = std::time(nullptr);
+  const PeerCheck as_operator =
+      VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kOperator);
+  EXPECT_TRUE(as_operator.ok) << as_operator.reason;
+  EXPECT_EQ(as_operator.common_name, "demo-operator");
+  EXPECT_FALSE(VerifyPeerCertificate(cert, ca_pem, now, CertificatePurpose::kClientAuth).ok);
+  for (const std::string& name : options_.site_names) {
+    const std::string site = Read(fs::path(options_.out_dir) / "sites" / name / (name + ".pem"));
+    EXPECT_FALSE(VerifyPeerCertificate(site, ca_pem, now, CertificatePurpose::kOperator).ok);
+  }
+}
+
 TEST_F(ProvisionTest, WritesAuditLogKeysIssuedByTheCa) {
   const ProvisionResult result = ProvisionFederation(options_);
   const fs::path out(options_.out_dir);
