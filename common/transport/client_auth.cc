@@ -5,14 +5,20 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/bio.h>
+#include <openssl/conf.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <mutex>
 
 #include "common/config/tls_files.h"
 #include "common/crypto/crl.h"
 #include "common/crypto/pki.h"
+#include "common/util/error.h"
 #include "common/util/file_io.h"
 
 namespace fedmed {
@@ -33,6 +39,41 @@ std::string RevocationProblem(const std::string& peer_pem, const std::string& co
          FormatUtc(entry->revoked_at) +
          (entry->reason.empty() ? "" : " (" + entry->reason + ")") +
          " by the federation CA's revocation list ([tls] crl)";
+}
+
+// OpenSSL's own configuration (SSL_CONF, "system_default", the section every new SSL_CTX
+// applies; see config(5) and SSL_CONF_cmd(3)) for this process: TLS 1.3 only. `Protocol = -ALL,
+// TLSv1.3` sets SSL_OP_NO_TLSv1_2 and below on each SSL_CTX, which the TLS 1.2 minimum that gRPC
+// 1.51 sets afterwards (SSL_CTX_set_min_proto_version) does not undo. The cipher string keeps
+// Debian's security level 2. It replaces the system's ssl_conf for every SSL_CTX made later in
+// the process (the status page's HTTPS too).
+constexpr char kTls13Only[] =
+    "fedmed_tls = fedmed_tls_section\n"
+    "[fedmed_tls_section]\n"
+    "ssl_conf = fedmed_ssl_section\n"
+    "[fedmed_ssl_section]\n"
+    "system_default = fedmed_system_default\n"
+    "[fedmed_system_default]\n"
+    "MinProtocol = TLSv1.3\n"
+    "Protocol = -ALL, TLSv1.3\n"
+    "CipherString = DEFAULT:@SECLEVEL=2\n";
+
+void RequireTls13InThisProcess() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    OPENSSL_init_ssl(0, nullptr);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(kTls13Only, -1), BIO_free);
+    std::unique_ptr<CONF, decltype(&NCONF_free)> conf(NCONF_new(nullptr), NCONF_free);
+    long error_line = 0;
+    if (!bio || !conf || NCONF_load_bio(conf.get(), bio.get(), &error_line) <= 0 ||
+        CONF_modules_load(conf.get(), "fedmed_tls", 0) <= 0) {
+      const unsigned long error = ERR_get_error();
+      ERR_clear_error();
+      char text[256] = "";
+      ERR_error_string_n(error, text, sizeof text);
+      throw CryptoError(std::string("configuring OpenSSL for TLS 1.3 only: ") + text);
+    }
+  });
 }
 
 // Passes at most kRefusalLinesPerWindow refusal lines per kRefusalWindow to `sink`, then one line
@@ -156,6 +197,7 @@ std::shared_ptr<grpc::ServerCredentials> MakeAuthenticatingServerCredentials(
   const std::string cert = ReadFile(files.cert, "[tls] cert");
   const std::string key = ReadFile(files.key, "[tls] key");
   CheckKeyMatchesCertificate(key, cert, files.key + " and " + files.cert);
+  RequireTls13InThisProcess();
   using grpc::experimental::IdentityKeyCertPair;
   auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
       std::vector<IdentityKeyCertPair>{IdentityKeyCertPair{key, cert}});

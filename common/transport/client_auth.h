@@ -17,9 +17,10 @@
 // and CheckNotRevoked below, which is what refuses a connection that was established before its
 // certificate was revoked.
 //
-// The TLS version: gRPC 1.51's TlsServerCredentialsOptions has no setter for it (gRPC negotiates
-// TLS 1.2 or 1.3 with OpenSSL 3). Between fedmed's own peers it is always TLS 1.3, which the
-// handshake test asserts; a TLS 1.2-only client can still complete a handshake.
+// TLS 1.3 only: gRPC 1.51's TlsServerCredentialsOptions has no setter for the version, so
+// MakeAuthenticatingServerCredentials configures OpenSSL for the whole process through its own
+// configuration module (SSL_CONF system_default: Protocol = -ALL, TLSv1.3), which every SSL_CTX
+// made afterwards applies, gRPC's included; a client offering only TLS 1.2 gets no handshake.
 #ifndef FEDMED_COMMON_TRANSPORT_CLIENT_AUTH_H_
 #define FEDMED_COMMON_TRANSPORT_CLIENT_AUTH_H_
 
@@ -70,7 +71,9 @@ ClientCheck CheckClientCertificate(const std::string& peer_cert_pem,
                                    const ClientAuthPolicy& policy, std::time_t now);
 
 // The coordinator's server credentials: its certificate and key from `files` (files.ca_cert is
-// not read: the CA is policy->ca_pem), a client certificate required in every handshake, and
+// not read: the CA is policy->ca_pem), TLS 1.3 only for the whole process (the first call loads
+// the OpenSSL configuration above; CryptoError if OpenSSL refuses it), a client certificate
+// required in every handshake, and
 // CheckClientCertificate run in the handshake on it; each refusal is passed to `on_refused`
 // (one line starting "refused a TLS handshake: ", from a gRPC thread), at most 20 per 10 s; the
 // first refusal after such a window says how many were left out. Throws Error naming the

@@ -108,11 +108,11 @@ class HandshakeAuthTest : public ::testing::Test {
     bool http2 = false;   // an HTTP/2 SETTINGS frame header came back
   };
   // `openssl s_client` with `stem`.pem/.key ("" for no certificate), trusting our CA, offering
-  // h2; it sends nothing and reads what the server sends for up to 3 s.
-  Probe SClient(const std::string& stem) {
+  // h2, with `options`; it sends nothing and reads what the server sends for up to 3 s.
+  Probe SClient(const std::string& stem, const std::string& options = "") {
     std::string command = "timeout 3 openssl s_client -connect 127.0.0.1:" +
                           std::to_string(port_) + " -CAfile " + (dir_ / "ca.pem") +
-                          " -alpn h2 -ign_eof";
+                          " -alpn h2 -ign_eof" + options;
     if (!stem.empty()) {
       command += " -cert " + (dir_ / (stem + ".pem")) + " -key " + (dir_ / (stem + ".key"));
     }
@@ -147,6 +147,15 @@ TEST_F(HandshakeAuthTest, AProperlyIssuedSiteCertificateReachesHttp2OverTls13) {
   EXPECT_TRUE(probe.http2) << probe.output;
   EXPECT_NE(probe.output.find("TLSv1.3"), std::string::npos) << probe.output;
   EXPECT_EQ(Refusals(), "");
+}
+
+// TLS 1.3 only: a client that offers only TLS 1.2 gets no handshake, even with a good
+// certificate.
+TEST_F(HandshakeAuthTest, AClientOfferingOnlyTls12IsRefused) {
+  const Probe probe = SClient("site-1", " -tls1_2");
+  EXPECT_FALSE(probe.http2) << probe.output;
+  // The server sent no certificate: the handshake ended at its first message.
+  EXPECT_NE(probe.output.find("no peer certificate available"), std::string::npos) << probe.output;
 }
 
 TEST_F(HandshakeAuthTest, TheOperatorCertificatePassesTheHandshake) {
