@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "common/transport/client_auth.h"
 #include "common/transport/tls.h"
 #include "coordinator/grpc_status.h"
 #include "proto/fedmed.grpc.pb.h"
@@ -16,10 +17,11 @@ namespace {
 class AdminService final : public v1::Admin::Service {
  public:
   AdminService(AdminHandler* handler, std::function<std::string()> status_json,
-               std::string ca_pem, std::shared_ptr<spdlog::logger> logger)
+               std::shared_ptr<const ClientAuthPolicy> policy,
+               std::shared_ptr<spdlog::logger> logger)
       : handler_(handler),
         status_json_(std::move(status_json)),
-        ca_pem_(std::move(ca_pem)),
+        policy_(std::move(policy)),
         log_(std::move(logger)) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::AdminStatusRequest*,
@@ -68,7 +70,8 @@ class AdminService final : public v1::Admin::Service {
  private:
   grpc::Status Authenticate(const grpc::ServerContext& context, const char* rpc,
                             std::string* name) {
-    grpc::Status s = AuthenticateOperator(context, ca_pem_, name);
+    grpc::Status s = AuthenticateOperator(context, policy_->ca_pem, name);
+    if (s.ok()) s = CheckNotRevoked(context, *policy_);
     if (!s.ok()) log_->warn("admin {} from {} {}", rpc, context.peer(), s.error_message());
     return s;
   }
@@ -90,7 +93,7 @@ class AdminService final : public v1::Admin::Service {
 
   AdminHandler* const handler_;
   const std::function<std::string()> status_json_;
-  const std::string ca_pem_;
+  const std::shared_ptr<const ClientAuthPolicy> policy_;
   std::shared_ptr<spdlog::logger> log_;
 };
 
@@ -98,9 +101,9 @@ class AdminService final : public v1::Admin::Service {
 
 std::unique_ptr<grpc::Service> MakeAdminService(AdminHandler* handler,
                                                 std::function<std::string()> status_json,
-                                                std::string ca_pem,
+                                                std::shared_ptr<const ClientAuthPolicy> policy,
                                                 std::shared_ptr<spdlog::logger> logger) {
-  return std::make_unique<AdminService>(handler, std::move(status_json), std::move(ca_pem),
+  return std::make_unique<AdminService>(handler, std::move(status_json), std::move(policy),
                                         std::move(logger));
 }
 

@@ -25,12 +25,16 @@ class logger;
 
 namespace fedmed {
 
+struct ClientAuthPolicy;
+
 // The service, bound to `handler` (not owned; must outlive the service). `status_json` returns
 // the /api/status document (coordinator/status/status_json.h) for GetStatus; it is called on
-// gRPC's threads and must be thread-safe. `ca_pem`: the federation CA.
+// gRPC's threads and must be thread-safe. `policy`: the federation CA and [tls] crl
+// (common/transport/client_auth.h): every call is refused PERMISSION_DENIED ("revoked") once
+// the operator certificate is on the CRL, also on a connection made before.
 std::unique_ptr<grpc::Service> MakeAdminService(AdminHandler* handler,
                                                 std::function<std::string()> status_json,
-                                                std::string ca_pem,
+                                                std::shared_ptr<const ClientAuthPolicy> policy,
                                                 std::shared_ptr<spdlog::logger> logger);
 
 }  // namespace fedmed

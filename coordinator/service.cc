@@ -433,7 +433,6 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
                                    AdminAccess admin)
     : impl_(std::make_unique<Impl>()) {
   const size_t sites = allowed_sites.size();
-  const std::string admin_ca_pem = ca_pem;
   const std::shared_ptr<spdlog::logger> admin_log = logger;
   // Clients are authenticated in the TLS handshake (client_auth.h); the service checks again.
   auto policy =
@@ -446,8 +445,8 @@ FederationServer::FederationServer(SiteHandler* handler, const std::string& list
   builder.AddListeningPort(listen_address, credentials, &port_);
   builder.RegisterService(impl_->service.get());
   if (admin.handler != nullptr) {
-    impl_->admin = MakeAdminService(admin.handler, std::move(admin.status_json), admin_ca_pem,
-                                    admin_log);
+    impl_->admin =
+        MakeAdminService(admin.handler, std::move(admin.status_json), policy, admin_log);
     builder.RegisterService(impl_->admin.get());
   }
   // A connection that drops silently (a cut link, a machine off) is found by pings within

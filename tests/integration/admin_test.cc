@@ -1,7 +1,8 @@
 // fedmed-admin against a real fedmed-coordinator and real fedmed-site processes on loopback, over
 // mutual TLS with the certificates fedmed-pki init writes (issue 16 item 2):
 //   - a site's certificate is refused by the Admin service (PERMISSION_DENIED), the operator's by
-//     the Federation service (PERMISSION_DENIED), and the operator's is served (GetStatus);
+//     the Federation service (PERMISSION_DENIED), and the operator's is served (GetStatus); once
+//     revoked ([tls] crl), also on a connection opened before;
 //   - pause holds the next round (phase "paused", no new row in metrics.jsonl for seconds),
 //     exclude site-2 leaves it out of the next rounds (state "excluded", not a contributor),
 //     resume starts the next round, extend adds rounds, stop ends the coordinator with exit
@@ -29,6 +30,7 @@
 #include "tests/test_util.h"
 #include "tools/admin/admin_client.h"
 #include "tools/pki/provision.h"
+#include "tools/pki/revocation.h"
 
 namespace fedmed {
 namespace {
@@ -174,6 +176,32 @@ TEST_F(AdminTest, CertificatesKeepTheirRoles) {
   EXPECT_NEAR(static_cast<double>(hello.unix_ms) / 1000.0, static_cast<double>(std::time(nullptr)),
               5);
   EXPECT_EQ(SiteState("site-1"), "not_registered");
+}
+
+// An operator certificate revoked while fedmed-admin's connection is open: the next call on that
+// connection is refused (PERMISSION_DENIED, "revoked"), not only new connections.
+TEST_F(AdminTest, ARevokedOperatorIsRefusedOnAnOpenConnection) {
+  AdminClient admin = Operator();
+  ASSERT_NO_THROW(admin.StatusJson());
+  RevokeOperator(dir_.path() / "pki", "keyCompromise", 30);
+  int code = 0;
+  std::string message;
+  // The coordinator re-reads [tls] crl within about a second of its change.
+  const bool refused = WaitFor(
+      [&] {
+        try {
+          admin.StatusJson();
+          return false;
+        } catch (const AdminError& e) {
+          code = e.code();
+          message = e.what();
+          return true;
+        }
+      },
+      15);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(code, kPermissionDenied) << message;
+  EXPECT_NE(message.find("revoked"), std::string::npos) << message;
 }
 
 TEST_F(AdminTest, PauseExcludeResumeExtendStop) {
