@@ -76,6 +76,17 @@ void RequireTls13InThisProcess() {
   });
 }
 
+// A refusal names what an unauthenticated peer put in its certificate (its CN): control
+// characters become '?' and the line is cut at 400 bytes, so that it stays one line of the log.
+std::string OneLogLine(const std::string& text) {
+  std::string line = text.substr(0, 400);
+  for (char& c : line) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  if (text.size() > line.size()) line += "...";
+  return line;
+}
+
 // Passes at most kRefusalLinesPerWindow refusal lines per kRefusalWindow to `sink`, then one line
 // saying how many were left out: a peer that reconnects in a loop cannot flood the log.
 constexpr int kRefusalLinesPerWindow = 20;
@@ -136,7 +147,7 @@ class HandshakeVerifier final : public grpc::experimental::ExternalCertificateVe
     if (check.ok()) {
       *sync_status = grpc::Status::OK;
     } else {
-      refusals_.Add("refused a TLS handshake: " + check.reason);
+      refusals_.Add(OneLogLine("refused a TLS handshake: " + check.reason));
       *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, check.reason);
     }
     return true;  // decided synchronously

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -203,6 +204,15 @@ TEST_F(HandshakeAuthTest, ARevokedOperatorCertificateIsRefused) {
   EXPECT_EQ(check.outcome, ClientCheck::Outcome::kRevoked) << check.reason;
   EXPECT_EQ(check.common_name, "fed-operator");
   EXPECT_TRUE(CheckClientCertificate(Read("site-1.pem"), policy, std::time(nullptr)).ok());
+}
+
+// What an unauthenticated peer writes into its certificate stays on one line of the log.
+TEST_F(HandshakeAuthTest, ACommonNameWithLineBreaksStaysOnOneLogLine) {
+  WriteParty("forged", CreateCa("site-1\n[coordinator] [info] site-1 registered", 1));
+  EXPECT_FALSE(SClient("forged").http2);
+  const std::string log = Refusals();
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+  EXPECT_NE(log.find("CN=site-1?[coordinator]"), std::string::npos) << log;
 }
 
 // A peer that reconnects in a loop cannot flood the coordinator's log: 20 lines per 10 s.
