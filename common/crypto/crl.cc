@@ -217,7 +217,7 @@ CrlWatcher::FileStamp CrlWatcher::Stamp() const {
 }
 
 void CrlWatcher::LoadIfChanged(bool initial) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   last_check_ = std::chrono::steady_clock::now();
   const FileStamp stamp = Stamp();
   if (!initial && stamp == stamp_) return;
@@ -248,7 +248,7 @@ void CrlWatcher::LoadIfChanged(bool initial) {
 std::shared_ptr<const CrlContents> CrlWatcher::Current() {
   bool due = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     due = std::chrono::steady_clock::now() - last_check_ >= std::chrono::seconds(1);
     if (!due) return current_;
   }
@@ -257,7 +257,7 @@ std::shared_ptr<const CrlContents> CrlWatcher::Current() {
   } catch (...) {
     // LoadIfChanged reports rather than throws after the first load.
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return current_;
 }
 

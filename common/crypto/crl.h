@@ -19,11 +19,11 @@
 #include <ctime>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/crypto/pki.h"
+#include "common/util/mutex.h"
 
 namespace fedmed {
 
@@ -85,9 +85,9 @@ class CrlWatcher {
 
   // The CRL in force, re-read first if the file changed (checked at most once a second).
   // Never throws.
-  std::shared_ptr<const CrlContents> Current();
+  std::shared_ptr<const CrlContents> Current() EXCLUDES(mu_);
   // Re-reads the file now if it changed (a SIGHUP). Never throws.
-  void Reload();
+  void Reload() EXCLUDES(mu_);
 
   const std::string& path() const { return path_; }
 
@@ -99,15 +99,15 @@ class CrlWatcher {
     }
   };
   FileStamp Stamp() const;
-  void LoadIfChanged(bool initial);
+  void LoadIfChanged(bool initial) EXCLUDES(mu_);
 
   const std::string path_;
   const std::string ca_pem_;
   std::function<void(bool, const std::string&)> report_;
-  std::mutex mu_;
-  std::shared_ptr<const CrlContents> current_;  // guarded by mu_
-  FileStamp stamp_;                             // guarded by mu_
-  std::chrono::steady_clock::time_point last_check_;  // guarded by mu_
+  Mutex mu_;
+  std::shared_ptr<const CrlContents> current_ GUARDED_BY(mu_);
+  FileStamp stamp_ GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_check_ GUARDED_BY(mu_);
 };
 
 }  // namespace fedmed

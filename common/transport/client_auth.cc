@@ -20,6 +20,7 @@
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
+#include "common/util/mutex.h"
 
 namespace fedmed {
 
@@ -101,7 +102,7 @@ class RefusalLog {
     std::string summary;
     bool pass = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       const auto now = std::chrono::steady_clock::now();
       if (now - window_start_ >= kRefusalWindow) {
         if (dropped_ > 0) {
@@ -125,10 +126,10 @@ class RefusalLog {
 
  private:
   std::function<void(const std::string&)> sink_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point window_start_;  // guarded by mu_
-  int lines_ = 0;                                       // guarded by mu_
-  int64_t dropped_ = 0;                                 // guarded by mu_
+  Mutex mu_;
+  std::chrono::steady_clock::time_point window_start_ GUARDED_BY(mu_);
+  int lines_ GUARDED_BY(mu_) = 0;
+  int64_t dropped_ GUARDED_BY(mu_) = 0;
 };
 
 // The handshake's check: CheckClientCertificate on the peer's leaf certificate.
