@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -16,6 +15,7 @@
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "common/model/torch_archive.h"
+#include "common/model/torch_state.h"
 
 namespace fedmed {
 
@@ -84,12 +84,8 @@ ModelState LoadCheckpoint(const std::string& path) {
       throw FormatError("checkpoint '" + path + "': entry '" + name + "' is a " + found +
                         ", expected a float32 tensor");
     }
-    const torch::Tensor t = entry.value().toTensor().contiguous();
-    NamedTensor& out = state.tensors.emplace_back();
-    out.name = name;
-    out.shape.assign(t.sizes().begin(), t.sizes().end());
-    out.values.resize(static_cast<size_t>(t.numel()));
-    std::memcpy(out.values.data(), t.data_ptr<float>(), out.values.size() * sizeof(float));
+    state.tensors.push_back(
+        CopyTensor(name, entry.value().toTensor(), "checkpoint '" + path + "'"));
   }
   return state;
 }

@@ -37,19 +37,40 @@ void CheckRange(const ImageSet& data, int64_t begin, int64_t count) {
 
 }  // namespace
 
+NamedTensor CopyTensor(const std::string& name, const torch::Tensor& tensor,
+                       const std::string& what) {
+  if (tensor.scalar_type() != torch::kFloat) {
+    throw FormatError(what + ": tensor '" + name + "' is " +
+                      std::string(c10::toString(tensor.scalar_type())) + ", expected float32");
+  }
+  // The furthest element the view reaches, checked against its storage before reading.
+  if (tensor.numel() > 0) {
+    int64_t last = tensor.storage_offset();
+    bool negative = last < 0;
+    for (int64_t d = 0; d < tensor.dim(); ++d) {
+      negative = negative || tensor.stride(d) < 0;
+      last += (tensor.size(d) - 1) * tensor.stride(d);
+    }
+    if (negative || static_cast<uint64_t>(last + 1) * sizeof(float) > tensor.storage().nbytes()) {
+      throw FormatError(what + ": tensor '" + name + "' reaches past its storage of " +
+                        std::to_string(tensor.storage().nbytes()) + " bytes");
+    }
+  }
+  const torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+  NamedTensor out;
+  out.name = name;
+  out.shape.assign(t.sizes().begin(), t.sizes().end());
+  out.values.resize(static_cast<size_t>(t.numel()));
+  if (!out.values.empty()) {
+    std::memcpy(out.values.data(), t.data_ptr<float>(), out.values.size() * sizeof(float));
+  }
+  return out;
+}
+
 ModelState ExportState(torch::nn::Module& module) {
   ModelState state;
   for (const auto& [name, tensor] : StateTensors(module)) {
-    if (tensor.scalar_type() != torch::kFloat) {
-      throw FormatError("cannot export model state: tensor '" + name + "' is " +
-                        std::string(c10::toString(tensor.scalar_type())) + ", expected float32");
-    }
-    const torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
-    NamedTensor& out = state.tensors.emplace_back();
-    out.name = name;
-    out.shape.assign(t.sizes().begin(), t.sizes().end());
-    out.values.resize(static_cast<size_t>(t.numel()));
-    std::memcpy(out.values.data(), t.data_ptr<float>(), out.values.size() * sizeof(float));
+    state.tensors.push_back(CopyTensor(name, tensor, "cannot export model state"));
   }
   return state;
 }

@@ -13,6 +13,14 @@
 
 namespace fedmed {
 
+// A copy of `tensor` (float32, on the CPU or not, any strides) as a NamedTensor called `name`.
+// The storage's size is checked to cover every element the tensor's sizes, strides and offset
+// reach before any is read (a second line of defence behind CheckTorchArchive, torch_archive.h,
+// for tensors from files). Throws FormatError naming `what` and the tensor if it is not float32
+// or reaches past its storage.
+NamedTensor CopyTensor(const std::string& name, const torch::Tensor& tensor,
+                       const std::string& what);
+
 // A copy of the module's state: every parameter in named_parameters() order, then every buffer
 // in named_buffers() order (the zoo's networks have none), under their PyTorch names (e.g.
 // "layer1.0.conv1.weight"), as float32. Throws FormatError naming the tensor if one is not

@@ -279,5 +279,28 @@ TEST(TorchScriptFileTest, AnArchiveDeclaringMoreBytesThanItHoldsIsRefusedBeforeL
   }
 }
 
+// Found by fuzz/fuzz_checkpoint (600 s run, AddressSanitizer: heap-buffer-overflow in
+// ExportState): a TorchScript archive whose pickle declares a storage of 18,432 floats over a
+// record of 128 bytes; LibTorch sized the storage from the declaration and filled it from the
+// record, so reading the parameter went 73 KB past the buffer. CheckTorchArchive compares every
+// declared storage with its record first.
+TEST(TorchScriptFileTest, AStorageLargerThanItsRecordIsRefusedBeforeLibTorchReadsIt) {
+  const std::string path =
+      SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-torchscript-parameter-past-storage.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  ModelState layout;
+  layout.tensors.push_back({"fc.weight", {2, 3}, std::vector<float>(6, 0.0f)});
+  try {
+    LoadInitialWeights(path, layout);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("entry 'archive/data.pkl': the pickle declares a "
+                                         "FloatStorage of 18432 elements at byte 564 but its "
+                                         "record 'archive/data/3' holds 128 bytes"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace fedmed::testing
