@@ -186,10 +186,11 @@ void LogCounters(const char* name, const LinkCounters& c) {
                static_cast<unsigned long long>(c.dropped_queue));
 }
 
-// Reads every frame waiting on `from` into `line`. Returns false when the TAP is gone.
+// Reads the frames waiting on `from` into `line`, at most 256 at a time so that delivery in the
+// other direction is never starved. Returns false when the TAP is gone.
 bool Drain(int from, DelayLine& line, bool cut) {
   std::vector<uint8_t> buffer(65536);
-  for (;;) {
+  for (int frames = 0; frames < 256; ++frames) {
     const ssize_t n = ::read(from, buffer.data(), buffer.size());
     if (n > 0) {
       line.Offer(std::vector<uint8_t>(buffer.begin(), buffer.begin() + n), Clock::now(), cut);
@@ -199,6 +200,7 @@ bool Drain(int from, DelayLine& line, bool cut) {
     if (n < 0 && errno == EAGAIN) return true;
     return false;  // EBADFD / EIO / 0: the device was deleted
   }
+  return true;  // more may wait: epoll (level-triggered) reports the TAP again at once
 }
 
 // Writes every due frame of `line` to `to`. Returns false when the TAP is gone.
