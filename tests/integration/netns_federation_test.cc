@@ -271,9 +271,10 @@ TEST(NetnsFederationTest, SitesBehindAProxyFinish) {
   // coordinator runs, fedmed-site check of site-3, which must connect through the proxy too.
   std::set<std::string> peers;
   std::string check;
+  int check_status = -1;
   const auto observe = [&] {
     if (check.empty() && !peers.empty()) {
-      int rc = 0;
+      int& rc = check_status;
       check = RunCommand(bogus + " no_proxy=10.77.0.1 ip netns exec " + bed.Namespace("site-3") +
                              " " + BinDir() + "/fedmed-site check --config " +
                              (dir.path() / "proxy" / "site-3.toml").string() + " 2>&1",
@@ -309,6 +310,8 @@ TEST(NetnsFederationTest, SitesBehindAProxyFinish) {
         "[ ok ] network: TLS handshake: the coordinator's certificate verifies for 10.77.0.1"}) {
     EXPECT_NE(check.find(line), std::string::npos) << "fedmed-site check of site-3:\n" << check;
   }
+  // Ready: its Hello (an authenticated call) went through the proxy as well.
+  EXPECT_EQ(check_status, 0) << "fedmed-site check of site-3:\n" << check;
 }
 
 }  // namespace
