@@ -341,8 +341,8 @@ ConfigSection<C> TransportSection() {
                              TomlString(v));
             }),
           K("resume_seconds", &C::resume_seconds,
-            "How long a site whose connection ended during its upload keeps its place in the\n"
-            "round, to reconnect and resume the upload (0 = it leaves the round at once).",
+            "How long a site whose connection ended during a model download or its upload keeps\n"
+            "its place in the round, to reconnect and resume (0 = it leaves the round at once).",
             [](double v, const C&) {
               return Require(std::isfinite(v) && v >= 0, "a number of seconds >= 0");
             }),

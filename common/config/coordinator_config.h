@@ -164,9 +164,10 @@ struct CoordinatorConfig {
   // "float32" (exact), "float16" or "int8" (per-tensor scale, unbiased stochastic rounding).
   // Only "float32" with [secure_aggregation] (masked inputs are fixed-point words already).
   std::string update_encoding = "float32";
-  // How long a site whose connection ended during its upload keeps its place in the round, for
-  // it to reconnect and resume the upload from the bytes the coordinator kept (0 = it leaves
-  // the round at once, as a site that is gone). The round's deadline still applies.
+  // How long a site whose connection ended during a transfer of the round (its download of the
+  // global model, its upload) keeps its place in the round, for it to reconnect and resume from
+  // the bytes kept (0 = it leaves the round at once, as a site that is gone). The round's
+  // deadline still applies.
   double resume_seconds = 120;  // >= 0
   // [evaluation]
   std::string eval_data;              // key `data`; "" = no central evaluation

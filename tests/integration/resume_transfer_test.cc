@@ -15,6 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,12 +36,14 @@ namespace {
 using namespace std::chrono_literals;
 
 // A TCP relay on 127.0.0.1 to `target_port`. Bytes from the client (the site) to the server
-// are forwarded at `up_bytes_per_second`; Cut() closes every connection and refuses new ones
-// (accepted, then closed at once) until Restore().
+// are forwarded at `up_bytes_per_second`, the other way at `down_bytes_per_second` (0 = as
+// fast as they come); Cut() closes every connection and refuses new ones (accepted, then
+// closed at once) until Restore().
 class CuttableRelay {
  public:
-  CuttableRelay(int target_port, double up_bytes_per_second)
-      : target_port_(target_port), up_rate_(up_bytes_per_second) {
+  CuttableRelay(int target_port, double up_bytes_per_second, double down_bytes_per_second = 0)
+      : target_port_(target_port), up_rate_(up_bytes_per_second),
+        down_rate_(down_bytes_per_second) {
     listener_ = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -67,6 +71,7 @@ class CuttableRelay {
 
   int port() const { return port_; }
   int64_t up_bytes() const { return up_bytes_; }
+  int64_t down_bytes() const { return down_bytes_; }
   int refused() const { return refused_; }
 
   void Cut() {
@@ -118,12 +123,13 @@ class CuttableRelay {
       const ssize_t n = read(from, buffer.data(), buffer.size());
       if (n <= 0 || cut_) break;
       if (write(to, buffer.data(), static_cast<size_t>(n)) != n) break;
-      if (up) {
-        up_bytes_ += n;
-        // The rate limit, with no burst beyond one buffer: each buffer takes n / up_rate_ s.
+      (up ? up_bytes_ : down_bytes_) += n;
+      const double rate = up ? up_rate_ : down_rate_;
+      if (rate > 0) {
+        // The rate limit, with no burst beyond one buffer: each buffer takes n / rate s.
         next = std::max(next, Clock::now()) +
                std::chrono::duration_cast<Clock::duration>(
-                   std::chrono::duration<double>(static_cast<double>(n) / up_rate_));
+                   std::chrono::duration<double>(static_cast<double>(n) / rate));
         std::this_thread::sleep_until(next);
       }
     }
@@ -140,11 +146,13 @@ class CuttableRelay {
 
   const int target_port_;
   const double up_rate_;
+  const double down_rate_;
   int listener_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> cut_{false};
   std::atomic<int64_t> up_bytes_{0};
+  std::atomic<int64_t> down_bytes_{0};
   std::atomic<int> refused_{0};
   std::mutex mu_;
   std::set<int> open_;
@@ -158,8 +166,23 @@ int CountOf(const std::string& text, const std::string& needle) {
   return n;
 }
 
-TEST(ResumeTransferTest, UploadCutMidwayResumesFromTheKeptBytesWithoutRetraining) {
-  testing::TempDir dir("fedmed-resume");
+// One site behind a CuttableRelay to a coordinator of one round (min_sites 1, [transport]
+// resume_seconds 60), both real processes.
+class ResumeTransferTest : public ::testing::Test {
+ protected:
+  // Starts the coordinator, a relay to it with these rates, and the site behind the relay.
+  void Start(double up_rate, double down_rate);
+  // Cuts the relay for `seconds` once `bytes()` reaches `at`, then waits for both processes to
+  // end well; returns round 1's metrics.jsonl row.
+  nlohmann::json CutAndFinish(const std::function<int64_t()>& bytes, int64_t at, double seconds);
+
+  testing::TempDir dir_{"fedmed-resume"};
+  std::unique_ptr<ChildProcess> coordinator_, site_;
+  std::unique_ptr<CuttableRelay> relay_;
+};
+
+void ResumeTransferTest::Start(double up_rate, double down_rate) {
+  const testing::TempDir& dir = dir_;
   ProvisionOptions options;
   options.out_dir = dir / "federation";
   options.site_names = {"site-1"};
@@ -179,18 +202,17 @@ TEST(ResumeTransferTest, UploadCutMidwayResumesFromTheKeptBytesWithoutRetraining
   coordinator.training.local_epochs = 1;
   coordinator.resume_seconds = 60;
   std::ofstream(dir / "coordinator.toml") << RenderCoordinatorConfig(coordinator);
-  ChildProcess coordinator_process(
-      {testing::BinDir() + "/fedmed-coordinator", "--config", dir / "coordinator.toml"},
+  coordinator_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{testing::BinDir() + "/fedmed-coordinator", "--config",
+                               dir / "coordinator.toml"},
       dir / "coordinator.out");
   ASSERT_TRUE(testing::WaitForFileContaining(dir / "coordinator/status.json", "\"port\":", 30));
   const std::string status = testing::ReadFile(dir / "coordinator/status.json");
   const int port = std::stoi(status.substr(status.find("\"port\":") + 7));
 
-  // The cnn's update is 4.8 MB: at 3 MB/s its upload takes about 1.6 s, and the cut comes when
-  // half of it went through (nothing else the site sends comes close to 1 MB).
-  CuttableRelay relay(port, 3e6);
+  relay_ = std::make_unique<CuttableRelay>(port, up_rate, down_rate);
   SiteConfig site = LoadSiteConfig(pki.site_configs.at("site-1"));
-  site.coordinator_address = "127.0.0.1:" + std::to_string(relay.port());
+  site.coordinator_address = "127.0.0.1:" + std::to_string(relay_->port());
   site.output_dir = dir / "site-1";
   site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
   site.data.partition = "iid";
@@ -198,40 +220,65 @@ TEST(ResumeTransferTest, UploadCutMidwayResumesFromTheKeptBytesWithoutRetraining
   site.backoff_initial_seconds = 0.2;
   site.backoff_max_seconds = 1.0;
   std::ofstream(dir / "site.toml") << RenderSiteConfig(site);
-  ChildProcess site_process({testing::BinDir() + "/fedmed-site", "--config", dir / "site.toml"},
-                            dir / "site.out");
+  site_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{testing::BinDir() + "/fedmed-site", "--config",
+                               dir / "site.toml"},
+      dir / "site.out");
+}
 
+nlohmann::json ResumeTransferTest::CutAndFinish(const std::function<int64_t()>& bytes,
+                                                int64_t at, double seconds) {
+  const testing::TempDir& dir = dir_;
   const auto until = std::chrono::steady_clock::now() + 90s;
-  while (relay.up_bytes() < 2'400'000 && std::chrono::steady_clock::now() < until) {
+  while (bytes() < at && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(5ms);
   }
-  ASSERT_GE(relay.up_bytes(), 2'400'000) << testing::ReadFile(dir / "site-1/site.log");
-  relay.Cut();
-  std::this_thread::sleep_for(8s);  // the site retries meanwhile and is refused
-  EXPECT_GT(relay.refused(), 0);
-  relay.Restore();
-
-  const std::optional<int> coordinator_exit = coordinator_process.Wait(90);
-  ASSERT_TRUE(coordinator_exit.has_value())
+  EXPECT_GE(bytes(), at) << testing::ReadFile(dir / "site-1/site.log");
+  relay_->Cut();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  EXPECT_GT(relay_->refused(), 0);  // the site retried meanwhile and was refused
+  relay_->Restore();
+  const std::optional<int> coordinator_exit = coordinator_->Wait(90);
+  EXPECT_EQ(coordinator_exit, std::optional<int>(0))
       << testing::ReadFile(dir / "coordinator/coordinator.log");
-  EXPECT_EQ(*coordinator_exit, 0) << testing::ReadFile(dir / "coordinator/coordinator.log");
-  const std::optional<int> site_exit = site_process.Wait(30);
-  ASSERT_TRUE(site_exit.has_value());
-  EXPECT_EQ(*site_exit, 0);
-
-  // The round counted the site's update, which came in a stream that started at a nonzero byte.
+  EXPECT_EQ(site_->Wait(30), std::optional<int>(0)) << testing::ReadFile(dir / "site-1/site.log");
   const std::string metrics = testing::ReadFile(dir / "coordinator/metrics.jsonl");
-  const nlohmann::json row = nlohmann::json::parse(metrics.substr(0, metrics.find('\n')));
+  if (metrics.empty()) return nlohmann::json::object();
+  return nlohmann::json::parse(metrics.substr(0, metrics.find('\n')));
+}
+
+TEST_F(ResumeTransferTest, UploadCutMidwayResumesFromTheKeptBytesWithoutRetraining) {
+  // The cnn's update is 4.8 MB: at 3 MB/s its upload takes about 1.6 s, and the cut comes when
+  // half of it went through (nothing else the site sends comes close to 1 MB).
+  Start(3e6, 0);
+  const nlohmann::json row = CutAndFinish([this] { return relay_->up_bytes(); }, 2'400'000, 8);
+  // The round counted the site's update, which came in a stream that started at a nonzero byte,
+  // in its first attempt: the site kept its place.
   EXPECT_EQ(row["contributors"], nlohmann::json::array({"site-1"})) << row.dump();
+  EXPECT_EQ(row["attempt"], 1) << row.dump();
   ASSERT_TRUE(row["resumed_uploads"].contains("site-1")) << row.dump();
   const int64_t offset = row["resumed_uploads"]["site-1"].get<int64_t>();
   EXPECT_GT(offset, 0);
   EXPECT_LT(offset, row["bytes"]["up"].get<int64_t>());
   // The site trained once and sent the update it kept.
-  const std::string site_log = testing::ReadFile(dir / "site-1/site.log");
+  const std::string site_log = testing::ReadFile(dir_ / "site-1/site.log");
   EXPECT_EQ(CountOf(site_log, "round 1: training"), 1) << site_log;
   EXPECT_EQ(CountOf(site_log, "update sent again (resumed at byte " + std::to_string(offset)), 1)
       << site_log;
+}
+
+// The global model's download cut half-way: the site keeps the bytes that arrived and asks for
+// the rest. (Here the coordinator's handler has handed the whole model to the socket buffers
+// before the cut, so for it the download ended and the site is gone when its connection
+// breaks: the round's next attempt selects it again, and its download resumes there.)
+TEST_F(ResumeTransferTest, DownloadCutMidwayResumesFromTheBytesTheSiteHas) {
+  Start(0, 3e6);
+  const nlohmann::json row = CutAndFinish([this] { return relay_->down_bytes(); }, 2'400'000, 8);
+  EXPECT_EQ(row["contributors"], nlohmann::json::array({"site-1"})) << row.dump();
+  const std::string log = testing::ReadFile(dir_ / "coordinator/coordinator.log");
+  EXPECT_EQ(CountOf(log, "download of global model version 0 by site-1 resumed at byte "), 1)
+      << log;
+  EXPECT_EQ(CountOf(testing::ReadFile(dir_ / "site-1/site.log"), "round 1: training"), 1);
 }
 
 }  // namespace
