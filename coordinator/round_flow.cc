@@ -327,6 +327,10 @@ Status RoundFlow::GetModel(const std::string& site, const std::string& session_i
                                       std::to_string(global_->version) + " (poll for a new task)");
   }
   *model = global_;
+  // A training download in flight: a cut keeps the site's place (round_resume.cc).
+  if (rsm_.phase() == Phase::kTraining && rsm_.ActionFor(site) == SiteAction::kTrain) {
+    in_transfer_[site] = rsm_.round();
+  }
   record_.bytes_down += static_cast<int64_t>(global_->bytes.size());
   return Status::OK();
 }
@@ -338,7 +342,7 @@ Status RoundFlow::CheckUpdate(const std::string& site, const UpdateHeader& heade
   if (s.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, s);
   // Not selected, or already answered: refused before a byte of the update is read.
   if (s.ok()) s = rsm_.CheckTrainingAnswer(site, header.info.round, "update");
-  if (s.ok() && !header.info.secure) uploading_[site] = header.info.round;  // round_resume.cc
+  if (s.ok() && !header.info.secure) in_transfer_[site] = header.info.round;  // round_resume.cc
   return s;
 }
 
@@ -368,7 +372,7 @@ Status RoundFlow::AcceptUpdate(const std::string& site, const UpdateHeader& head
     }
   }
   MutexLock lock(&mu_);
-  uploading_.erase(site);  // its bytes are all here
+  in_transfer_.erase(site);  // its bytes are all here
   if (Status s = CheckSessionLocked(site, header.session_id); !s.ok()) return s;
   if (Status s = CheckUpdateHeader(site, header, ExpectationLocked(site)); !s.ok()) return s;
   if (header.info.base_version != expected.model_version) {
@@ -527,6 +531,7 @@ Status RoundFlow::SecAggReceive(const std::string& site, const SecAggPoll& poll,
 
 void RoundFlow::RecordDownload(const std::string& site, double seconds) {
   MutexLock lock(&mu_);
+  in_transfer_.erase(site);
   if (rsm_.phase() == Phase::kTraining) transfer_seconds_[site] += seconds;
 }
 
@@ -555,7 +560,7 @@ void RoundFlow::SiteGone(const std::string& site, const std::string& session_id)
 
 void RoundFlow::UploadFailed(const std::string& site, const Status& why) {
   MutexLock lock(&mu_);
-  uploading_.erase(site);
+  in_transfer_.erase(site);
   if (why.code() == Status::Code::kInvalidArgument) NoteInvalidUpdateLocked(site, why);
 }
 

@@ -17,8 +17,9 @@
 //                               the checkpoint (checkpoint_store.h), metrics and audit entry
 //                               (round_report.h)
 //   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
-//   a cut upload is resumed     round_resume.cc: a site whose connection ends during its upload
-//                               keeps its place for [transport] resume_seconds (SiteGone)
+//   a cut transfer is resumed   round_resume.cc: a site whose connection ends during its
+//                               download or upload keeps its place for [transport]
+//                               resume_seconds (SiteGone)
 //   an operator acts            Pause / Resume / StopFederation / Exclude / Extend
 //                               (admin_handler.h; round_admin.cc); a pause holds the next round
 //                               back in StartRoundLocked
@@ -147,10 +148,11 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   std::string PhaseLabelLocked() const REQUIRES(mu_);
   void WriteStatusLocked() REQUIRES(mu_);
 
-  // round_resume.cc: a site whose connection ended during its plain upload of the round in
-  // training keeps its place (and session) for [transport] resume_seconds, so that it can
-  // reconnect and resume the upload (the service keeps the bytes it has, partial_uploads.h);
-  // then it is gone like any other site. True when the place is kept.
+  // round_resume.cc: a site whose connection ended during its download of the global model or
+  // its plain upload in the round in training keeps its place (and session) for [transport]
+  // resume_seconds, so that it can reconnect and resume the transfer (the service keeps the
+  // bytes of an upload, partial_uploads.h; the site those of a download); then it is gone
+  // like any other site. True when the place is kept.
   bool KeepPlaceForResumeLocked(const std::string& site, const std::string& session_id)
       REQUIRES(mu_);
   // `site` opened its presence stream again: a kept place no longer expires.
@@ -247,8 +249,10 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // Consecutive attempts in which every selected site declined; kMaxAllDeclinedAttempts stops.
   static constexpr int kMaxAllDeclinedAttempts = 5;
   int all_declined_attempts_ GUARDED_BY(mu_) = 0;
-  // Sites whose update header was accepted and whose data has not all arrived -> the round.
-  std::map<std::string, int> uploading_ GUARDED_BY(mu_);
+  // Sites with a transfer of the round in training in flight -> the round: a download of the
+  // global model started and not finished, or an update header accepted and its data not all
+  // here (round_resume.cc).
+  std::map<std::string, int> in_transfer_ GUARDED_BY(mu_);
   // Sites gone during their upload whose place is kept (round_resume.cc): when it expires.
   std::map<std::string, std::unique_ptr<EventLoop::Timer>> resume_timers_ GUARDED_BY(mu_);
   // A round (or another attempt of it) waits for registrations: too few sites for a quorum.
