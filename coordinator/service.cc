@@ -92,7 +92,11 @@ class FederationService final : public v1::Federation::Service {
     RegistrationInfo info = FromProto(*request);
     info.certificate_not_after = PeerNotAfter(*context);
     const Status s = handler_->Register(site, info, &registration);
-    if (s.ok()) ToProto(registration, reply);
+    if (s.ok()) {
+      ToProto(registration, reply);
+      // Where the connection comes from: the site itself, or its outbound proxy or NAT.
+      log_->info("{} registered from {}", site, context->peer());
+    }
     return ToGrpc(s);
   }
 

@@ -11,8 +11,8 @@
 //    finds it through https_proxy; site-1 dials directly although https_proxy names a proxy that
 //    does not exist, because no_proxy names the coordinator. All three finish every round; the
 //    coordinator sees the proxied sites' connections come from the proxy's address (ss in its
-//    namespace) and tinyproxy logs their CONNECTs; fedmed-site check of site-3 connects through
-//    the proxy as well.
+//    namespace, and its log line "<site> registered from <peer>"), and tinyproxy logs their
+//    CONNECTs; fedmed-site check of site-3 connects through the proxy as well and ends ready.
 //
 // Skipped (GTEST_SKIP) only when not root, or when `ip netns` or /dev/net/tun is unavailable.
 // Each site trains on a sixth of PneumoniaMNIST. Measured on 2 cores shared with other jobs (load
@@ -297,6 +297,21 @@ TEST(NetnsFederationTest, SitesBehindAProxyFinish) {
   ExpectFinished(r, "behind a proxy");
   EXPECT_EQ(peers, (std::set<std::string>{"10.77.0.11", "10.77.0.2"}))
       << "site-1 directly, site-2 and site-3 through the proxy (10.77.0.2)";
+  // The coordinator's log names where each registration came from.
+  std::istringstream log(ReadFile(dir.path() / "proxy" / "coordinator" / "coordinator.log"));
+  std::set<std::string> registered_from;
+  for (std::string line; std::getline(log, line);) {
+    for (const std::string& name : kSites) {
+      for (const std::string address : {"10.77.0.2:", "10.77.0.11:"}) {
+        if (line.find(name + " registered from ") != std::string::npos &&
+            line.find(address) != std::string::npos) {
+          registered_from.insert(name + " " + address);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(registered_from, (std::set<std::string>{"site-1 10.77.0.11:", "site-2 10.77.0.2:",
+                                                    "site-3 10.77.0.2:"}));
   const std::string proxy_log = ReadFile(bed.StateFile("tinyproxy.log"));
   for (const std::string lan_address : {"10.78.0.12", "10.78.0.13"}) {
     EXPECT_NE(proxy_log.find("Connect (file descriptor"), std::string::npos) << proxy_log;
