@@ -63,7 +63,8 @@ std::string WhyNoTestBed() {
   return "";
 }
 
-// scripts/netns.sh with a prefix of this process's own; down when destroyed.
+// scripts/netns.sh with a prefix of this process's own ("fmt<pid>"); down when destroyed, and
+// the beds of earlier test processes that died without their teardown are taken down first.
 class TestBed {
  public:
   explicit TestBed(const std::string& up_args)
@@ -71,6 +72,23 @@ class TestBed {
         env_("FEDMED_NETNS_PREFIX=" + prefix_ + " FEDMED_NETEM_RELAY=" + BinDir() +
              "/fedmed-netem-relay " + ::fedmed::testing::SourceDir() + "/scripts/netns.sh") {
     int status = 0;
+    // Test beds left by an earlier test process that died before its teardown (its pid is gone).
+    std::istringstream names(RunCommand("ip netns list 2>/dev/null", &status));
+    for (std::string line; std::getline(names, line);) {
+      const std::string name = line.substr(0, line.find(' '));
+      if (name.rfind("fmt", 0) != 0 || name.size() < 8 ||
+          name.compare(name.size() - 4, 4, "-hub") != 0) {
+        continue;
+      }
+      const std::string pid = name.substr(3, name.size() - 7);
+      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos ||
+          fs::exists("/proc/" + pid)) {
+        continue;
+      }
+      RunCommand("FEDMED_NETNS_PREFIX=fmt" + pid + " " + ::fedmed::testing::SourceDir() +
+                     "/scripts/netns.sh down 2>&1",
+                 &status);
+    }
     output_ = RunCommand(env_ + " up " + up_args + " 2>&1", &status);
     up_ = status == 0;
   }
