@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 BUILD="${1:-build}"
 FILES=(coordinator/round_flow.cc coordinator/round_stages.cc coordinator/call_limits.cc
        coordinator/event_loop.cc coordinator/round_flow_snapshot.cc coordinator/round_admin.cc
-       coordinator/round_resume.cc coordinator/partial_uploads.cc)
+       coordinator/round_resume.cc coordinator/partial_uploads.cc
+       common/crypto/crl.cc common/transport/client_auth.cc)
 command -v clang++-14 > /dev/null || scripts/deps.sh
 python3 - "$BUILD" "${FILES[@]}" <<'PY'
 import json, os, shlex, subprocess, sys
