@@ -81,8 +81,9 @@ X509Ptr ParseCertificate(const std::string& pem, const std::string& what) {
   return std::move(ParseCertificates(pem, what).front());
 }
 
-std::string CommonName(const X509_NAME* name) {
-  const int index = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+// The first entry of kind `nid` (e.g. NID_commonName) in `name`, as UTF-8; "" if none.
+std::string NameEntry(const X509_NAME* name, int nid) {
+  const int index = X509_NAME_get_index_by_NID(name, nid, -1);
   if (index < 0) return "";
   const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
   unsigned char* utf8 = nullptr;
@@ -95,8 +96,12 @@ std::string CommonName(const X509_NAME* name) {
   return std::string(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
 }
 
-std::string SubjectCn(const X509* cert) { return CommonName(X509_get_subject_name(cert)); }
-std::string IssuerCn(const X509* cert) { return CommonName(X509_get_issuer_name(cert)); }
+std::string SubjectCn(const X509* cert) {
+  return NameEntry(X509_get_subject_name(cert), NID_commonName);
+}
+std::string IssuerCn(const X509* cert) {
+  return NameEntry(X509_get_issuer_name(cert), NID_commonName);
+}
 
 std::time_t ToTimeT(const ASN1_TIME* t) {
   std::tm tm{};
@@ -247,18 +252,7 @@ std::string AuditCertificateProblem(X509* cert) {
 }
 
 std::string SubjectOu(const X509* cert) {
-  const X509_NAME* name = X509_get_subject_name(cert);
-  const int index = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, -1);
-  if (index < 0) return "";
-  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, index));
-  unsigned char* utf8 = nullptr;
-  const int n = ASN1_STRING_to_UTF8(&utf8, data);
-  if (n < 0) {
-    ERR_clear_error();
-    return "";
-  }
-  OpenSslBytesPtr owner(utf8);
-  return std::string(reinterpret_cast<const char*>(utf8), static_cast<size_t>(n));
+  return NameEntry(X509_get_subject_name(cert), NID_organizationalUnitName);
 }
 
 // Whether `cert`'s ExtendedKeyUsage lists `oid`.
