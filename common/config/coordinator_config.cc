@@ -143,7 +143,7 @@ ConfigSection<C> ModelSection() {
   const auto shape_known = [](int64_t v, const C& c) {
     return v > 0 || !c.eval_data.empty();
   };
-  constexpr const char* kShape =
+  static constexpr const char* kShape =
       "a value > 0 when [evaluation] data is not set (nothing else tells the model shape)";
   return {
       "model",
@@ -153,13 +153,13 @@ ConfigSection<C> ModelSection() {
             NonEmpty("a model zoo name such as \"cnn\"")),
           K("in_channels", &C::in_channels,
             "Input channels and number of classes (0 = take them from the evaluation data).",
-            [shape_known, kShape](int64_t v, const C& c) {
+            [shape_known](int64_t v, const C& c) {
               if (v < 0) return Verdict::Expected("an integer >= 1, or 0 to take it from the "
                                                   "evaluation data");
               return Require(shape_known(v, c), kShape);
             }),
           K("num_classes", &C::num_classes, "",
-            [shape_known, kShape](int64_t v, const C& c) {
+            [shape_known](int64_t v, const C& c) {
               if (v != 0 && v < 2) {
                 return Verdict::Expected("an integer >= 2, or 0 to take it from the evaluation "
                                          "data");
