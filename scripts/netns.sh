@@ -22,7 +22,7 @@
 # Environment: FEDMED_NETNS_PREFIX (default "fm": namespaces fm-hub, fm-coord, fm-proxy,
 # fm-site-N, so that test beds of different prefixes coexist), FEDMED_NETEM_RELAY (the relay
 # binary; default build/bin/fedmed-netem-relay).
-set -euo pipefail
+set -Eeuo pipefail
 
 P="${FEDMED_NETNS_PREFIX:-fm}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -95,7 +95,8 @@ site_link() {
     --seed "$SEED" --pid-file "$STATE/relay-$name.pid" > "$STATE/relay-$name.log" 2>&1 < /dev/null &
   SEED=$((SEED + 2))
   for _ in $(seq 50); do [ -s "$STATE/relay-$name.pid" ] && return 0; sleep 0.1; done
-  die "the relay of $name did not start: $(cat "$STATE/relay-$name.log")"
+  echo "netns.sh: the relay of $name did not start: $(cat "$STATE/relay-$name.log")" >&2
+  return 1
 }
 
 up() {
@@ -118,7 +119,14 @@ up() {
   if [ -n "$proxy_sites" ]; then
     command -v tinyproxy > /dev/null || die "--proxy-sites needs tinyproxy (scripts/deps.sh installs it)"
   fi
+  local n
+  for n in ${proxy_sites//,/ }; do
+    [[ "$n" =~ ^site-([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" -ge 1 ] && [ "${BASH_REMATCH[1]}" -le "$sites" ] \
+      || die "--proxy-sites: '$n' is not one of site-1 .. site-$sites"
+  done
   down
+  # A step that fails (a bad --rate for tc, a relay that does not start) takes down what was built.
+  trap 'echo "netns.sh: up failed; taking the test bed down" >&2; down' ERR
   mkdir -p "$STATE"
   echo "$sites" > "$STATE/sites"
   ip netns add "$P-hub"
@@ -180,9 +188,12 @@ EOF
       ns "$P-proxy" bash -c "exec 3<>/dev/tcp/$PROXY_LAN_IP/$PROXY_PORT" 2> /dev/null && break
       sleep 0.1
     done
-    ns "$P-proxy" bash -c "exec 3<>/dev/tcp/$PROXY_LAN_IP/$PROXY_PORT" 2> /dev/null \
-      || die "tinyproxy did not start: $(cat "$STATE/tinyproxy.out")"
+    if ! ns "$P-proxy" bash -c "exec 3<>/dev/tcp/$PROXY_LAN_IP/$PROXY_PORT" 2> /dev/null; then
+      echo "netns.sh: tinyproxy did not start: $(cat "$STATE/tinyproxy.out")" >&2
+      return 1
+    fi
   fi
+  trap - ERR
   echo "netns.sh: up: $sites sites, delay ${DELAY} ms each way, rate ${RATE:-unshaped}, loss $LOSS;" \
        "coordinator $COORD_IP (namespace $P-coord)${proxy_sites:+, proxy http://$PROXY_LAN_IP:$PROXY_PORT}"
 }
