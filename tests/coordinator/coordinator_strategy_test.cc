@@ -2,7 +2,8 @@
 // gRPC on loopback, with a tiny custom model and hand-made updates (no training): train tasks
 // carry FedProx's mu; a malformed update does not count toward the quorum; metrics.jsonl names
 // the strategy; a FedAdam federation stopped after round 1 and restarted from its output_dir
-// produces bit for bit the global model of an uninterrupted one.
+// produces bit for bit the global model of an uninterrupted one; an int8 federation
+// ([transport] update_encoding) refuses a float32 update and aggregates the dequantised one.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -94,11 +95,14 @@ class Running {
   }
 
   void Upload(const SiteTask& task, const ModelState& delta) {
+    UploadBytes(task, EncodeModelState(delta));
+  }
+  void UploadBytes(const SiteTask& task, const std::string& bytes) {
     UpdateInfo info;
     info.round = task.round;
     info.base_version = task.model.version;
     info.num_samples = 10;
-    connection_->UploadUpdate(session_, info, EncodeModelState(delta));
+    connection_->UploadUpdate(session_, info, bytes);
   }
 
   // Stops the coordinator (if Run has not returned yet) and returns Run's exit status.
@@ -169,6 +173,52 @@ TEST_F(StrategyFederationTest, MalformedUpdateDoesNotCountAndMedianAggregates) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0]["strategy"], "median");
   EXPECT_EQ(rows[0]["contributors"].size(), 1u);
+}
+
+// [transport] update_encoding = "int8": the train task says so, a float32 update is refused
+// before its data (INVALID_ARGUMENT), the int8 one is decoded and aggregated (FedAvg of one
+// site: the global model moves by the dequantised update exactly), and metrics.jsonl records
+// the encoding and the bytes that came up.
+TEST_F(StrategyFederationTest, Int8UpdatesAreAnnouncedCheckedDecodedAndCounted) {
+  CoordinatorConfig config = Config("int8", "fedavg", 1);
+  config.update_encoding = "int8";
+  const ModelState initial = Model(1, 2);
+  Running federation(config, initial, pki_);
+  const SiteTask task = federation.NextTask();
+  ASSERT_EQ(task.kind, SiteTask::Kind::kTrain);
+  EXPECT_EQ(task.update_encoding, "int8");
+  const ModelState delta = Model(0.5f, -1);
+  try {
+    federation.Upload(task, delta);  // float32
+    ADD_FAILURE() << "a float32 update was accepted by an int8 federation";
+  } catch (const RpcError& e) {
+    EXPECT_EQ(e.kind(), RpcError::Kind::kRejected) << e.what();
+  }
+  const std::string bytes = EncodeModelState(delta, UpdateEncoding::kInt8, 7);
+  federation.UploadBytes(task, bytes);
+  EXPECT_EQ(federation.NextTask().kind, SiteTask::Kind::kFinish);
+  EXPECT_EQ(federation.Stop(), 0);
+
+  const ModelState decoded = DecodeModelState(bytes, "int8 update", UpdateEncoding::kInt8);
+  ModelState expected = initial;
+  for (std::size_t t = 0; t < expected.tensors.size(); ++t) {
+    for (std::size_t i = 0; i < expected.tensors[t].values.size(); ++i) {
+      expected.tensors[t].values[i] += decoded.tensors[t].values[i];
+    }
+  }
+  const ModelState global =
+      DecodeModelState(federation.coordinator().GlobalModelBytes(), "global model");
+  for (std::size_t t = 0; t < expected.tensors.size(); ++t) {
+    for (std::size_t i = 0; i < expected.tensors[t].values.size(); ++i) {
+      EXPECT_FLOAT_EQ(global.tensors[t].values[i], expected.tensors[t].values[i]);
+    }
+  }
+  const std::vector<nlohmann::json> rows =
+      ReadJsonLines(fs::path(config.output_dir) / "metrics.jsonl");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["update_encoding"], "int8");
+  EXPECT_EQ(rows[0]["bytes"]["up"], static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ(rows[0]["bytes"]["down"], 0);  // this site never asked for the model
 }
 
 TEST_F(StrategyFederationTest, FedAdamResumedAfterARestartContinuesExactly) {
