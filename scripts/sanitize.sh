@@ -2,7 +2,8 @@
 # AddressSanitizer and UndefinedBehaviorSanitizer, in build-asan/ (Debug):
 # 1. the pure-logic unit tests (file I/O, byte order and the seeded shuffle, data, metrics, crypto,
 #    config, provisioning, the privacy accountant and budget, the strategies, the privacy log,
-#    secure aggregation, the image/DICOM decoders and preprocessing) and the coordinator's domain
+#    secure aggregation, the image/DICOM decoders and preprocessing, the update quantisation
+#    codecs and [transport]) and the coordinator's domain
 #    tests (coordinator_core_test);
 # 2. whole federations with instrumented binaries (fedmed-coordinator, fedmed-site,
 #    fedmed-simulate): the threads-mode federation of simulation_test, SIGTERM to DP-SGD sites
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 TESTS=(util_test data_test metrics_test crypto_test config_test provision_test privacy_test
        privacy_budget_test strategy_test privacy_log_test secagg_test hospital_data_test
-       site_data_config_test coordinator_core_test)
+       site_data_config_test coordinator_core_test quantization_test transport_config_test)
 SYSTEM=(site_sigterm_test simulation_test hostile_site_test)
 SYSTEM_TESTS='site_sigterm_test\.|simulation_test\.SimulateBinaryTest\.ThreadsMode|hostile_site_test\..*/(huge_values|eval_2_to_the_32_classes|200000_empty_chunks|disconnect_half_way)'
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFEDMED_SANITIZE=ON -DFEDMED_BUILD_BENCH=OFF \
