@@ -300,6 +300,10 @@ class FederationService final : public v1::Federation::Service {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    // A site that another call refused as revoked may leave before this loop's next check.
+    if (revoked.ok() && !CheckNotRevoked(*context, *policy_).ok()) {
+      revoked = Status::PermissionDenied("its certificate was revoked");
+    }
     handler_->SiteGone(site, request->session_id());
     if (!revoked.ok()) {
       log_->warn("ended the session of {}: its certificate was revoked", site);
