@@ -135,7 +135,7 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
     at = end + 1;
     return text;
   };
-  const auto string = [&](uint64_t n, const char* kind) {
+  const auto push_string = [&](uint64_t n, const char* kind) {
     need(n, kind);
     stack.push_back(StringAtom(pickle.substr(at, n)));
     at += n;
@@ -163,9 +163,7 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
   };
   const auto text_int = [&](std::string_view text) {
     const std::string t(text.substr(0, 32));
-    char* end = nullptr;
-    const long long v = std::strtoll(t.c_str(), &end, 10);
-    return static_cast<int64_t>(v);
+    return static_cast<int64_t>(std::strtoll(t.c_str(), nullptr, 10));
   };
   while (at < pickle.size()) {
     const size_t op_at = at;
@@ -174,9 +172,9 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
       case '.': return storages;  // STOP
       case '(': marks.push_back(stack.size()); break;
       // Strings and bytes.
-      case 'X': case 'B': case 'T': string(le(4), "string"); break;
-      case 'U': case 'C': case 0x8c: string(le(1), "string"); break;
-      case 0x8d: case 0x8e: case 0x96: string(le(8), "string"); break;
+      case 'X': case 'B': case 'T': push_string(le(4), "string"); break;
+      case 'U': case 'C': case 0x8c: push_string(le(1), "string"); break;
+      case 0x8d: case 0x8e: case 0x96: push_string(le(8), "string"); break;
       case 'S': case 'V': stack.push_back(StringAtom(line())); break;
       // Integers.
       case 'K': stack.push_back(IntAtom(static_cast<int64_t>(le(1)))); break;
