@@ -122,7 +122,8 @@ class CuttableRelay {
     while (true) {
       const ssize_t n = read(from, buffer.data(), buffer.size());
       if (n <= 0 || cut_) break;
-      if (write(to, buffer.data(), static_cast<size_t>(n)) != n) break;
+      // MSG_NOSIGNAL: a peer that closed its end ends the pump, not the test (SIGPIPE).
+      if (send(to, buffer.data(), static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
       (up ? up_bytes_ : down_bytes_) += n;
       const double rate = up ? up_rate_ : down_rate_;
       if (rate > 0) {
