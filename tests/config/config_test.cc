@@ -1,7 +1,6 @@
 // Coordinator and site configuration: round trips through Render/Load, path resolution, and an
 // operator-readable ConfigError for every kind of bad value.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,37 +11,16 @@
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
 #include "common/util/error.h"
+#include "tests/config/config_test_util.h"
+#include "tests/test_util.h"
 
 namespace fedmed {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Contains;
 
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-class ConfigTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("fedmed_config_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    const fs::path path = dir_ / name;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-    return path.string();
-  }
-
-  fs::path dir_;
-};
+class ConfigTest : public testing::ConfigFileTest {};
 
 // Every setting differs from its default; strings need escaping; doubles are not short decimals.
 CoordinatorConfig FullCoordinatorConfig(const fs::path& dir) {
@@ -141,17 +119,7 @@ data = "medmnist/pneumoniamnist.npz"
   expected.eval_data = "medmnist/pneumoniamnist.npz";
   EXPECT_TRUE(c == expected) << RenderCoordinatorConfig(c);
 
-  const SiteConfig s = LoadSiteConfig(Write("s.toml", R"(
-[site]
-name = "site-1"
-coordinator = "localhost:7443"
-[tls]
-ca_cert = "ca.pem"
-cert = "site-1.pem"
-key = "site-1.key"
-[data]
-path = "medmnist/pneumoniamnist.npz"
-)"));
+  const SiteConfig s = LoadSiteConfig(Write("s.toml", testing::MinimalSiteToml()));
   EXPECT_EQ(s.name, "site-1");
   EXPECT_EQ(s.output_dir, (dir_ / "site-out").string());
   EXPECT_EQ(s.data.partition, "none");
@@ -208,16 +176,7 @@ split = "test"
 federated = true
 )";
 
-constexpr const char* kSiteBase = R"([site]
-name = "site-1"
-coordinator = "localhost:7443"
-[tls]
-ca_cert = "ca.pem"
-cert = "site-1.pem"
-key = "site-1.key"
-[data]
-path = "medmnist/pneumoniamnist.npz"
-partition = "iid"
+const std::string kSiteBase = testing::MinimalSiteToml() + R"(partition = "iid"
 shard = 1
 num_shards = 3
 alpha = 0.5

@@ -14,6 +14,7 @@
 #include "common/config/site_config.h"
 #include "common/data/preprocess.h"
 #include "common/util/error.h"
+#include "tests/config/config_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {
@@ -21,15 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class ModelConfigTest : public ::testing::Test {
+class ModelConfigTest : public testing::ConfigFileTest {
  protected:
-  std::string Write(const std::string& name, const std::string& text) {
-    const fs::path path = dir_ / name;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-    return path.string();
-  }
-
   // A minimal coordinator.toml with `extra` appended.
   std::string Coordinator(const std::string& extra) {
     return Write("deploy/coordinator.toml",
@@ -37,9 +31,6 @@ class ModelConfigTest : public ::testing::Test {
                  "allowed_sites = [\"site-1\"]\n[federation]\nmin_sites = 1\n"
                  "[evaluation]\ndata = \"x.npz\"\n" + extra);
   }
-
-  testing::TempDir tmp_{"fedmed-model-config"};
-  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(ModelConfigTest, CoordinatorModelPreprocessingAndFrozenLayersRoundTrip) {

@@ -10,6 +10,7 @@
 
 #include "common/config/site_config.h"
 #include "common/util/error.h"
+#include "tests/config/config_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {
@@ -17,16 +18,7 @@ namespace {
 
 using testing::TempDir;
 
-constexpr const char* kBase = R"([site]
-name = "site-1"
-coordinator = "localhost:7443"
-[tls]
-ca_cert = "ca.pem"
-cert = "site-1.pem"
-key = "site-1.key"
-[data]
-path = "xray/manifest.csv"
-)";
+const std::string kBase = testing::MinimalSiteToml("xray/manifest.csv");
 
 std::string Write(const TempDir& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir / name) << text;

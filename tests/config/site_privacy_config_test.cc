@@ -9,6 +9,7 @@
 
 #include "common/config/site_config.h"
 #include "common/util/error.h"
+#include "tests/config/config_test_util.h"
 #include "tests/test_util.h"
 
 namespace fedmed {
@@ -16,16 +17,7 @@ namespace {
 
 using testing::TempDir;
 
-constexpr const char* kSite = R"([site]
-name = "site-1"
-coordinator = "localhost:7443"
-[tls]
-ca_cert = "ca.pem"
-cert = "site-1.pem"
-key = "site-1.key"
-[data]
-path = "medmnist/pneumoniamnist.npz"
-)";
+const std::string kSite = testing::MinimalSiteToml();
 
 class SitePrivacyConfigTest : public ::testing::Test {
  protected:

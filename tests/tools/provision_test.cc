@@ -4,7 +4,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <ctime>
@@ -20,16 +19,14 @@
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
+#include "tests/config/config_test_util.h"
+#include "tests/test_util.h"
 
 namespace fedmed {
 namespace {
 
 namespace fs = std::filesystem;
-
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using testing::Contains;
 
 unsigned Mode(const fs::path& path) {
   struct stat st {};
@@ -53,10 +50,6 @@ std::string ErrorOf(const std::function<void()>& f) {
 class ProvisionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("fedmed_provision_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     options_.out_dir = (dir_ / "federation").string();
     options_.federation = "demo";
     options_.site_names = {"site-1", "site-2", "site-3"};
@@ -68,9 +61,9 @@ class ProvisionTest : public ::testing::Test {
     options_.coordinator_template.rounds = 7;
     options_.site_template.data.path = "medmnist/pneumoniamnist.npz";
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
-  fs::path dir_;
+  testing::TempDir tmp_{"fedmed_provision_test"};
+  const fs::path dir_ = tmp_.path();
   ProvisionOptions options_;
 };
 
