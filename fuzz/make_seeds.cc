@@ -31,6 +31,7 @@
 #include "common/model/model_io.h"
 #include "common/model/model_state.h"
 #include "common/transport/wire.h"
+#include "common/util/version.h"
 #include "proto/fedmed.pb.h"
 #include "tests/audit/audit_test_util.h"
 
@@ -112,7 +113,7 @@ void CoordinatorSeeds() {
     info.num_classes = 2;
     info.preprocessing = PreprocessSpec{}.Canonical();
     info.capabilities = {"secagg-v1"};
-    info.software_version = "fedmed 0.1.0";
+    info.software_version = kFedmedVersion;
     v1::RegisterRequest proto;
     ToProto(info, &proto);
     Write("fuzz_coordinator_requests", "register", std::string{kSite1} + Piece(Serialized(proto)));

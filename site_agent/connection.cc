@@ -231,7 +231,7 @@ Registration CoordinatorConnection::Register(const RegistrationInfo& info) {
   CallScope scope(stub_.get(), &context);
   v1::RegisterRequest request;
   RegistrationInfo sent = info;
-  if (sent.software_version.empty()) sent.software_version = "fedmed 0.1.0";
+  if (sent.software_version.empty()) sent.software_version = kFedmedVersion;
   ToProto(sent, &request);
   v1::RegisterReply reply;
   const grpc::Status status = stub_->stub->Register(&context, request, &reply);

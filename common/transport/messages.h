@@ -37,7 +37,9 @@ struct RegistrationInfo {
   // The architecture of the site's TorchScript model, when it has one ([model]
   // torchscript_path); unset otherwise.
   std::optional<ModelArchitecture> architecture;
-  std::string software_version;   // e.g. "fedmed 0.1.0"
+  // e.g. "fedmed 0.1.0": kFedmedVersion (common/util/version.h) of the site's build; the site's
+  // CoordinatorConnection::Register fills it in when left empty.
+  std::string software_version;
   // Not on the wire: the notAfter of the certificate the site authenticated with (seconds since
   // the epoch, UTC), set by the coordinator's service from the TLS peer; 0 = unknown.
   int64_t certificate_not_after = 0;
@@ -46,7 +48,7 @@ struct RegistrationInfo {
 // The coordinator's answer to Hello (HelloReply): who it is, without registering.
 struct HelloAnswer {
   std::string federation;
-  std::string coordinator_version;
+  std::string coordinator_version;  // the coordinator's kFedmedVersion, e.g. "fedmed 0.1.0"
   int64_t unix_ms = 0;  // the coordinator's clock when it answered
   std::string site;     // the identity it authenticated
 };
