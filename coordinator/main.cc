@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/config/coordinator_config.h"
+#include "common/util/data_root_option.h"
 #include "common/util/error.h"
 #include "coordinator/coordinator.h"
 
@@ -18,9 +19,7 @@ int main(int argc, char** argv) {
   std::string data_root;
   app.add_option("--config", config_path, "coordinator.toml (fedmed-pki init writes one)")
       ->required();
-  app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
-                 "neither is given)");
+  fedmed::AddDataRootOption(app, &data_root);
   CLI11_PARSE(app, argc, argv);
   try {
     fedmed::CoordinatorConfig config = fedmed::LoadCoordinatorConfig(config_path);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/util/data_path.h"
+#include "common/util/data_root_option.h"
 #include "common/util/error.h"
 #include "common/util/process.h"
 #include "simulator/experiment.h"
@@ -33,9 +34,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> kill_sites;
   app.add_option("--config", config_path, "simulation config, e.g. experiments/demo.toml")
       ->required();
-  app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
-                 "neither is given)");
+  fedmed::AddDataRootOption(app, &data_root);
   app.add_option("--output", output_dir, "where run directories go (overrides [simulation] output_dir)");
   app.add_option("--mode", mode, "process | threads (overrides [simulation] mode)")
       ->check(CLI::IsMember({"process", "threads"}));

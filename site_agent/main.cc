@@ -9,6 +9,7 @@
 #include "common/config/proxy_route.h"
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
+#include "common/util/data_root_option.h"
 #include "common/util/error.h"
 #include "site_agent/connection.h"
 #include "site_agent/site_agent.h"
@@ -22,7 +23,7 @@ int CheckMain(int argc, char** argv) {
   std::string config_path;
   fedmed::SiteCheckOptions options;
   app.add_option("--config", config_path, "site.toml")->required();
-  app.add_option("--data", options.data_root, "data root, as for fedmed-site");
+  fedmed::AddDataRootOption(app, &options.data_root, "data root, as for fedmed-site");
   app.add_option("--timeout", options.network_timeout_seconds,
                  "seconds each network step may take (default 5)");
   CLI11_PARSE(app, argc, argv);
@@ -50,9 +51,7 @@ int main(int argc, char** argv) {
   std::string data_root;
   app.add_option("--config", config_path, "site.toml (fedmed-pki init writes one per site)")
       ->required();
-  app.add_option("--data", data_root,
-                 "data root for relative data paths (default: $FEDMED_DATA; ../shared/data only when "
-                 "neither is given)");
+  fedmed::AddDataRootOption(app, &data_root);
   CLI11_PARSE(app, argc, argv);
   try {
     std::cerr << "fedmed-site: " << fedmed::DescribeDataRoot(data_root) << std::endl;
