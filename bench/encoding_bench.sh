@@ -14,59 +14,29 @@
 #        FEDMED_BUILD=build-dir (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD="$(cd "${FEDMED_BUILD:-build}" && pwd)"
 ROUNDS="${1:-2}"
 RATES="${2:-1mbit 10mbit 100mbit}"
-DATA_ROOT="$(scripts/data.sh)"
-export FEDMED_NETNS_PREFIX="fme$$" FEDMED_NETEM_RELAY="$BUILD/bin/fedmed-netem-relay"
-OUT="$(mktemp -d /tmp/fedmed-encoding-bench.XXXXXX)"
-trap 'scripts/netns.sh down > /dev/null 2>&1 || true' EXIT
-trap 'exit 1' INT TERM
-
-"$BUILD/bin/fedmed-pki" init --out "$OUT/pki" --sites site-1,site-2,site-3 \
-  --coordinator-address 10.77.0.1:7443 > /dev/null
+. bench/lib.sh
+testbed_setup fme encoding-bench
 
 # coordinator.toml and site-N.toml of one run in $1 with update encoding $2.
 configure() {
   local dir="$1" encoding="$2" i
   mkdir -p "$dir"
-  sed -e "0,/^listen = /s|^listen = .*|listen = \"10.77.0.1:7443\"|" \
-      -e "s|^output_dir = .*|output_dir = \"$dir/coordinator\"|" \
-      -e "s|^rounds = .*|rounds = $ROUNDS|" -e "s|^min_sites = .*|min_sites = 3|" \
-      -e "s|^optimizer = .*|optimizer = \"adam\"|" -e "s|^learning_rate = .*|learning_rate = 0.001|" \
-      -e "s|^federated = .*|federated = false|" \
-      -e "s|^update_encoding = .*|update_encoding = \"$encoding\"|" \
-      -e "s|^data = \"medmnist|data = \"$DATA_ROOT/medmnist|" \
-      -e "s#^\(ca_cert\|cert\|key\|crl\|token_file\) = \"\(.*\)\"#\1 = \"$OUT/pki/coordinator/\2\"#" \
-      "$OUT/pki/coordinator/coordinator.toml" > "$dir/coordinator.toml"
+  write_coordinator_toml "$dir/coordinator.toml" 10.77.0.1:7443 "$dir/coordinator" "$ROUNDS" \
+    -e "s|^update_encoding = .*|update_encoding = \"$encoding\"|"
   grep -q "^update_encoding = \"$encoding\"" "$dir/coordinator.toml" \
     || { echo "coordinator.toml has no [transport] update_encoding" >&2; exit 1; }
   for i in 1 2 3; do
-    sed -e "s|^coordinator = .*|coordinator = \"10.77.0.1:7443\"|" \
-        -e "s|^output_dir = .*|output_dir = \"$dir/site-$i\"|" \
-        -e "s|^partition = .*|partition = \"iid\"|" -e "s|^num_shards = .*|num_shards = 3|" \
-        -e "s|^shard = .*|shard = $i|" -e "s|^give_up_after_seconds = .*|give_up_after_seconds = 120.0|" \
-        -e "s|^path = \"medmnist|path = \"$DATA_ROOT/medmnist|" \
-        -e "s#^\(ca_cert\|cert\|key\) = \"\(.*\)\"#\1 = \"$OUT/pki/sites/site-$i/\2\"#" \
-        "$OUT/pki/sites/site-$i/site.toml" > "$dir/site-$i.toml"
+    write_site_toml "$dir/site-$i.toml" 10.77.0.1:7443 "$dir/site-$i" "$i" 120.0
   done
 }
 
 # Runs one federation in the test bed; $1 rate, $2 encoding. Prints one row.
 run() {
-  local rate="$1" encoding="$2" dir="$OUT/$1-$2" pids=() i failed=0
+  local rate="$1" encoding="$2" dir="$OUT/$1-$2" failed=0
   configure "$dir" "$encoding"
-  ip netns exec "$FEDMED_NETNS_PREFIX-coord" "$BUILD/bin/fedmed-coordinator" \
-    --config "$dir/coordinator.toml" > "$dir/coordinator.out" 2>&1 &
-  local coordinator=$!
-  for i in 1 2 3; do
-    ip netns exec "$FEDMED_NETNS_PREFIX-site-$i" "$BUILD/bin/fedmed-site" \
-      --config "$dir/site-$i.toml" > "$dir/site-$i.out" 2>&1 &
-    pids+=($!)
-  done
-  wait "$coordinator" || failed=1
-  if [ "$failed" -ne 0 ]; then kill "${pids[@]}" 2> /dev/null || true; fi
-  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  run_parties "$dir" netns || failed=1
   [ "$failed" -eq 0 ] || { echo "$rate $encoding: a party failed; see $dir" >&2; exit 1; }
   /usr/bin/python3 - "$dir/coordinator/metrics.jsonl" "$rate" "$encoding" <<'PY'
 import json, sys

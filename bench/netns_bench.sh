@@ -14,43 +14,23 @@
 # Usage: bench/netns_bench.sh [ROUNDS]       FEDMED_BUILD=build-dir (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD="$(cd "${FEDMED_BUILD:-build}" && pwd)"
 ROUNDS="${1:-5}"
-DATA_ROOT="$(scripts/data.sh)"
-export FEDMED_NETNS_PREFIX="fmb$$" FEDMED_NETEM_RELAY="$BUILD/bin/fedmed-netem-relay"
-OUT="$(mktemp -d /tmp/fedmed-netns-bench.XXXXXX)"
-trap 'scripts/netns.sh down > /dev/null 2>&1 || true' EXIT
-trap 'exit 1' INT TERM
-
-"$BUILD/bin/fedmed-pki" init --out "$OUT/pki" --sites site-1,site-2,site-3 \
-  --coordinator-address 10.77.0.1:7443 > /dev/null
+. bench/lib.sh
+testbed_setup fmb netns-bench
 
 # coordinator.toml and site-N.toml of one run in $1, listening on / dialling $2.
 configure() {
   local dir="$1" address="$2" i
   mkdir -p "$dir"
-  sed -e "0,/^listen = /s|^listen = .*|listen = \"$address\"|" \
-      -e "s|^output_dir = .*|output_dir = \"$dir/coordinator\"|" \
-      -e "s|^rounds = .*|rounds = $ROUNDS|" -e "s|^min_sites = .*|min_sites = 3|" \
-      -e "s|^optimizer = .*|optimizer = \"adam\"|" -e "s|^learning_rate = .*|learning_rate = 0.001|" \
-      -e "s|^federated = .*|federated = false|" \
-      -e "s|^data = \"medmnist|data = \"$DATA_ROOT/medmnist|" \
-      -e "s#^\(ca_cert\|cert\|key\|crl\|token_file\) = \"\(.*\)\"#\1 = \"$OUT/pki/coordinator/\2\"#" \
-      "$OUT/pki/coordinator/coordinator.toml" > "$dir/coordinator.toml"
+  write_coordinator_toml "$dir/coordinator.toml" "$address" "$dir/coordinator" "$ROUNDS"
   for i in 1 2 3; do
-    sed -e "s|^coordinator = .*|coordinator = \"$address\"|" \
-        -e "s|^output_dir = .*|output_dir = \"$dir/site-$i\"|" \
-        -e "s|^partition = .*|partition = \"iid\"|" -e "s|^num_shards = .*|num_shards = 3|" \
-        -e "s|^shard = .*|shard = $i|" -e "s|^give_up_after_seconds = .*|give_up_after_seconds = 60.0|" \
-        -e "s|^path = \"medmnist|path = \"$DATA_ROOT/medmnist|" \
-        -e "s#^\(ca_cert\|cert\|key\) = \"\(.*\)\"#\1 = \"$OUT/pki/sites/site-$i/\2\"#" \
-        "$OUT/pki/sites/site-$i/site.toml" > "$dir/site-$i.toml"
+    write_site_toml "$dir/site-$i.toml" "$address" "$dir/site-$i" "$i" 60.0
   done
 }
 
 # Runs one federation; $1 name, $2 "" (loopback) or "netns".
 run() {
-  local name="$1" mode="$2" dir="$OUT/$1" address pids=() i c
+  local name="$1" mode="$2" dir="$OUT/$1" address
   if [ -z "$mode" ]; then
     address="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
   else
@@ -59,19 +39,8 @@ run() {
   configure "$dir" "$address"
   local start end
   start=$(date +%s.%N)
-  if [ -z "$mode" ]; then c=(); else c=(ip netns exec "$FEDMED_NETNS_PREFIX-coord"); fi
-  "${c[@]}" "$BUILD/bin/fedmed-coordinator" --config "$dir/coordinator.toml" > "$dir/coordinator.out" 2>&1 &
-  local coordinator=$!
-  for i in 1 2 3; do
-    if [ -z "$mode" ]; then c=(); else c=(ip netns exec "$FEDMED_NETNS_PREFIX-site-$i"); fi
-    "${c[@]}" "$BUILD/bin/fedmed-site" --config "$dir/site-$i.toml" > "$dir/site-$i.out" 2>&1 &
-    pids+=($!)
-  done
   local failed=0
-  wait "$coordinator" || failed=1
-  # The sites end with the federation; a coordinator that failed leaves them nobody to talk to.
-  if [ "$failed" -ne 0 ]; then kill "${pids[@]}" 2> /dev/null || true; fi
-  for i in "${pids[@]}"; do wait "$i" || failed=1; done
+  run_parties "$dir" "${mode:-loopback}" || failed=1
   end=$(date +%s.%N)
   [ "$failed" -eq 0 ] || { echo "$name: a party failed; see $dir" >&2; exit 1; }
   /usr/bin/python3 - "$dir/coordinator/metrics.jsonl" "$name" "$start" "$end" <<'PY'

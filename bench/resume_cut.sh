@@ -12,35 +12,16 @@
 #        FEDMED_BUILD=build-dir (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD="$(cd "${FEDMED_BUILD:-build}" && pwd)"
 SECONDS_CUT="${1:-30}"
 RATE="${2:-10mbit}"
 CUT_AFTER="${3:-2000000}"
-DATA_ROOT="$(scripts/data.sh)"
-export FEDMED_NETNS_PREFIX="fmr$$" FEDMED_NETEM_RELAY="$BUILD/bin/fedmed-netem-relay"
+. bench/lib.sh
+testbed_setup fmr resume-cut
 P="$FEDMED_NETNS_PREFIX"
-OUT="$(mktemp -d /tmp/fedmed-resume-cut.XXXXXX)"
-trap 'scripts/netns.sh down > /dev/null 2>&1 || true' EXIT
-trap 'exit 1' INT TERM
 
-"$BUILD/bin/fedmed-pki" init --out "$OUT/pki" --sites site-1,site-2,site-3 \
-  --coordinator-address 10.77.0.1:7443 > /dev/null
-sed -e "0,/^listen = /s|^listen = .*|listen = \"10.77.0.1:7443\"|" \
-    -e "s|^output_dir = .*|output_dir = \"$OUT/coordinator\"|" \
-    -e "s|^rounds = .*|rounds = 2|" -e "s|^min_sites = .*|min_sites = 3|" \
-    -e "s|^optimizer = .*|optimizer = \"adam\"|" -e "s|^learning_rate = .*|learning_rate = 0.001|" \
-    -e "s|^federated = .*|federated = false|" \
-    -e "s|^data = \"medmnist|data = \"$DATA_ROOT/medmnist|" \
-    -e "s#^\(ca_cert\|cert\|key\|crl\|token_file\) = \"\(.*\)\"#\1 = \"$OUT/pki/coordinator/\2\"#" \
-    "$OUT/pki/coordinator/coordinator.toml" > "$OUT/coordinator.toml"
+write_coordinator_toml "$OUT/coordinator.toml" 10.77.0.1:7443 "$OUT/coordinator" 2
 for i in 1 2 3; do
-  sed -e "s|^coordinator = .*|coordinator = \"10.77.0.1:7443\"|" \
-      -e "s|^output_dir = .*|output_dir = \"$OUT/site-$i\"|" \
-      -e "s|^partition = .*|partition = \"iid\"|" -e "s|^num_shards = .*|num_shards = 3|" \
-      -e "s|^shard = .*|shard = $i|" -e "s|^give_up_after_seconds = .*|give_up_after_seconds = 300.0|" \
-      -e "s|^path = \"medmnist|path = \"$DATA_ROOT/medmnist|" \
-      -e "s#^\(ca_cert\|cert\|key\) = \"\(.*\)\"#\1 = \"$OUT/pki/sites/site-$i/\2\"#" \
-      "$OUT/pki/sites/site-$i/site.toml" > "$OUT/site-$i.toml"
+  write_site_toml "$OUT/site-$i.toml" 10.77.0.1:7443 "$OUT/site-$i" "$i" 300.0
 done
 
 scripts/netns.sh up --sites 3 --rate "$RATE" > /dev/null
