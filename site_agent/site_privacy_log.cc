@@ -59,7 +59,7 @@ TrainedEvent TrainedEventFor(int round, const PrivacySpend& spend, const std::st
                              std::string update_sha256) {
   TrainedEvent e;
   e.round = round;
-  e.mechanism = PrivacyModeName(spend.mechanism.mode);
+  e.mechanism = spend.mechanism.mode;
   e.clipping_norm = spend.mechanism.clipping_norm;
   e.noise_multiplier = spend.mechanism.noise_multiplier;
   e.sampling_rate = spend.mechanism.sampling_rate;

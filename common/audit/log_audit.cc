@@ -33,8 +33,9 @@ json NumberOrNull(double value) { return std::isfinite(value) ? json(value) : js
 
 // The reason `e`'s parameters cannot be composed, or "" when they can.
 std::string UnusableParameters(const TrainedEvent& e) {
-  if (e.mechanism != "dp-sgd" && e.mechanism != "update") {
-    return "unknown mechanism \"" + e.mechanism + "\" (expected \"dp-sgd\" or \"update\")";
+  if (e.mechanism != PrivacyMode::kDpSgd && e.mechanism != PrivacyMode::kUpdate) {
+    return "unknown mechanism \"" + std::string(PrivacyModeName(e.mechanism)) +
+           "\" (expected \"dp-sgd\" or \"update\")";
   }
   if (e.conversion != "balle2020" && e.conversion != "classic") {
     return "unknown conversion \"" + e.conversion + "\" (expected \"balle2020\" or \"classic\")";
@@ -43,7 +44,7 @@ std::string UnusableParameters(const TrainedEvent& e) {
   if (!(e.noise_multiplier > 0 && std::isfinite(e.noise_multiplier))) {
     return "noise_multiplier " + Num(e.noise_multiplier) + " is not a finite number > 0";
   }
-  if (e.mechanism == "dp-sgd") {
+  if (e.mechanism == PrivacyMode::kDpSgd) {
     if (!(e.sampling_rate > 0 && e.sampling_rate <= 1)) {
       return "sampling_rate " + Num(e.sampling_rate) + " is not in (0, 1]";
     }
@@ -99,13 +100,14 @@ SiteLogAudit AuditSiteLog(const std::vector<PrivacyLogEntry>& entries, const std
       round.flags.push_back("cannot recompute epsilon: " + unusable);
       total_known = false;  // every later total is unknown too
     } else {
-      if (e.mechanism == "update" && (e.sampling_rate != 1 || e.steps != 1)) {
+      const bool update = e.mechanism == PrivacyMode::kUpdate;
+      if (update && (e.sampling_rate != 1 || e.steps != 1)) {
         round.flags.push_back("mechanism \"update\" records sampling_rate " +
                               Num(e.sampling_rate) + " and steps " + std::to_string(e.steps) +
                               " (expected 1 and 1; recomputed with 1 and 1)");
       }
-      const double q = e.mechanism == "update" ? 1.0 : e.sampling_rate;
-      const int64_t steps = e.mechanism == "update" ? 1 : e.steps;
+      const double q = update ? 1.0 : e.sampling_rate;
+      const int64_t steps = update ? 1 : e.steps;
       const RdpConversion conversion = ParseRdpConversion(e.conversion);
       RdpAccountant alone;
       alone.Compose(q, e.noise_multiplier, steps);

@@ -68,9 +68,10 @@ struct SiteLogAudit {
 // conversion; epsilon_round (the mechanism alone) and epsilon_total (everything so far) are
 // compared with the recorded values, and the entry is flagged when either differs by more than
 // kEpsilonRelativeTolerance (relative), when the recomputed total exceeds the entry's
-// budget_epsilon, or when its parameters are unusable (unknown mechanism or conversion, values
-// out of range; such an entry cannot be composed and every later total is then unknown).
-// Throws FormatError naming the path and line if a "trained" or "declined" entry lacks a field.
+// budget_epsilon, or when its parameters are unusable (mechanism "none", unknown conversion,
+// values out of range; such an entry cannot be composed and every later total is then unknown).
+// Throws FormatError naming the path and line if a "trained" or "declined" entry lacks a field
+// or a "trained" entry names no mechanism ("none", "dp-sgd", "update"; TrainedEventFromJson).
 SiteLogAudit AuditSiteLog(const std::vector<PrivacyLogEntry>& entries, const std::string& path);
 
 // The audit as JSON: {"site", "log", "entries", "is_coordinator", "epsilon_total",

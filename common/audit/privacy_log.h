@@ -61,6 +61,7 @@
 
 #include "common/crypto/audit_key.h"
 #include "common/crypto/pki.h"
+#include "common/privacy/privacy_spend.h"
 
 namespace fedmed {
 
@@ -123,7 +124,9 @@ inline constexpr const char* kEventAdmin = "admin";
 // A round the site trained: the spend, recorded (fsync'ed) before the update is sent.
 struct TrainedEvent {
   int round = 0;
-  std::string mechanism;         // "dp-sgd" | "update" (common/privacy/privacy_budget.h)
+  // kDpSgd | kUpdate (common/privacy/privacy_spend.h); "dp-sgd" | "update" in the entry's JSON,
+  // by PrivacyModeName. A site never logs kNone ("none"); the auditor flags such an entry.
+  PrivacyMode mechanism = PrivacyMode::kNone;
   double clipping_norm = 0;      // C (per sample for dp-sgd, of the whole update for update)
   double noise_multiplier = 0;   // sigma (dp-sgd) or z (update)
   double sampling_rate = 1;      // q per step (dp-sgd); 1 for update
@@ -195,7 +198,8 @@ nlohmann::json ToJson(const RecoveredEvent& e);
 nlohmann::json ToJson(const RoundEvent& e);
 
 // The event structs back from an entry's "data". Throw FormatError naming `what` (e.g.
-// "site-1.jsonl: line 7") and the member if a required member is missing or has the wrong type.
+// "site-1.jsonl: line 7") and the member if a required member is missing or has the wrong type,
+// or (TrainedEvent) when "mechanism" is not "none", "dp-sgd" or "update" (ParsePrivacyMode).
 TrainedEvent TrainedEventFromJson(const nlohmann::json& data, const std::string& what);
 DeclinedEvent DeclinedEventFromJson(const nlohmann::json& data, const std::string& what);
 RoundEvent RoundEventFromJson(const nlohmann::json& data, const std::string& what);

@@ -2,6 +2,7 @@
 // ToJson for every event, and the readers the verifier and the auditor use, which check every
 // member's presence and JSON type and name the entry and member they refuse.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -96,11 +97,27 @@ void Read(const json& d, const char* key, const std::string& what, std::string* 
 void Read(const json& d, const char* key, const std::string& what, std::vector<std::string>* out) {
   *out = GetStrings(d, key, what);
 }
+void Read(const json& d, const char* key, const std::string& what, PrivacyMode* out) {
+  const std::string name = GetString(d, key, what);
+  const std::optional<PrivacyMode> mode = ParsePrivacyMode(name);
+  if (!mode) {
+    throw FormatError(what + ": data." + key + " \"" + name.substr(0, 64) +
+                      "\" is not a privacy mechanism (\"none\", \"dp-sgd\" or \"update\")");
+  }
+  *out = *mode;
+}
+
+// A member's value in "data": as it is, or (an enum) by its name.
+template <typename T>
+const T& JsonValue(const T& value) {
+  return value;
+}
+const char* JsonValue(PrivacyMode mode) { return PrivacyModeName(mode); }
 
 template <typename Event, typename Fields>
 json FieldsToJson(const Event& e, const Fields& fields) {
   json j = json::object();
-  std::apply([&](const auto&... f) { ((j[f.name] = e.*(f.member)), ...); }, fields);
+  std::apply([&](const auto&... f) { ((j[f.name] = JsonValue(e.*(f.member))), ...); }, fields);
   return j;
 }
 

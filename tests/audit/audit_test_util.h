@@ -15,6 +15,7 @@
 #include "common/crypto/pki.h"
 #include "common/crypto/sha256.h"
 #include "common/privacy/privacy_budget.h"
+#include "common/privacy/rdp_accountant.h"
 
 namespace fedmed::testing {
 
@@ -41,11 +42,28 @@ inline PrivacyMechanism TestMechanism() {
   return m;
 }
 
+// A DP-SGD "trained" entry of `round` with clipping norm 1 and the epsilon_round the accountant
+// gives for sigma, q, steps and delta; epsilon_total, budget_epsilon and update_sha256 are left
+// to the caller.
+inline TrainedEvent DpSgdTrained(int round, double noise_multiplier, double sampling_rate,
+                                 int64_t steps, double delta) {
+  TrainedEvent e;
+  e.round = round;
+  e.mechanism = PrivacyMode::kDpSgd;
+  e.clipping_norm = 1.0;
+  e.noise_multiplier = noise_multiplier;
+  e.sampling_rate = sampling_rate;
+  e.steps = steps;
+  e.delta = delta;
+  e.epsilon_round = ComputeEpsilon(sampling_rate, noise_multiplier, steps, delta);
+  return e;
+}
+
 inline TrainedEvent TrainedFromSpend(const RoundSpend& spend, double delta, double budget,
                                      const std::string& site) {
   TrainedEvent e;
   e.round = spend.round;
-  e.mechanism = PrivacyModeName(spend.mechanism.mode);
+  e.mechanism = spend.mechanism.mode;
   e.clipping_norm = spend.mechanism.clipping_norm;
   e.noise_multiplier = spend.mechanism.noise_multiplier;
   e.sampling_rate = spend.mechanism.sampling_rate;

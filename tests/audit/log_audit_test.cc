@@ -112,15 +112,7 @@ std::vector<TrainedEvent> HonestRounds(double budget = 10) {
   std::vector<TrainedEvent> events;
   RdpAccountant total;
   for (int round = 1; round <= 3; ++round) {
-    TrainedEvent e;
-    e.round = round;
-    e.mechanism = "dp-sgd";
-    e.clipping_norm = 1.0;
-    e.noise_multiplier = 0.9;
-    e.sampling_rate = 0.02;
-    e.steps = 150;
-    e.delta = 1e-5;
-    e.epsilon_round = ComputeEpsilon(0.02, 0.9, 150, 1e-5);
+    TrainedEvent e = testing::DpSgdTrained(round, 0.9, 0.02, 150, 1e-5);
     total.Compose(0.02, 0.9, 150);
     e.epsilon_total = total.Spent(1e-5).epsilon;
     e.budget_epsilon = budget;
@@ -178,7 +170,7 @@ TEST_F(LogAuditTest, FlagsAnExceededBudget) {
 TEST_F(LogAuditTest, UpdateMechanismAndUnusableParameters) {
   TrainedEvent e;
   e.round = 1;
-  e.mechanism = "update";
+  e.mechanism = PrivacyMode::kUpdate;
   e.clipping_norm = 0.5;
   e.noise_multiplier = 4.0;
   e.delta = 1e-5;
@@ -188,15 +180,48 @@ TEST_F(LogAuditTest, UpdateMechanismAndUnusableParameters) {
   e.budget_epsilon = 10;
   TrainedEvent odd = e;
   odd.round = 2;
-  odd.mechanism = "laplace";
+  odd.mechanism = PrivacyMode::kNone;  // a site never logs "none": nothing to recompute
   const SiteLogAudit audit =
       AuditSiteLog(ReadLog(WriteTrained(dir_, "update.jsonl", keys_->site1, {e, odd})), "");
   ASSERT_EQ(audit.rounds.size(), 2u);
   EXPECT_TRUE(audit.rounds[0].flags.empty()) << Joined(audit.rounds[0].flags);
   EXPECT_EQ(audit.rounds[0].recomputed_round, e.epsilon_round);
-  EXPECT_TRUE(AnyContains(audit.flags, "(round 2): cannot recompute epsilon: unknown mechanism"));
+  EXPECT_TRUE(AnyContains(audit.flags, "(round 2): cannot recompute epsilon: unknown mechanism "
+                                       "\"none\" (expected \"dp-sgd\" or \"update\")"));
   EXPECT_TRUE(std::isnan(audit.rounds[1].recomputed_total));
-  EXPECT_TRUE(ToJson(audit)["rounds"][1]["recomputed_epsilon_total"].is_null());
+  const json j = ToJson(audit);
+  EXPECT_TRUE(j["rounds"][1]["recomputed_epsilon_total"].is_null());
+  EXPECT_EQ(j["rounds"][0]["mechanism"], "update");  // by name, as in the log
+  EXPECT_EQ(j["rounds"][1]["mechanism"], "none");
+}
+
+// The mechanism is read by name: "dp-sgd" and "update" as the site writes them, and a name of
+// no mechanism is a malformed entry (FormatError naming the line and the name), not a guess.
+TEST_F(LogAuditTest, MechanismByName) {
+  TrainedEvent e = HonestRounds()[0];
+  json data = ToJson(e);
+  EXPECT_EQ(data["mechanism"], "dp-sgd");
+  EXPECT_EQ(TrainedEventFromJson(data, "x").mechanism, PrivacyMode::kDpSgd);
+  data["mechanism"] = "update";
+  EXPECT_EQ(TrainedEventFromJson(data, "x").mechanism, PrivacyMode::kUpdate);
+  data["mechanism"] = 1;
+  EXPECT_THROW(TrainedEventFromJson(data, "x"), FormatError);
+
+  const std::string path = dir_ / "laplace.jsonl";
+  {
+    PrivacyLogWriter log(path, keys_->site1.key_pem, keys_->site1.cert_pem);
+    json odd = ToJson(e);
+    odd["mechanism"] = "laplace";
+    log.Append(kEventTrained, odd);
+  }
+  try {
+    AuditSiteLog(ReadLog(path), path);
+    FAIL() << "an entry with mechanism \"laplace\" was audited";
+  } catch (const FormatError& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("line 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("\"laplace\" is not a privacy mechanism"), std::string::npos) << what;
+  }
 }
 
 // Both sites' logs and the coordinator's, consistent.

@@ -1,7 +1,6 @@
 // fedmed-audit verify / report / cross-check: the binary as a privacy officer runs it, on logs
 // signed with the audit keys fedmed-pki provisioned.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -32,16 +31,9 @@ struct RunResult {
 
 // Runs `env fedmed-audit args` through the shell, stdout and stderr together.
 RunResult RunAudit(const std::string& args, const std::string& env = "") {
-  const std::string command =
-      env + " '" + testing::BinDir() + "/fedmed-audit' " + args + " 2>&1";
   RunResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.output = testing::RunCommand(
+      env + " '" + testing::BinDir() + "/fedmed-audit' " + args + " 2>&1", &result.exit_status);
   return result;
 }
 
@@ -153,15 +145,7 @@ TEST_F(AuditLogToolTest, ReportRecomputesEpsilonAndFlagsProblems) {
   // A site that logged less than it spent, with its valid key.
   const fs::path site1 = dir_->path() / "federation/sites/site-1";
   std::vector<TrainedEvent> events;
-  TrainedEvent e;
-  e.round = 1;
-  e.mechanism = "dp-sgd";
-  e.clipping_norm = 1;
-  e.noise_multiplier = 1.1;
-  e.sampling_rate = 0.0125;
-  e.steps = 80;
-  e.delta = 1e-5;
-  e.epsilon_round = ComputeEpsilon(0.0125, 1.1, 80, 1e-5);
+  TrainedEvent e = testing::DpSgdTrained(1, 1.1, 0.0125, 80, 1e-5);
   e.epsilon_total = e.epsilon_round / 2;
   e.budget_epsilon = 0.5;
   {

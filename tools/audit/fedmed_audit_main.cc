@@ -395,7 +395,7 @@ void PrintSiteAudit(const SiteLogAudit& audit) {
     const TrainedEvent& e = r.recorded;
     std::printf("  %5d  %-9s  %-9.6g  %-10.6g  %6lld  %-10.6g  %-10.6g  %-10.6g  %-10.6g  "
                 "%-8.6g  %s\n",
-                e.round, e.mechanism.c_str(), e.noise_multiplier, e.sampling_rate,
+                e.round, PrivacyModeName(e.mechanism), e.noise_multiplier, e.sampling_rate,
                 static_cast<long long>(e.steps), e.epsilon_round, r.recomputed_round,
                 e.epsilon_total, r.recomputed_total, e.budget_epsilon,
                 r.flags.empty() ? "ok" : "FLAGGED");
