@@ -1,8 +1,6 @@
 // fedmed-audit epsilon / calibrate: the binary as an operator runs it.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <string>
 
 #include "tests/test_util.h"
@@ -17,16 +15,10 @@ struct RunResult {
 
 // Runs fedmed-audit with `args` through the shell; `merge_stderr` captures stderr too.
 RunResult RunAudit(const std::string& args, bool merge_stderr) {
-  const std::string command = "'" + testing::BinDir() + "/fedmed-audit' " + args +
-                              (merge_stderr ? " 2>&1" : " 2>/dev/null");
   RunResult result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.output = testing::RunCommand("'" + testing::BinDir() + "/fedmed-audit' " + args +
+                                          (merge_stderr ? " 2>&1" : " 2>/dev/null"),
+                                      &result.exit_status);
   return result;
 }
 
