@@ -3,16 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "common/util/error.h"
+#include "tests/coordinator/strategy_test_util.h"
 
 namespace fedmed {
 namespace {
 
-ModelState State(std::vector<float> w, std::vector<float> b) {
-  ModelState s;
-  s.tensors.push_back(NamedTensor{"fc.weight", {2, 2}, std::move(w)});
-  s.tensors.push_back(NamedTensor{"fc.bias", {2}, std::move(b)});
-  return s;
-}
+using testing::State;
 
 TEST(FedAvgTest, WeightsUpdatesBySampleCount) {
   const ModelState global = State({1, 1, 1, 1}, {0, 0});

@@ -12,17 +12,12 @@
 #include "coordinator/strategy/fedavg_strategy.h"
 #include "coordinator/strategy/fedopt_strategy.h"
 #include "coordinator/strategy/robust_strategy.h"
+#include "tests/coordinator/strategy_test_util.h"
 
 namespace fedmed {
 namespace {
 
-// A two-tensor model: "fc.weight" [2, 2] and "fc.bias" [2]; six values in all.
-ModelState State(std::vector<float> w, std::vector<float> b) {
-  ModelState s;
-  s.tensors.push_back(NamedTensor{"fc.weight", {2, 2}, std::move(w)});
-  s.tensors.push_back(NamedTensor{"fc.bias", {2}, std::move(b)});
-  return s;
-}
+using testing::State;
 
 // Every value equal to `v`.
 ModelState Uniform(float v) { return State({v, v, v, v}, {v, v}); }

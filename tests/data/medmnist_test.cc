@@ -14,11 +14,7 @@
 namespace fedmed {
 namespace {
 
-using test_util::DataErrorMessage;
-using test_util::NpyBytes;
-using test_util::NpzEntry;
-using test_util::TempDir;
-using test_util::WriteNpz;
+using namespace test_util;  // DataErrorMessage, NpyBytes, NpzEntry, TempDir, WriteNpz
 
 // Pixel value of image n at (y, x, c) in the synthetic files: covers 0 and 255.
 uint8_t SyntheticPixel(int64_t n, int64_t y, int64_t x, int64_t c) {

@@ -18,11 +18,7 @@
 namespace fedmed {
 namespace {
 
-using test_util::DataErrorMessage;
-using test_util::NpyBytes;
-using test_util::NpzEntry;
-using test_util::TempDir;
-using test_util::WriteNpz;
+using namespace test_util;  // DataErrorMessage, NpyBytes, NpzEntry, TempDir, WriteNpz
 
 TEST(NpzTest, ReadsStoredAndDeflatedEntries) {
   TempDir dir("npz");

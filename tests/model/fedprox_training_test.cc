@@ -4,14 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <numeric>
 #include <vector>
 
-#include "common/data/medmnist.h"
 #include "common/model/local_training.h"
 #include "common/privacy/dp_sgd.h"
-#include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "tests/model/training_test_util.h"
 
 namespace fedmed {
 namespace {
@@ -26,30 +24,10 @@ double Norm(const ModelState& s) {
   return std::sqrt(sum);
 }
 
-class FedProxTrainingTest : public ::testing::Test {
+class FedProxTrainingTest : public testing::PneumoniaTrainingTest<kTrainImages> {
  protected:
-  static void SetUpTestSuite() {
-    SetComputeThreads(1);
-    const MedMnist data = LoadMedMnist(ResolveDataPath("medmnist/pneumoniamnist.npz"));
-    std::vector<int64_t> first(static_cast<size_t>(kTrainImages));
-    std::iota(first.begin(), first.end(), 0);
-    train_ = new ImageSet(data.train.Subset(first));
-    global_ = new ModelState(InitialModelState(spec_, 1));
-  }
-  static void TearDownTestSuite() {
-    delete train_;
-    delete global_;
-  }
-
   // SGD with momentum 0.9, learning rate 0.01; proximal_mu left at its default.
-  static TrainSettings Settings() {
-    TrainSettings s;
-    s.local_epochs = 1;
-    s.batch_size = 32;
-    s.learning_rate = 0.01;
-    s.seed = 7;
-    return s;
-  }
+  static TrainSettings Settings() { return PneumoniaTrainingTest::Settings(7); }
 
   // Plain SGD (no momentum) with proximal_mu = mu. With learning_rate * mu = 1 every step lands
   // on w_global - learning_rate * (the batch's data gradient): the model cannot drift, so the
@@ -61,10 +39,6 @@ class FedProxTrainingTest : public ::testing::Test {
     s.proximal_mu = mu;
     return s;
   }
-
-  static inline const ModelSpec spec_{"cnn", 1, 2, 28};
-  static inline ImageSet* train_ = nullptr;
-  static inline ModelState* global_ = nullptr;
 };
 
 TEST_F(FedProxTrainingTest, MuZeroIsBitIdenticalToTrainingWithoutTheField) {

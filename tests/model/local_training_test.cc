@@ -12,18 +12,13 @@
 #include "common/model/evaluation.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
+#include "tests/model/training_test_util.h"
 
 namespace fedmed {
 namespace {
 
 constexpr int64_t kTrainImages = 600;
 constexpr int64_t kValImages = 300;
-
-std::vector<int64_t> Range(int64_t n) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  std::iota(v.begin(), v.end(), 0);
-  return v;
-}
 
 double MaxAbs(const ModelState& s) {
   double m = 0;
@@ -44,35 +39,7 @@ ModelState Add(const ModelState& a, const ModelState& b) {
 }
 
 // The first 600 PneumoniaMNIST training images and the first 300 validation images.
-class LocalTrainingTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    SetComputeThreads(1);
-    const MedMnist data = LoadMedMnist(ResolveDataPath("medmnist/pneumoniamnist.npz"));
-    train_ = new ImageSet(data.train.Subset(Range(kTrainImages)));
-    val_ = new ImageSet(data.val.Subset(Range(kValImages)));
-    global_ = new ModelState(InitialModelState(spec_, 1));
-  }
-  static void TearDownTestSuite() {
-    delete train_;
-    delete val_;
-    delete global_;
-  }
-
-  static TrainSettings Settings(uint64_t seed) {
-    TrainSettings s;
-    s.local_epochs = 1;
-    s.batch_size = 32;
-    s.learning_rate = 0.01;
-    s.seed = seed;
-    return s;
-  }
-
-  static inline const ModelSpec spec_{"cnn", 1, 2, 28};
-  static inline ImageSet* train_ = nullptr;
-  static inline ImageSet* val_ = nullptr;
-  static inline ModelState* global_ = nullptr;
-};
+class LocalTrainingTest : public testing::PneumoniaTrainingTest<kTrainImages, kValImages> {};
 
 TEST_F(LocalTrainingTest, OneEpochProducesAReproducibleUpdate) {
   const TrainResult a = TrainLocal(spec_, *global_, *train_, Settings(7));
