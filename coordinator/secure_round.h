@@ -26,7 +26,7 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/model/model_state.h"
-#include "common/secagg/protocol.h"
+#include "common/secagg/server.h"
 #include "common/transport/messages.h"
 #include "common/util/status.h"
 

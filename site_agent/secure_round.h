@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/model/model_state.h"
-#include "common/secagg/protocol.h"
+#include "common/secagg/client.h"
 #include "site_agent/connection.h"
 
 namespace spdlog {

@@ -19,7 +19,7 @@
 #include "common/model/local_training.h"
 #include "common/model/model_spec.h"
 #include "common/privacy/privacy_spend.h"
-#include "common/secagg/protocol.h"
+#include "common/secagg/stage_messages.h"
 
 namespace fedmed {
 

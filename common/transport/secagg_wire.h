@@ -1,6 +1,6 @@
-// Conversions between the secure-aggregation messages of common/secagg/protocol.h and their
-// protobuf form (proto/fedmed.proto: SecAggKeys, SecAggShare, SecAggUnmaskShare), shared by the
-// coordinator and the site agent so that both ends read and write them the same way.
+// Conversions between the secure-aggregation messages of common/secagg/stage_messages.h and
+// their protobuf form (proto/fedmed.proto: SecAggKeys, SecAggShare, SecAggUnmaskShare), shared by
+// the coordinator and the site agent so that both ends read and write them the same way.
 #ifndef FEDMED_COMMON_TRANSPORT_SECAGG_WIRE_H_
 #define FEDMED_COMMON_TRANSPORT_SECAGG_WIRE_H_
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/secagg/protocol.h"
+#include "common/secagg/stage_messages.h"
 
 namespace fedmed {
 namespace v1 {
