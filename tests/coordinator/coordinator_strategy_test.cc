@@ -97,6 +97,12 @@ class Running {
   void Upload(const SiteTask& task, const ModelState& delta) {
     UploadBytes(task, EncodeModelState(delta));
   }
+  // Answers the next task, when it is one to train, with `delta`; returns the task's round.
+  int UploadNext(const ModelState& delta) {
+    const SiteTask task = NextTask();
+    if (task.kind == SiteTask::Kind::kTrain) Upload(task, delta);
+    return task.round;
+  }
   void UploadBytes(const SiteTask& task, const std::string& bytes) {
     UpdateInfo info;
     info.round = task.round;
@@ -231,12 +237,8 @@ TEST_F(StrategyFederationTest, FedAdamResumedAfterARestartContinuesExactly) {
   std::string uninterrupted;
   {
     Running federation(straight, initial, pki_);
-    SiteTask task = federation.NextTask();
-    ASSERT_EQ(task.round, 1);
-    federation.Upload(task, d1);
-    task = federation.NextTask();
-    ASSERT_EQ(task.round, 2);
-    federation.Upload(task, d2);
+    ASSERT_EQ(federation.UploadNext(d1), 1);
+    ASSERT_EQ(federation.UploadNext(d2), 2);
     EXPECT_EQ(federation.NextTask().kind, SiteTask::Kind::kFinish);
     EXPECT_EQ(federation.Stop(), 0);
     uninterrupted = federation.coordinator().GlobalModelBytes();
@@ -247,10 +249,8 @@ TEST_F(StrategyFederationTest, FedAdamResumedAfterARestartContinuesExactly) {
   std::string after_round_1;
   {
     Running federation(config, initial, pki_);
-    SiteTask task = federation.NextTask();
-    ASSERT_EQ(task.round, 1);
-    federation.Upload(task, d1);
-    task = federation.NextTask();  // round 2 starts after round 1's checkpoint is written
+    ASSERT_EQ(federation.UploadNext(d1), 1);
+    const SiteTask task = federation.NextTask();  // round 2 starts after round 1's checkpoint
     ASSERT_EQ(task.round, 2);
     after_round_1 = task.model.sha256;
     EXPECT_EQ(federation.Stop(), 1);  // stopped early

@@ -209,49 +209,52 @@ ImageSet TinyImages(int64_t n) {
   return set;
 }
 
-TEST(AugmentedTrainingTest, TrainLocalIsSeededAndUnchangedWhenDisabled) {
-  SetComputeThreads(1);
-  const ModelSpec spec{"cnn", 1, 2, 12};
-  const ModelState global = InitialModelState(spec, 5);
-  const ImageSet data = TinyImages(64);
-  TrainSettings plain;
-  plain.batch_size = 16;
-  plain.seed = 3;
-  TrainSettings augmented = plain;
+// The cnn on 64 TinyImages with one compute thread, and the settings the tests augment: one
+// epoch of batches of 16, seed 3.
+class AugmentedTrainingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetComputeThreads(1);
+    plain_.batch_size = 16;
+    plain_.seed = 3;
+  }
+
+  const ModelSpec spec_{"cnn", 1, 2, 12};
+  const ImageSet data_ = TinyImages(64);
+  TrainSettings plain_;
+};
+
+TEST_F(AugmentedTrainingTest, TrainLocalIsSeededAndUnchangedWhenDisabled) {
+  const ModelState global = InitialModelState(spec_, 5);
+  TrainSettings augmented = plain_;
   augmented.augmentation = Everything();
-  const TrainResult p1 = TrainLocal(spec, global, data, plain);
-  const TrainResult a1 = TrainLocal(spec, global, data, augmented);
-  const TrainResult a2 = TrainLocal(spec, global, data, augmented);
+  const TrainResult p1 = TrainLocal(spec_, global, data_, plain_);
+  const TrainResult a1 = TrainLocal(spec_, global, data_, augmented);
+  const TrainResult a2 = TrainLocal(spec_, global, data_, augmented);
   EXPECT_TRUE(Same(a1.delta, a2.delta));          // seeded
   EXPECT_FALSE(Same(a1.delta, p1.delta));         // augmentation changes the batches
   TrainSettings other = augmented;
   other.seed = 4;
-  EXPECT_FALSE(Same(TrainLocal(spec, global, data, other).delta, a1.delta));
+  EXPECT_FALSE(Same(TrainLocal(spec_, global, data_, other).delta, a1.delta));
   // A spec with every field at its neutral value is no augmentation at all.
-  TrainSettings neutral = plain;
+  TrainSettings neutral = plain_;
   neutral.augmentation.crop_scale_min = 1;
-  EXPECT_TRUE(Same(TrainLocal(spec, global, data, neutral).delta, p1.delta));
+  EXPECT_TRUE(Same(TrainLocal(spec_, global, data_, neutral).delta, p1.delta));
 }
 
-TEST(AugmentedTrainingTest, DpSgdTrainingIsSeededAndUnchangedWhenDisabled) {
-  SetComputeThreads(1);
-  const ModelSpec spec{"cnn", 1, 2, 12};
-  const ModelState global = InitialModelState(spec, 6);
-  const ImageSet data = TinyImages(64);
-  TrainSettings plain;
-  plain.batch_size = 16;
-  plain.seed = 3;
-  TrainSettings augmented = plain;
+TEST_F(AugmentedTrainingTest, DpSgdTrainingIsSeededAndUnchangedWhenDisabled) {
+  const ModelState global = InitialModelState(spec_, 6);
+  TrainSettings augmented = plain_;
   augmented.augmentation.hflip_probability = 0.5;
   augmented.augmentation.rotation_degrees = 10;
   DpSgdSettings dp;
   dp.clipping_norm = 1;
   dp.noise_multiplier = 0.5;
   dp.reproducible_seed = 99;
-  const TrainResult p1 = TrainLocalDpSgd(spec, global, data, plain, dp);
-  const TrainResult p2 = TrainLocalDpSgd(spec, global, data, plain, dp);
-  const TrainResult a1 = TrainLocalDpSgd(spec, global, data, augmented, dp);
-  const TrainResult a2 = TrainLocalDpSgd(spec, global, data, augmented, dp);
+  const TrainResult p1 = TrainLocalDpSgd(spec_, global, data_, plain_, dp);
+  const TrainResult p2 = TrainLocalDpSgd(spec_, global, data_, plain_, dp);
+  const TrainResult a1 = TrainLocalDpSgd(spec_, global, data_, augmented, dp);
+  const TrainResult a2 = TrainLocalDpSgd(spec_, global, data_, augmented, dp);
   EXPECT_TRUE(Same(p1.delta, p2.delta));
   EXPECT_TRUE(Same(a1.delta, a2.delta));
   EXPECT_FALSE(Same(a1.delta, p1.delta));
