@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/secagg/client.h"
 #include "common/transport/secagg_wire.h"
 #include "common/util/logging.h"
 #include "coordinator/round_flow.h"
