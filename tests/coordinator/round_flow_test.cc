@@ -65,14 +65,25 @@ class RoundFlowTest : public ::testing::Test {
   }
 
   // Registers `site` and returns its session.
-  std::string Register(RoundFlow& flow, const std::string& site, int64_t samples = 10) {
+  // What `flow` answers `site` registering with `samples` training images (*session: the
+  // session id it gave, if any).
+  Status TryRegister(RoundFlow& flow, const std::string& site, int64_t samples = 10,
+                     std::string* session = nullptr) {
     RegistrationInfo info;
     info.site_name = site;
     info.num_train_samples = samples;
     Registration reply;
     const Status s = flow.Register(site, info, &reply);
+    if (session != nullptr) *session = reply.session_id;
+    return s;
+  }
+
+  // The session id of `site`, registered (a test failure when it is refused).
+  std::string Register(RoundFlow& flow, const std::string& site, int64_t samples = 10) {
+    std::string session;
+    const Status s = TryRegister(flow, site, samples, &session);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    return reply.session_id;
+    return session;
   }
 
   SiteTask Poll(RoundFlow& flow, const std::string& site, const std::string& session) {
@@ -278,11 +289,7 @@ TEST_F(RoundFlowTest, InvalidUpdatesInARowExcludeTheSite) {
   EXPECT_EQ(rows[0]["contributors"], nlohmann::json::array({"site-1", "site-2"}));
   SiteTask task;
   EXPECT_EQ(flow->Poll("site-3", s3, 0, &task).code(), Status::Code::kNotFound);
-  RegistrationInfo info;
-  info.site_name = "site-3";
-  info.num_train_samples = 10;
-  Registration reply;
-  EXPECT_EQ(flow->Register("site-3", info, &reply).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(TryRegister(*flow, "site-3").code(), Status::Code::kFailedPrecondition);
 }
 
 // An update that cannot be accepted is refused at its header, before its data is read.
@@ -466,11 +473,7 @@ TEST_F(RoundFlowTest, ExclusionsSurviveARestart) {
   }
   c.min_available_sites = 2;
   auto flow = MakeFlow(c);
-  RegistrationInfo info;
-  info.site_name = "site-3";
-  info.num_train_samples = 10;
-  Registration reply;
-  EXPECT_EQ(flow->Register("site-3", info, &reply).code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(TryRegister(*flow, "site-3").code(), Status::Code::kFailedPrecondition);
 }
 
 // A crash between resume.json and the audit log's append (simulated by cutting the round's entry
