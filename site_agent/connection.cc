@@ -410,12 +410,7 @@ HelloAnswer CoordinatorConnection::Hello(double timeout_seconds) {
   v1::HelloReply reply;
   const grpc::Status status = stub_->stub->Hello(&context, request, &reply);
   if (!status.ok()) throw ToRpcError(status, target_, /*registering=*/true);
-  HelloAnswer answer;
-  answer.federation = reply.federation();
-  answer.coordinator_version = reply.coordinator_version();
-  answer.unix_ms = reply.unix_ms();
-  answer.site = reply.site();
-  return answer;
+  return FromProto(reply);
 }
 
 void CoordinatorConnection::ReportEvaluation(const std::string& session_id, int round,

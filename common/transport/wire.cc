@@ -116,6 +116,17 @@ Registration FromProto(const v1::RegisterReply& in) {
   return Registration{in.session_id(), in.federation(), in.total_rounds()};
 }
 
+void ToProto(const HelloAnswer& in, v1::HelloReply* out) {
+  out->set_federation(in.federation);
+  out->set_coordinator_version(in.coordinator_version);
+  out->set_unix_ms(in.unix_ms);
+  out->set_site(in.site);
+}
+
+HelloAnswer FromProto(const v1::HelloReply& in) {
+  return HelloAnswer{in.federation(), in.coordinator_version(), in.unix_ms(), in.site()};
+}
+
 void ToProto(const ModelRef& in, v1::ModelRef* out) {
   out->set_version(in.version);
   out->set_sha256(in.sha256);

@@ -18,6 +18,7 @@ namespace fedmed {
 namespace v1 {
 class RegisterRequest;
 class RegisterReply;
+class HelloReply;
 class Task;
 class ModelRef;
 class UpdateHeader;
@@ -35,6 +36,9 @@ RegistrationInfo FromProto(const v1::RegisterRequest& in);
 
 void ToProto(const Registration& in, v1::RegisterReply* out);
 Registration FromProto(const v1::RegisterReply& in);
+
+void ToProto(const HelloAnswer& in, v1::HelloReply* out);
+HelloAnswer FromProto(const v1::HelloReply& in);
 
 void ToProto(const ModelRef& in, v1::ModelRef* out);
 ModelRef FromProto(const v1::ModelRef& in);
