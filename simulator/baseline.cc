@@ -6,6 +6,7 @@
 #include "common/data/hospital/site_images.h"
 #include "common/data/medmnist.h"
 #include "common/data/preprocess.h"
+#include "common/metrics/metrics_json.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"
 #include "common/model/model_io.h"
@@ -18,8 +19,6 @@
 namespace fedmed {
 
 namespace {
-
-nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 
 void Append(const ImageSet& part, const std::string& path, ImageSet* pooled) {
   if (pooled->labels.empty() && pooled->pixels.empty()) {
@@ -47,20 +46,6 @@ void Append(const ImageSet& part, const std::string& path, ImageSet* pooled) {
 
 }  // namespace
 
-nlohmann::json MetricsToJson(const ClassificationMetrics& m) {
-  nlohmann::json j;
-  j["num_samples"] = m.num_samples;
-  j["loss"] = Number(m.loss);
-  j["accuracy"] = Number(m.accuracy);
-  j["balanced_accuracy"] = Number(m.balanced_accuracy);
-  j["auc"] = Number(m.auc);
-  j["f1"] = Number(m.f1);
-  j["sensitivity"] = Number(m.sensitivity);
-  j["specificity"] = Number(m.specificity);
-  j["confusion"] = m.confusion;
-  return j;
-}
-
 nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
   const TrainingConfig& t = config.coordinator.training;
   nlohmann::json j;
@@ -79,7 +64,7 @@ nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
   j["threads"] = threads;
   j["private"] = false;
   j["train_seconds"] = train_seconds;
-  j["mean_train_loss"] = Number(mean_loss);
+  j["mean_train_loss"] = JsonNumberOrNull(mean_loss);
   j["eval_data"] = eval_path;
   j["eval_split"] = eval_split;
   j["global"] = MetricsToJson(metrics);

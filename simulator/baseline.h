@@ -52,10 +52,6 @@ struct BaselineResult {
 // geometries or normalisations (mean/std) differ; ConfigError as LoadSiteSplit.
 ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root);
 
-// The metrics in metrics.jsonl's form: num_samples, loss, accuracy, balanced_accuracy, auc, f1,
-// sensitivity, specificity (null when undefined) and confusion.
-nlohmann::json MetricsToJson(const ClassificationMetrics& metrics);
-
 // Trains and evaluates the pooled baseline as described above, with `threads` LibTorch threads
 // (SetComputeThreads), from the coordinator's initial model ([model] initial_weights when set)
 // with its [training] frozen_layers, on the held-out set preprocessed with [preprocessing]. With

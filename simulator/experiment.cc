@@ -13,6 +13,7 @@
 
 #include "common/config/site_config.h"
 #include "common/config/toml_util.h"
+#include "common/metrics/metrics_json.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 #include "common/util/process.h"

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "common/metrics/metrics_json.h"
 #include "common/model/checkpoint.h"
 #include "common/model/evaluation.h"
 #include "common/model/local_training.h"

@@ -42,7 +42,8 @@ struct ModelSelection {
 
   // {"unit", "selection_split", "report_split", "chosen": index, "selection": metrics,
   //  "report": metrics (of the chosen model), "candidates": [{index, selection_auc,
-  //  report_auc, report_accuracy}, ...]}; metrics in metrics.jsonl's form (MetricsToJson).
+  //  report_auc, report_accuracy}, ...]}; metrics in metrics.jsonl's form (MetricsToJson,
+  //  common/metrics/metrics_json.h).
   nlohmann::json ToJson() const;
 };
 
