@@ -64,6 +64,11 @@ class EventLoop {
   std::function<void(const std::string&)> error_handler_;
 };
 
+// A Clock duration in seconds.
+inline double ToSeconds(EventLoop::Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
 // Seconds as a Clock duration.
 inline EventLoop::Clock::duration SecondsToDuration(double seconds) {
   return std::chrono::duration_cast<EventLoop::Clock::duration>(

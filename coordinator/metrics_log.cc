@@ -137,7 +137,18 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
                   {"evaluation", r.evaluation_seconds},
                   {"checkpoint", r.checkpoint_seconds},
                   {"site_training_mean", r.mean_site_train_seconds},
-                  {"transfer_by_site", r.site_transfer_seconds}};
+                  {"site_training_slowest", r.slowest_site_train_seconds},
+                  {"transfer_by_site", r.site_transfer_seconds},
+                  {"evaluation_overlapped", r.evaluation_overlapped},
+                  {"critical_path",
+                   {{"seconds", r.critical_path.seconds},
+                    {"site", r.critical_path.site},
+                    {"training", r.critical_path.training},
+                    {"transfers", r.critical_path.transfers},
+                    {"waiting", r.critical_path.waiting},
+                    {"coordinator", r.critical_path.coordinator},
+                    {"evaluation", r.critical_path.evaluation},
+                    {"overhead", r.critical_path.overhead}}}};
   j["contributors"] = r.contributors;
   j["num_samples"] = r.num_samples;
   j["train_loss"] = Number(r.mean_train_loss);

@@ -29,7 +29,8 @@ struct RoundRecord {
   int attempt = 1;                     // > 1 when earlier attempts missed the quorum
   std::string strategy;                // [strategy] name ("fedavg", "fedadam", ...); JSON only
   double unix_time = 0;                // when the round ended, seconds since the epoch
-  // Wall-clock seconds. round = training + aggregation + evaluation + checkpoint; training is the
+  // Wall-clock seconds. round = training + aggregation + evaluation + checkpoint (the evaluation
+  // and checkpoint of a round may overlap the next round: critical_path below); training is the
   // time from the round's start to the last accepted update, of which transfer_seconds (mean per
   // contributing site of the server-side model download and update upload stream time) was spent
   // moving bytes and training_wait_seconds = training - transfer waiting for local training.
@@ -45,6 +46,36 @@ struct RoundRecord {
   int64_t num_samples = 0;             // Σ n_k over contributors
   double mean_train_loss = 0;          // n_k-weighted
   double mean_site_train_seconds = 0;  // local training time reported by the sites
+  double slowest_site_train_seconds = 0;  // the longest a contributor reported; JSON only
+  // Where the round's time went (JSON "seconds": {"critical_path": {...}}), on its critical
+  // path: from the round's start to the next round's start (the last round: to its checkpoint),
+  // the held-out evaluation and the records of a round that is not the last overlapping the next
+  // round. The critical site is the contributor whose update arrived last; each part is in
+  // seconds:
+  //   training      the critical site's local training, as it reported it
+  //   transfers     its model download and update upload (server-side stream time)
+  //   waiting       for selected sites that did not answer, from the last update to the
+  //                 training deadline (0 when every selected site answered)
+  //   coordinator   the coordinator's own work the next round waited for: the updates still
+  //                 being added after the last arrived, aggregation (secure rounds: the
+  //                 unmasking stage too), and (the last round) the checkpoint and records
+  //   evaluation    the evaluations the next round waited for: the sites' (federated
+  //                 evaluation), and the held-out one in the last round
+  //   overhead      everything else: the framework's overhead (waking the site, setting up its
+  //                 training, encoding and checking the update, ...); critical_path minus the
+  //                 five parts above
+  struct CriticalPath {
+    double seconds = 0;
+    std::string site;
+    double training = 0;
+    double transfers = 0;
+    double waiting = 0;
+    double coordinator = 0;
+    double evaluation = 0;
+    double overhead = 0;
+  };
+  CriticalPath critical_path;
+  bool evaluation_overlapped = false;  // the held-out evaluation ran beside the next round
   std::string model_sha256;            // of the new global model's encoding
   std::map<std::string, std::string> update_sha256;  // site -> digest of the update received
   // Plain rounds: the L2 norm of each accepted update, and of the global model the updates are

@@ -28,8 +28,17 @@ Status RoundFlow::CheckRunningLocked(const char* action) const {
   return Status::OK();
 }
 
+void RoundFlow::AppendAdminLocked(const std::string& operator_name, const std::string& action,
+                                  const nlohmann::json& arguments) {
+  MutexLock report_lock(&report_mu_);
+  report_->AppendAdmin(operator_name, action, rsm_.round(), arguments);
+}
+
 void RoundFlow::KeepNotesLocked() {
+  // A round being recorded writes the notes it was given: these are written again after it.
+  if (closing_ && closing_->recording) notes_changed_while_recording_ = true;
   try {
+    MutexLock report_lock(&report_mu_);
     checkpoints_.UpdateNotes(rsm_.excluded(), rsm_.total_rounds() != config_.rounds
                                                   ? rsm_.total_rounds()
                                                   : 0);
@@ -47,7 +56,7 @@ Status RoundFlow::Pause(const std::string& operator_name, std::string* outcome) 
                std::to_string(rsm_.total_rounds()) + "); fedmed-admin resume lifts it";
     return Status::OK();
   }
-  report_->AppendAdmin(operator_name, "pause", rsm_.round(), nlohmann::json::object());
+  AppendAdminLocked(operator_name, "pause", nlohmann::json::object());
   paused_ = true;
   const bool between = rsm_.phase() == Phase::kWaitingForSites || held_by_pause_;
   *outcome = between ? "paused: the next round (" + std::to_string(rsm_.round() + 1) +
@@ -67,7 +76,7 @@ Status RoundFlow::Resume(const std::string& operator_name, std::string* outcome)
     *outcome = "not paused; nothing to resume";
     return Status::OK();
   }
-  report_->AppendAdmin(operator_name, "resume", rsm_.round(), nlohmann::json::object());
+  AppendAdminLocked(operator_name, "resume", nlohmann::json::object());
   paused_ = false;
   if (held_by_pause_) {
     *outcome = "resumed: round " + std::to_string(rsm_.round() + 1) + " starts now";
@@ -92,7 +101,7 @@ Status RoundFlow::StopFederation(const std::string& operator_name, std::string* 
                                 (waiting_for_sites_ && !waiting_retry_)
                             ? rsm_.round()
                             : rsm_.round() - 1;
-  report_->AppendAdmin(operator_name, "stop", rsm_.round(), nlohmann::json::object());
+  AppendAdminLocked(operator_name, "stop", nlohmann::json::object());
   const std::string resume_point =
       completed > 0 ? "resume.json holds round " + std::to_string(completed) +
                           "'s checkpoint; a restart resumes after it"
@@ -118,10 +127,12 @@ Status RoundFlow::Exclude(const std::string& operator_name, const std::string& s
   if (rsm_.IsExcluded(site)) {
     return Status::FailedPrecondition(site + " is already excluded");
   }
-  report_->AppendAdmin(operator_name, "exclude", rsm_.round(),
-                       {{"site", site}, {"reason", reason}});
-  const std::string why = "by the operator CN=" + operator_name + ": " + reason;
-  report_->AppendExcluded(site, rsm_.round(), why);
+  AppendAdminLocked(operator_name, "exclude", {{"site", site}, {"reason", reason}});
+  {
+    MutexLock report_lock(&report_mu_);
+    report_->AppendExcluded(site, rsm_.round(),
+                            "by the operator CN=" + operator_name + ": " + reason);
+  }
   excluded_by_operator_[site] = "CN=" + operator_name + ": " + reason;
   rsm_.Exclude(site);
   if (secure_) secure_round_.MarkGone(site);
@@ -148,7 +159,7 @@ Status RoundFlow::Extend(const std::string& operator_name, int rounds, std::stri
                                    " rounds: expected 1.." + std::to_string(kMaxExtendRounds));
   }
   if (Status s = CheckRunningLocked("extend the federation"); !s.ok()) return s;
-  report_->AppendAdmin(operator_name, "extend", rsm_.round(), {{"rounds", rounds}});
+  AppendAdminLocked(operator_name, "extend", {{"rounds", rounds}});
   const int before = rsm_.total_rounds();
   rsm_.ExtendRounds(rounds);  // not kFinished (checked above), rounds >= 1: does not throw
   KeepNotesLocked();

@@ -81,7 +81,10 @@ RoundFlow::RoundFlow(CoordinatorConfig config, FederationModel model, std::strin
     MutexLock l(&mu_);
     FailLocked("internal error: " + what);
   });
-  ResumeLocked();
+  {
+    MutexLock report_lock(&report_mu_);
+    ResumeLocked();
+  }
   if (!global_) InstallGlobalLocked(model_.initial_state, 0);
 }
 
@@ -443,6 +446,9 @@ void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHe
     log_heads_[site] = LogAnchor{header.info.log_seq, header.info.log_entry_sha256};
   }
   transfer_seconds_[site] += transfer_seconds;
+  site_train_seconds_[site] = header.info.train_seconds;
+  last_update_site_ = site;
+  last_update_at_ = loop_->Now();
   record_.bytes_up += header.size_bytes;
   if (header.offset > 0) record_.resumed_uploads[site] = header.offset;
   site_train_seconds_sum_ += header.info.train_seconds;
@@ -574,7 +580,10 @@ void RoundFlow::NoteInvalidUpdateLocked(const std::string& site, const Status& w
                              "max_invalid_updates), the last: " + why.message();
   log_->error("round {}: {} is excluded from the federation: {}", rsm_.round(), site, reason);
   rsm_.Exclude(site);
-  report_->AppendExcluded(site, rsm_.round(), reason);
+  {
+    MutexLock report_lock(&report_mu_);
+    report_->AppendExcluded(site, rsm_.round(), reason);
+  }
   PostLocked([this]() REQUIRES(mu_) { MaybeEndTrainingLocked(); });
   PostLocked([this]() REQUIRES(mu_) { MaybeFinishRoundLocked(); });
   WriteStatusLocked();
@@ -642,7 +651,7 @@ void RoundFlow::WriteStatusLocked() {
     s.global_accuracy = last_record_->global->accuracy;
     s.global_auc = last_record_->global->auc;
   }
-  report_->WriteStatus(s);
+  WriteStatusFile(config_.output_dir, s, *log_);
 }
 
 }  // namespace fedmed

@@ -13,9 +13,13 @@
 //                               update_acceptance.h, then the state machine; refused otherwise
 //   training ends               every selected site answered or the deadline passed: quorum ->
 //                               aggregation on the compute pool; no quorum -> another attempt
-//   a round ends                FinishRoundLocked: after the held-out and federated evaluation,
-//                               the checkpoint (checkpoint_store.h), metrics and audit entry
-//                               (round_report.h)
+//   a round ends                CloseRoundLocked (round_end.cc): once aggregated and the sites'
+//                               evaluations are in, the next round starts at once; the round's
+//                               held-out evaluation and then its records (the checkpoint,
+//                               checkpoint_store.h; metrics and audit entry, round_report.h)
+//                               finish beside it, off the control thread, and the next round
+//                               aggregates only after them (RecordedLocked). The last round's
+//                               evaluation and records come before the federation finishes.
 //   a resume happens            the constructor: CheckpointStore::Load, then the strategy state
 //   a cut transfer is resumed   round_resume.cc: a site whose connection ends during its
 //                               download or upload keeps its place for [transport]
@@ -26,7 +30,9 @@
 //
 // Thread-safety: every method may be called from any thread; the state is guarded by mu_ (each
 // member says so: clang's analysis checks it, scripts/thread_safety.sh), and methods named
-// ...Locked require it held.
+// ...Locked require it held. The round report's files are written under report_mu_ (taken after
+// mu_, or alone by the compute pool's recording work), so that a round's records never hold up
+// the next round's handlers.
 // Handlers never block on compute: they record, then post what follows to the control thread.
 #ifndef FEDMED_COORDINATOR_ROUND_FLOW_H_
 #define FEDMED_COORDINATOR_ROUND_FLOW_H_
@@ -129,7 +135,7 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // round_flow.cc: requests
   // Runs `step` on the control thread, later, under mu_.
   void PostLocked(std::function<void()> step) REQUIRES(mu_);
-  void ResumeLocked() REQUIRES(mu_);
+  void ResumeLocked() REQUIRES(mu_, report_mu_);
   void InstallGlobalLocked(ModelState state, int version) REQUIRES(mu_);
   SiteAction ActionForLocked(const std::string& site) const REQUIRES(mu_);
   void FillTaskLocked(const std::string& site, SiteAction action, SiteTask* task) REQUIRES(mu_);
@@ -177,9 +183,25 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   void MaybeEndSecureTrainingLocked() REQUIRES(mu_);
   void StartUnmaskLocked() REQUIRES(mu_);
   void SecAggFailLocked(const std::string& why) REQUIRES(mu_);
+
+  // round_end.cc: evaluation and the round's end
   void StartEvaluationLocked() REQUIRES(mu_);
+  // The held-out evaluation of `round` / `attempt` is done (`error` set when it failed).
+  void HeldOutEvaluatedLocked(int round, int attempt, ClassificationMetrics metrics,
+                              const std::string& error) REQUIRES(mu_);
   void MaybeFinishRoundLocked() REQUIRES(mu_);
-  void FinishRoundLocked() REQUIRES(mu_);
+  // Ends the round's part on the critical path: its record is taken into closing_ and the next
+  // round starts (unless it was the last).
+  void CloseRoundLocked() REQUIRES(mu_);
+  // closing_ evaluated: its records are written on the compute pool (RecordRound), which then
+  // calls RecordedLocked on the control thread.
+  void MaybeRecordClosingLocked() REQUIRES(mu_);
+  void RecordedLocked(RoundRecord record, const std::string& error) REQUIRES(mu_);
+  // closing_'s held-out evaluation failed after the next round started on its model: once no
+  // update of the current round is still being added, the current round is abandoned, the
+  // global model goes back to before closing_'s aggregation and closing_'s round is tried again.
+  void MaybeRepeatClosingLocked() REQUIRES(mu_);
+  void FinishFederationLocked() REQUIRES(mu_);
   void ExportFinalModelLocked() REQUIRES(mu_);
   void FailLocked(const std::string& why) REQUIRES(mu_);
   void ShutdownLocked() REQUIRES(mu_);
@@ -202,11 +224,18 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   const bool secure_;
   std::unique_ptr<EventLoop::Timer> deadline_, registration_timer_, retry_timer_, secagg_timer_;
 
+  // The round report's files (metrics, audit log) and resume.json are written under report_mu_
+  // (set once in the constructor; the pointee is guarded). Taken after mu_, never before it.
+  Mutex report_mu_;
+  std::unique_ptr<RoundReport> report_ PT_GUARDED_BY(report_mu_);
+  // Set by ShutdownLocked once the audit log's stop entry is written: a round's records still
+  // queued then are not written (the round is repeated after a restart).
+  bool report_closed_ GUARDED_BY(report_mu_) = false;
+
   mutable Mutex mu_;
   CondVar cv_{&mu_};  // signalled when a poll's answer may have changed
   // Everything below is guarded by mu_.
   RoundStateMachine rsm_ GUARDED_BY(mu_);
-  std::unique_ptr<RoundReport> report_ GUARDED_BY(mu_);
   ModelState global_state_ GUARDED_BY(mu_);
   std::shared_ptr<const EncodedModel> global_ GUARDED_BY(mu_);
   double global_norm_ GUARDED_BY(mu_) = 0;  // L2 norm of global_state_
@@ -221,6 +250,29 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   std::vector<std::string> secagg_contributors_ GUARDED_BY(mu_);
   RoundRecord record_ GUARDED_BY(mu_);
   std::optional<RoundRecord> last_record_ GUARDED_BY(mu_);
+  // A round closed while its held-out evaluation or records are not done (round_end.cc).
+  struct ClosingRound {
+    RoundRecord record;
+    std::vector<std::string> selected;
+    std::map<std::string, LogAnchor> log_heads;
+    ModelState model;  // its global model, and what the checkpoint needs beside it
+    std::string model_sha256;
+    std::string strategy_state;
+    BeforeAggregation before;  // to try the round again when its evaluation fails
+    Clock::time_point round_start;
+    Clock::time_point eval_start;
+    bool last = false;       // the federation's last round: nothing overlaps it
+    bool evaluated = false;  // its held-out evaluation is in record.global (or there is none)
+    bool recording = false;  // RecordRound is writing its records
+    std::string repeat_why;  // set when its held-out evaluation failed (MaybeRepeatClosingLocked)
+  };
+  std::optional<ClosingRound> closing_ GUARDED_BY(mu_);
+  // The current round's per-site local training seconds (reported) and when the last update
+  // was accepted.
+  std::map<std::string, double> site_train_seconds_ GUARDED_BY(mu_);
+  std::string last_update_site_ GUARDED_BY(mu_);
+  Clock::time_point last_update_at_ GUARDED_BY(mu_);
+  std::optional<Clock::time_point> deadline_passed_at_ GUARDED_BY(mu_);  // training's deadline
   // The latest privacy report of each site.
   std::map<std::string, SitePrivacyReport> site_privacy_ GUARDED_BY(mu_);
   // Site -> its privacy-log entry for its last update.
@@ -270,6 +322,11 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // Records the excluded sites and the (extended) rounds in resume.json now
   // (CheckpointStore::UpdateNotes); a failure is logged (the next checkpoint records them).
   void KeepNotesLocked() REQUIRES(mu_);
+  // An operator's action in the audit log.
+  void AppendAdminLocked(const std::string& operator_name, const std::string& action,
+                         const nlohmann::json& arguments) REQUIRES(mu_);
+  // KeepNotesLocked ran while a round's records (with the notes of before) were being written.
+  bool notes_changed_while_recording_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace fedmed

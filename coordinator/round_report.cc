@@ -131,7 +131,8 @@ void RoundReport::AppendStop(bool finished, int completed_rounds) {
   }
 }
 
-void RoundReport::WriteStatus(const FederationStatus& s) {
+void WriteStatusFile(const std::string& output_dir, const FederationStatus& s,
+                     spdlog::logger& log) {
   nlohmann::json j;
   j["federation"] = s.federation;
   j["phase"] = s.phase;
@@ -151,9 +152,9 @@ void RoundReport::WriteStatus(const FederationStatus& s) {
   try {
     // For displays only: replaced atomically, not synced (an fsync under the round's lock per
     // registration and update would cost more than a lost status is worth).
-    ReplaceFile((fs::path(output_dir_) / "status.json").string(), j.dump() + "\n", "status.json");
+    ReplaceFile((fs::path(output_dir) / "status.json").string(), j.dump() + "\n", "status.json");
   } catch (const std::exception& e) {
-    log_->warn("cannot write status.json: {}", e.what());
+    log.warn("cannot write status.json: {}", e.what());
   }
 }
 

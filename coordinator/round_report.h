@@ -46,6 +46,13 @@ struct FederationStatus {
   double global_auc = 0;
 };
 
+// Replaces output_dir/status.json with `status` (atomically, not synced: it is for displays
+// only); a failure is logged to `log` as a warning. Touches no RoundReport: it may run while a
+// round's records are being written on another thread.
+void WriteStatusFile(const std::string& output_dir, const FederationStatus& status,
+                     spdlog::logger& log);
+
+// Not thread-safe: the round flow calls it under its report mutex.
 class RoundReport {
  public:
   // Opens output_dir's metrics files (appending) and, when `audit_key_dir` holds audit.key and
@@ -91,8 +98,6 @@ class RoundReport {
   // The audit log's stop entry (when there is an audit log); errors are logged, not thrown.
   void AppendStop(bool finished, int completed_rounds);
 
-  // Replaces status.json; a failure is logged as a warning (it is for displays only).
-  void WriteStatus(const FederationStatus& status);
 
  private:
   std::string output_dir_;

@@ -1,6 +1,6 @@
 // RoundFlow, part 2: the stages of a round, on the control thread (each method runs under mu_,
 // from a posted task or a timer): start, training's end, aggregation, the secure-aggregation
-// stages, evaluation, the round's end, shutdown.
+// stages. Evaluation, the round's end and shutdown: round_end.cc.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,8 +15,6 @@
 namespace fedmed {
 
 namespace {
-
-double Seconds(EventLoop::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
 
@@ -72,7 +70,8 @@ void RoundFlow::StartRoundLocked(bool retry) {
                " strategy cannot start it: " + e.what());
     return;
   }
-  record_ = RoundRecord{};
+  RoundRecord fresh;
+  record_ = std::move(fresh);
   record_.secure = secure_;
   log_heads_.clear();
   record_.round = rsm_.round();
@@ -80,12 +79,16 @@ void RoundFlow::StartRoundLocked(bool retry) {
   record_.strategy = strategy_->name();
   record_.update_encoding = config_.update_encoding;
   transfer_seconds_.clear();
+  site_train_seconds_.clear();
+  last_update_site_.clear();
+  deadline_passed_at_.reset();
   loss_weighted_sum_ = 0;
   site_train_seconds_sum_ = 0;
   training_closed_ = false;
   eval_closed_ = false;
   central_eval_done_ = false;
   round_start_ = loop_->Now();
+  last_update_at_ = round_start_;
   std::string selected;
   for (const std::string& s : rsm_.selected()) selected += (selected.empty() ? "" : ", ") + s;
   log_->info("round {}/{}{} started: {} selected ({})", rsm_.round(), rsm_.total_rounds(),
@@ -109,6 +112,7 @@ void RoundFlow::ArmDeadlineLocked() {
                  config_.round_deadline_seconds, rsm_.contributed().size(),
                  rsm_.selected().size());
       training_closed_ = true;
+      deadline_passed_at_ = loop_->Now();
       MaybeEndTrainingLocked();
     } else if (phase == Phase::kEvaluating && !eval_closed_) {
       log_->warn("round {}: evaluation deadline passed with {} site report(s)", round,
@@ -120,11 +124,17 @@ void RoundFlow::ArmDeadlineLocked() {
 }
 
 double RoundFlow::SecondsLeftLocked() const {
-  return std::max(0.0, Seconds(phase_deadline_ - loop_->Now()));
+  return std::max(0.0, ToSeconds(phase_deadline_ - loop_->Now()));
 }
 
 void RoundFlow::MaybeEndTrainingLocked() {
   if (rsm_.phase() != Phase::kTraining || pending_adds_ > 0 || aggregating_) return;
+  if (closing_) {
+    // The previous round's evaluation or records are not done: this round aggregates after
+    // them (RecordedLocked calls this again), or is abandoned when that evaluation failed.
+    if (!closing_->repeat_why.empty()) MaybeRepeatClosingLocked();
+    return;
+  }
   if (secure_) {
     MaybeEndSecureTrainingLocked();
     return;
@@ -200,7 +210,7 @@ void RoundFlow::FinishAggregationLocked(int round, ModelState next, const std::s
   }
   record_.base_model_norm = global_norm_;
   InstallGlobalLocked(std::move(next), round);
-  record_.aggregation_seconds = Seconds(loop_->Now() - training_end_);
+  record_.aggregation_seconds = ToSeconds(loop_->Now() - training_end_);
   StartEvaluationLocked();
 }
 
@@ -377,169 +387,6 @@ void RoundFlow::SecAggFailLocked(const std::string& why) {
   secure_round_.Abort(why);
   secagg_timer_->Cancel();
   StartRoundLocked(/*retry=*/true);
-}
-
-// ---- evaluation and the round's end ----
-
-void RoundFlow::StartEvaluationLocked() {
-  const bool ask_sites = config_.federated_evaluation && !model_.custom;
-  rsm_.StartEvaluation(ask_sites);
-  eval_start_ = loop_->Now();
-  central_eval_done_ = !model_.heldout.has_value();
-  if (model_.heldout) {
-    const int round = rsm_.round(), attempt = rsm_.attempt();
-    loop_->PostWork([this, round, attempt, state = global_state_] {
-      ClassificationMetrics m;
-      std::string error;
-      try {
-        m = EvaluateModel(model_.spec, state, *model_.heldout, config_.eval_batch_size);
-      } catch (const std::exception& e) {  // e.g. an output that is not finite
-        error = e.what();
-      }
-      loop_->Post([this, round, attempt, m = std::move(m), error = std::move(error)] {
-        MutexLock lock(&mu_);
-        if (rsm_.phase() != Phase::kEvaluating || rsm_.round() != round ||
-            rsm_.attempt() != attempt) {
-          return;
-        }
-        if (!error.empty()) {
-          DiscardAggregateLocked("the new global model cannot be evaluated: " + error);
-          return;
-        }
-        record_.global = m;
-        central_eval_done_ = true;
-        MaybeFinishRoundLocked();
-      });
-    });
-  }
-  ArmDeadlineLocked();
-  WriteStatusLocked();
-  cv_.SignalAll();
-  MaybeFinishRoundLocked();
-}
-
-void RoundFlow::MaybeFinishRoundLocked() {
-  if (rsm_.phase() != Phase::kEvaluating || !central_eval_done_) return;
-  // Finished already, the next round held back (a pause, or too few sites): the phase stays
-  // kEvaluating until it starts, and the round must not be recorded twice.
-  if (held_by_pause_ || waiting_for_sites_) return;
-  if (!eval_closed_ && !rsm_.EvaluationComplete()) return;
-  eval_closed_ = true;
-  deadline_->Cancel();
-  FinishRoundLocked();
-}
-
-void RoundFlow::FinishRoundLocked() {
-  RoundRecord& r = record_;
-  r.training_seconds = Seconds(training_end_ - round_start_);
-  double transfer = 0;
-  r.site_transfer_seconds.clear();
-  for (const auto& [site, seconds] : transfer_seconds_) {
-    if (!rsm_.contributed().count(site)) continue;
-    transfer += seconds;
-    r.site_transfer_seconds[site] = seconds;
-  }
-  const auto contributors = static_cast<double>(rsm_.contributed().size());
-  r.transfer_seconds = transfer / contributors;
-  r.training_wait_seconds = std::max(0.0, r.training_seconds - r.transfer_seconds);
-  r.evaluation_seconds = Seconds(loop_->Now() - eval_start_);
-  r.contributors.assign(rsm_.contributed().begin(), rsm_.contributed().end());
-  r.num_samples = strategy_->total_samples();
-  r.mean_train_loss = loss_weighted_sum_ / static_cast<double>(r.num_samples);
-  if (secure_) {  // only the survivors' sum counts; no site reports its own loss
-    r.contributors = secagg_contributors_;
-    r.mean_train_loss = std::nan("");
-  }
-  r.mean_site_train_seconds = site_train_seconds_sum_ / contributors;
-  r.model_sha256 = global_->sha256;
-  r.privacy = site_privacy_;
-  if (!r.sites.empty()) {
-    std::vector<ClassificationMetrics> parts;
-    for (const auto& [site, m] : r.sites) parts.push_back(m);
-    r.federated = CombineMetrics(parts);
-  }
-  // The checkpoint's files, the metrics, then resume.json, then the audit entry: a crash before
-  // resume.json repeats the round after the restart, which drops its rows (KeepMetricsUpTo); a
-  // crash after it leaves the audit entry in resume.json, appended after the restart.
-  const auto checkpoint_start = loop_->Now();
-  try {
-    const RoundEvent event = RoundReport::RoundEventOf(r, rsm_.selected(), log_heads_);
-    FederationNotes notes;
-    notes.excluded = rsm_.excluded();
-    if (rsm_.total_rounds() != config_.rounds) notes.total_rounds = rsm_.total_rounds();
-    notes.audit_round = ToJson(event).dump();
-    const CheckpointStore::Pending pending =
-        checkpoints_.Stage(r.round, global_state_, global_->sha256, strategy_->name(),
-                           strategy_->SaveState(), notes);
-    r.checkpoint_seconds = Seconds(loop_->Now() - checkpoint_start);
-    r.round_seconds = Seconds(loop_->Now() - round_start_);
-    r.unix_time = std::chrono::duration<double>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
-    report_->AppendMetrics(r);
-    checkpoints_.Commit(pending);
-    report_->AppendRound(r, rsm_.total_rounds(), event);
-  } catch (const std::exception& e) {
-    FailLocked("round " + std::to_string(r.round) + ": cannot record the round: " + e.what() +
-               " (the federation resumes after the last round recorded once the problem is "
-               "fixed)");
-    return;
-  }
-  last_record_ = r;
-  before_aggregation_.reset();
-  rsm_.FinishRound();
-  if (rsm_.phase() != Phase::kFinished) {
-    StartRoundLocked(/*retry=*/false);
-    return;
-  }
-  log_->info("federation finished after {} rounds; telling sites to stop", rsm_.total_rounds());
-  ExportFinalModelLocked();
-  WriteStatusLocked();
-  cv_.SignalAll();
-  // Sites learn it at their next poll; stop at the latest after a grace period.
-  deadline_->Arm(loop_->Now() + std::chrono::seconds(15), [this] {
-    MutexLock lock(&mu_);
-    ShutdownLocked();
-  });
-  if (told_finish_.size() >= rsm_.sites().size()) ShutdownLocked();
-}
-
-// The final global model for PyTorch users (docs/MODELS.md): global_model.pt, the state dict the
-// checkpoint store wrote, and global.torchscript.pt (ExportTorchScript), which torch.jit.load
-// runs without any model code. A failed export is logged and makes the exit status 2.
-void RoundFlow::ExportFinalModelLocked() {
-  if (model_.custom) return;  // no network to export
-  const std::filesystem::path dir(config_.output_dir);
-  const std::string script = (dir / "global.torchscript.pt").string();
-  try {
-    ExportTorchScript(model_.spec, global_state_, script);
-  } catch (const std::exception& e) {
-    log_->error("cannot export the global model as TorchScript: {}", e.what());
-    exit_code_ = 2;
-    return;
-  }
-  log_->info("global model: {} (state dict, torch.load) and {} (TorchScript, torch.jit.load)",
-             (dir / "global_model.pt").string(), script);
-}
-
-// A fatal error of the round (logged): the exit status is 2.
-void RoundFlow::FailLocked(const std::string& why) {
-  log_->error("{}; stopping the federation", why);
-  exit_code_ = 2;
-  ShutdownLocked();
-}
-
-void RoundFlow::ShutdownLocked() {
-  if (shutting_down_) return;
-  shutting_down_ = true;
-  report_->AppendStop(rsm_.phase() == Phase::kFinished, last_record_ ? last_record_->round : 0);
-  stopping_ = true;
-  cv_.SignalAll();
-  deadline_->Cancel();
-  registration_timer_->Cancel();
-  retry_timer_->Cancel();
-  secagg_timer_->Cancel();
-  WriteStatusLocked();
-  loop_->Stop();
 }
 
 }  // namespace fedmed

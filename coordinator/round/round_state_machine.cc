@@ -195,4 +195,12 @@ void RoundStateMachine::FinishRound() {
   if (round_ >= total_rounds_) phase_ = Phase::kFinished;
 }
 
+void RoundStateMachine::RepeatRound(int round, int attempt) {
+  if (phase_ == Phase::kFinished || round != round_ - 1 || round < 1 || attempt < 1) {
+    throw Error("RepeatRound(" + std::to_string(round) + ") in round " + std::to_string(round_));
+  }
+  round_ = round;
+  attempt_ = attempt;
+}
+
 }  // namespace fedmed

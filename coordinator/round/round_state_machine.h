@@ -106,6 +106,12 @@ class RoundStateMachine {
   // Ends the current round after evaluation: kFinished after the last round; otherwise sites wait
   // until the next StartRound.
   void FinishRound();
+  // Abandons the current round, which started on the global model of round `round` (= round()
+  // - 1) before that model's held-out evaluation was done and that evaluation failed: `round`
+  // becomes the current round again, after its `attempt`, so that the next StartRound(true)
+  // starts attempt `attempt` + 1 of it. Throws Error when `round` is not the round before the
+  // current one or the federation is kFinished.
+  void RepeatRound(int round, int attempt);
 
   const std::vector<std::string>& selected() const { return selected_; }
   const std::set<std::string>& contributed() const { return contributed_; }
