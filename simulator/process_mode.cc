@@ -9,12 +9,12 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "common/util/error.h"
 #include "common/util/process.h"
+#include "simulator/event_waiter.h"
 #include "simulator/run_output.h"
 
 namespace fedmed {
@@ -31,7 +31,12 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const PreparedRun& p,
   std::vector<std::string> coord_argv = {bin_dir + "/fedmed-coordinator", "--config",
                                          p.provisioned.coordinator_config};
   if (!data_root.empty()) coord_argv.insert(coord_argv.end(), {"--data", data_root});
+  // Woken when a file of the coordinator's folder is written and when the coordinator ends.
+  EventWaiter wake;
+  fs::create_directories(coord_dir);
+  wake.WatchDirectory(coord_dir);
   auto coordinator = std::make_unique<ChildProcess>(coord_argv, coord_log.string());
+  wake.WatchDescriptor(coordinator->exit_fd());
   progress << "coordinator started (pid " << coordinator->pid() << "), waiting for it to listen"
            << std::endl;
 
@@ -46,7 +51,7 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const PreparedRun& p,
       throw Error("the coordinator did not start; the end of its log " + coord_log.string() +
                   ":\n" + LogTail(coord_log, 15));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    wake.Wait(std::chrono::milliseconds(250));
   }
 
   if (config.status) {
@@ -70,6 +75,7 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const PreparedRun& p,
            << " rounds" << std::endl;
 
   RunningFederation federation;
+  federation.wake = &wake;
   federation.poll_coordinator = [&] { return coordinator->Poll(); };
   federation.stop = [&] {
     coordinator->Signal(SIGTERM);
@@ -77,6 +83,8 @@ ModeOutcome RunProcesses(const SimulationConfig& config, const PreparedRun& p,
   };
   // --kill-site K@R: watch site K's log for the line that says it is in round R past the point
   // of no return (keys shared under secure aggregation, else training started), then SIGKILL it.
+  // (site.log is appended to, never closed between lines: no watch of ours sees it, so the
+  // marker is found at the progress loop's next wake, within 250 ms.)
   std::vector<std::pair<int, int>> pending_kills = config.kill_sites;
   std::set<int> killed;
   federation.tick = [&] {

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <csignal>
 #include <sstream>
-#include <thread>
 #include <vector>
 
 #include "simulator/run_output.h"
@@ -54,7 +53,7 @@ int FollowProgress(const SimulationConfig& config, const fs::path& coord_dir,
                << std::endl;
     }
     if (federation.tick) federation.tick();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    federation.wake->Wait(std::chrono::milliseconds(250));
   }
   return *coord_status;
 }

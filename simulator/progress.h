@@ -11,6 +11,7 @@
 #include <ostream>
 #include <string>
 
+#include "simulator/event_waiter.h"
 #include "simulator/simulation_config.h"
 
 namespace fedmed {
@@ -19,7 +20,11 @@ namespace fedmed {
 struct RunningFederation {
   std::function<std::optional<int>()> poll_coordinator;  // exit status once it has finished
   std::function<void()> stop;                            // SIGTERM to everything
-  std::function<void()> tick;                            // every 100 ms (may be empty)
+  std::function<void()> tick;                            // after each wake (may be empty)
+  // Wakes the progress loop: the mode watches the coordinator's folder and end with it (and
+  // whatever its tick looks at). A wait ends after 250 ms at the latest (a signal that another
+  // thread took).
+  EventWaiter* wake = nullptr;
 };
 
 // How a mode's run of the federation ended.
@@ -30,7 +35,8 @@ struct ModeOutcome {
   std::string rss_detail;  // one line for the summary
 };
 
-// Polls `federation` every 100 ms until the coordinator ends and returns its exit status. Prints
+// Follows `federation` until the coordinator ends, woken by federation.wake, and returns the
+// coordinator's exit status. Prints
 // to `progress` the coordinator's status.json (round, phase, sites done) whenever it changes and
 // one line per round as metrics.jsonl grows, both read from `coord_dir`. Once an interrupt has
 // been received it calls federation.stop() (once) and sets *stopped. Throws what the federation's

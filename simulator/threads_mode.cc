@@ -30,6 +30,7 @@
 #include "coordinator/coordinator.h"
 #include "site_agent/compute_slots.h"
 #include "site_agent/site_agent.h"
+#include "simulator/event_waiter.h"
 #include "simulator/run_output.h"
 
 namespace fedmed {
@@ -133,6 +134,10 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
       LoadCoordinatorConfig(p.provisioned.coordinator_config), coord_options);
   const int port = coordinator->Start();
   if (config.status) progress << "status page: " << StatusPageUrl(p) << std::endl;
+  // Woken when a file of the coordinator's folder is written and when the coordinator's or a
+  // site's thread ends.
+  EventWaiter wake;
+  wake.WatchDirectory(coord_dir);
   std::atomic<bool> coord_done{false};
   int coord_status = 2;
   StackThread coord_thread(kSiteThreadStack, [&] {
@@ -142,6 +147,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
       spdlog::error("coordinator: {}", e.what());
     }
     coord_done = true;
+    wake.Notify();
   });
 
   // The sites: one shared compute pool; every file loaded once, shared read-only.
@@ -180,6 +186,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
     threads.push_back(std::make_unique<StackThread>(kSiteThreadStack, [&, k] {
       site_status[static_cast<size_t>(k)] = agents[static_cast<size_t>(k)]->Run(false);
       site_done[k] = true;
+      wake.Notify();
     }));
   }
   progress << config.sites << " site threads started in this process; federation '" << config.name
@@ -188,6 +195,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
            << log_file.string() << ")" << std::endl;
 
   RunningFederation federation;
+  federation.wake = &wake;
   federation.poll_coordinator = [&]() -> std::optional<int> {
     if (!coord_done) return std::nullopt;
     return coord_status;
@@ -201,7 +209,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
   const auto deadline = Clock::now() + std::chrono::seconds(20);
   for (int k = 0; k < config.sites; ++k) {
     while (!site_done[k] && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      wake.Wait(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
     }
   }
   for (int k = 0; k < config.sites; ++k) {

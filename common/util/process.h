@@ -34,9 +34,15 @@ class ChildProcess {
   // by a signal), std::nullopt while it runs.
   std::optional<int> Poll();
 
-  // Waits up to `timeout_seconds` (forever when negative) for the program to end.
-  // Returns its exit status as Poll does, or std::nullopt on timeout.
+  // Waits up to `timeout_seconds` (forever when negative) for the program to end, woken by its
+  // end (a pidfd), not by a fixed interval. Returns its exit status as Poll does, or
+  // std::nullopt on timeout.
   std::optional<int> Wait(double timeout_seconds = -1);
+
+  // A descriptor that poll() finds readable once the program has ended (its pidfd: for an
+  // event loop that waits on it beside other things), or -1 where the kernel has none. Owned
+  // by this object; Poll() still collects the exit status.
+  int exit_fd() const { return exit_fd_; }
 
   // Sends `signal` if the program still runs.
   void Signal(int signal);
@@ -51,6 +57,7 @@ class ChildProcess {
  private:
   std::string name_;
   pid_t pid_ = -1;
+  int exit_fd_ = -1;
   std::optional<int> status_;
   long max_rss_kib_ = 0;
 };
