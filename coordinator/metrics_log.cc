@@ -144,6 +144,7 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
                    {{"seconds", r.critical_path.seconds},
                     {"site", r.critical_path.site},
                     {"training", r.critical_path.training},
+                    {"queued", r.critical_path.queued},
                     {"transfers", r.critical_path.transfers},
                     {"waiting", r.critical_path.waiting},
                     {"coordinator", r.critical_path.coordinator},

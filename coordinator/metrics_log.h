@@ -53,6 +53,9 @@ struct RoundRecord {
   // round. The critical site is the contributor whose update arrived last; each part is in
   // seconds:
   //   training      the critical site's local training, as it reported it
+  //   queued        its wait for a compute slot shared with other sites of its process
+  //                 (fedmed-simulate's threads mode: sites take turns on the cores), as it
+  //                 reported it; 0 for a site of its own
   //   transfers     its model download and update upload (server-side stream time)
   //   waiting       for selected sites that did not answer, from the last update to the
   //                 training deadline (0 when every selected site answered)
@@ -63,11 +66,12 @@ struct RoundRecord {
   //                 evaluation), and the held-out one in the last round
   //   overhead      everything else: the framework's overhead (waking the site, setting up its
   //                 training, encoding and checking the update, ...); critical_path minus the
-  //                 five parts above
+  //                 six parts above
   struct CriticalPath {
     double seconds = 0;
     std::string site;
     double training = 0;
+    double queued = 0;
     double transfers = 0;
     double waiting = 0;
     double coordinator = 0;

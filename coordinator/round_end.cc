@@ -135,6 +135,9 @@ void RoundFlow::CloseRoundLocked() {
   path.site = last_update_site_;
   if (site_train_seconds_.count(path.site)) path.training = site_train_seconds_.at(path.site);
   if (transfer_seconds_.count(path.site)) path.transfers = transfer_seconds_.at(path.site);
+  if (site_compute_wait_seconds_.count(path.site)) {
+    path.queued = site_compute_wait_seconds_.at(path.site);
+  }
   Clock::time_point answers_in = last_update_at_;
   if (deadline_passed_at_ && *deadline_passed_at_ > answers_in) {
     path.waiting = ToSeconds(*deadline_passed_at_ - answers_in);
@@ -142,7 +145,7 @@ void RoundFlow::CloseRoundLocked() {
   }
   path.coordinator = ToSeconds(eval_start_ - answers_in);
   path.evaluation = r.evaluation_seconds;
-  path.overhead = path.seconds - path.training - path.transfers - path.waiting -
+  path.overhead = path.seconds - path.training - path.queued - path.transfers - path.waiting -
                   path.coordinator - path.evaluation;
   r.evaluation_overlapped = !central_eval_done_;
 

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "common/crypto/sha256.h"
@@ -446,12 +447,15 @@ void RoundFlow::RecordContributionLocked(const std::string& site, const UpdateHe
     log_heads_[site] = LogAnchor{header.info.log_seq, header.info.log_entry_sha256};
   }
   transfer_seconds_[site] += transfer_seconds;
-  site_train_seconds_[site] = header.info.train_seconds;
+  // Reported by the site, for the time breakdown only: a value that cannot be a duration is 0.
+  const auto duration = [](double s) { return std::isfinite(s) && s >= 0 && s < 1e9 ? s : 0.0; };
+  site_train_seconds_[site] = duration(header.info.train_seconds);
+  site_compute_wait_seconds_[site] = duration(header.info.compute_wait_seconds);
   last_update_site_ = site;
   last_update_at_ = loop_->Now();
   record_.bytes_up += header.size_bytes;
   if (header.offset > 0) record_.resumed_uploads[site] = header.offset;
-  site_train_seconds_sum_ += header.info.train_seconds;
+  site_train_seconds_sum_ += site_train_seconds_[site];
 }
 
 Status RoundFlow::AcceptEvaluation(const std::string& site, const EvaluationReport& report) {

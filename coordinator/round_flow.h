@@ -270,6 +270,7 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
   // The current round's per-site local training seconds (reported) and when the last update
   // was accepted.
   std::map<std::string, double> site_train_seconds_ GUARDED_BY(mu_);
+  std::map<std::string, double> site_compute_wait_seconds_ GUARDED_BY(mu_);
   std::string last_update_site_ GUARDED_BY(mu_);
   Clock::time_point last_update_at_ GUARDED_BY(mu_);
   std::optional<Clock::time_point> deadline_passed_at_ GUARDED_BY(mu_);  // training's deadline

@@ -80,6 +80,7 @@ void RoundFlow::StartRoundLocked(bool retry) {
   record_.update_encoding = config_.update_encoding;
   transfer_seconds_.clear();
   site_train_seconds_.clear();
+  site_compute_wait_seconds_.clear();
   last_update_site_.clear();
   deadline_passed_at_.reset();
   loss_weighted_sum_ = 0;

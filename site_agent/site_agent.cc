@@ -473,7 +473,9 @@ class SiteAgent::Impl {
     // With a shared limit, the slot covers the download, training and upload, so that only
     // slots() agents hold a model, its gradients and an update at any time.
     std::optional<ComputeSlots::Lease> lease;
+    const Clock::time_point queued = Clock::now();
     if (!WaitForCompute(&lease)) return;  // stopping: nothing to send
+    const double compute_wait_seconds = Seconds(Clock::now() - queued);
     const ModelState& global = GlobalModel(connection, session, task.model);
     log_->info("round {}: training {} on {} images for {} local epoch(s) ({}, lr {}){}{}",
                task.round, task.spec.name, train_.size(), settings.local_epochs,
@@ -555,6 +557,7 @@ class SiteAgent::Impl {
     // site keeps it to itself, and so does a site whose update is hidden by secure aggregation.
     info.train_loss = plan || secure ? std::nan("") : result.mean_loss;
     info.train_seconds = result.seconds;
+    info.compute_wait_seconds = compute_wait_seconds;
     std::string bytes;
     try {
       bytes = secure ? secure->MaskUpdate(result.delta, result.num_samples, &info)

@@ -96,6 +96,8 @@ struct UpdateInfo {
   int64_t local_steps = 0;
   double train_loss = 0;      // mean training loss over the round
   double train_seconds = 0;
+  // Seconds waited for a compute slot shared with other sites of the process (threads mode).
+  double compute_wait_seconds = 0;
   PrivacySpend privacy;
   // The entry of the site's signed privacy log that records this update (seq, SHA-256 of its
   // line); empty when the site keeps no log.

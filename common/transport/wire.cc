@@ -252,6 +252,7 @@ void ToProto(const UpdateHeader& in, v1::UpdateHeader* out) {
   out->set_local_steps(info.local_steps);
   out->set_train_loss(info.train_loss);
   out->set_train_seconds(info.train_seconds);
+  out->set_compute_wait_seconds(info.compute_wait_seconds);
   if (in.has_privacy) ToProto(info.privacy, out->mutable_privacy());
   out->set_log_seq(info.log_seq);
   out->set_log_entry_sha256(info.log_entry_sha256);
@@ -272,6 +273,7 @@ UpdateHeader FromProto(const v1::UpdateHeader& in) {
   info.local_steps = in.local_steps();
   info.train_loss = in.train_loss();
   info.train_seconds = in.train_seconds();
+  info.compute_wait_seconds = in.compute_wait_seconds();
   out.has_privacy = in.has_privacy();
   if (out.has_privacy) info.privacy = FromProto(in.privacy());
   info.log_seq = in.log_seq();
