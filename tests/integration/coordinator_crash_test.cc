@@ -25,11 +25,10 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
-#include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/federation_util.h"
 #include "tests/integration/restart_util.h"
 #include "tests/test_util.h"
-#include "tools/pki/provision.h"
 
 namespace fedmed {
 namespace {
@@ -49,18 +48,13 @@ int CurrentRound(const std::string& status_file) {
 
 TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundOnce) {
   ::fedmed::testing::TempDir dir("fedmed-coordinator-crash");
-  ProvisionOptions options;
-  options.out_dir = dir.path() / "pki";
-  options.site_names = {"site-1", "site-2", "site-3"};
-  options.coordinator_address = "127.0.0.1:0";
-  const ProvisionResult pki = ProvisionFederation(options);
+  const ProvisionResult pki =
+      testing::ProvisionLoopbackFederation(dir.path() / "pki", {"site-1", "site-2", "site-3"});
 
-  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
-  coordinator.listen_address = "127.0.0.1:0";
+  CoordinatorConfig coordinator =
+      testing::LoopbackCoordinatorConfig(pki, dir.path() / "coordinator");
   coordinator.rounds = kRounds;
   coordinator.min_sites = 3;
-  coordinator.output_dir = (dir.path() / "coordinator").string();
-  coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
   const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
   std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
   const std::string status_file = (dir.path() / "coordinator" / "status.json").string();
@@ -69,23 +63,19 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
   // So pick one free port now and keep it for every run.
   int port = 0;
   {
-    ChildProcess probe({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
-                       (dir.path() / "probe.out").string());
-    ASSERT_TRUE(::fedmed::testing::WaitForFileContaining(status_file, "\"port\":", 30));
-    const std::string status = ReadFile(status_file);
-    port = std::stoi(status.substr(status.find("\"port\":") + 7));
-    probe.Signal(SIGKILL);
-    probe.Wait(10);
+    const std::unique_ptr<ChildProcess> probe =
+        testing::StartCoordinatorProcess(coordinator_toml, (dir.path() / "probe.out").string());
+    port = testing::WaitForCoordinatorPort(status_file);
+    ASSERT_GT(port, 0) << "the coordinator did not publish its port";
+    probe->Signal(SIGKILL);
+    probe->Wait(10);
   }
   coordinator.listen_address = "127.0.0.1:" + std::to_string(port);
   std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
 
   std::vector<std::unique_ptr<ChildProcess>> sites;
   for (const std::string name : {"site-1", "site-2", "site-3"}) {
-    SiteConfig site = LoadSiteConfig(pki.site_configs.at(name));
-    site.coordinator_address = "127.0.0.1:" + std::to_string(port);
-    site.output_dir = (dir.path() / name).string();
-    site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+    SiteConfig site = testing::LoopbackSiteConfig(pki, name, port, dir.path() / name);
     site.give_up_after_seconds = 0;  // retry while the coordinator is down
     // Site-level DP: every round's training is a "trained" entry of the site's privacy log.
     site.privacy.mode = "update";
@@ -94,11 +84,7 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
     site.privacy.delta = 1e-5;
     site.privacy.budget_epsilon = 1e6;
     site.backoff_max_seconds = 2;
-    const std::string path = (dir.path() / (name + ".toml")).string();
-    std::ofstream(path) << RenderSiteConfig(site);
-    sites.push_back(std::make_unique<ChildProcess>(
-        std::vector<std::string>{BinDir() + "/fedmed-site", "--config", path},
-        (dir.path() / (name + ".out")).string()));
+    sites.push_back(testing::StartSiteProcess(site, dir.path(), name));
   }
 
   // Run k is killed at a random moment of round k / 2 + 1 (0 to 2 s after status.json shows it
@@ -115,14 +101,14 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
   std::vector<double> returns;
   for (int run = 0; run <= kKills; ++run) {
     fs::remove(status_file);  // so that what is read below is this run's
-    ChildProcess process({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
-                         (dir.path() / ("coordinator-" + std::to_string(run) + ".out")).string());
-    if (run > 0) returns.push_back(testing::SecondsUntilRegistered(port, status_file, 3, process));
+    const std::unique_ptr<ChildProcess> process = testing::StartCoordinatorProcess(
+        coordinator_toml, (dir.path() / ("coordinator-" + std::to_string(run) + ".out")).string());
+    if (run > 0) returns.push_back(testing::SecondsUntilRegistered(port, status_file, 3, *process));
     if (run < kKills) {
       // Two kills per round: runs 0 and 1 in round 1, 2 and 3 in round 2, ...
       const int round = run / 2 + 1;
       const auto give_up = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-      while (CurrentRound(status_file) < round && !process.Poll() &&
+      while (CurrentRound(status_file) < round && !process->Poll() &&
              std::chrono::steady_clock::now() < give_up) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
@@ -132,7 +118,7 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
       const auto kill_at = std::chrono::steady_clock::now() +
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                std::chrono::duration<double>(moment(rng)));
-      while (std::chrono::steady_clock::now() < kill_at && !(last_status = process.Poll())) {
+      while (std::chrono::steady_clock::now() < kill_at && !(last_status = process->Poll())) {
         if (CurrentRound(status_file) == kRounds &&
             ReadFile(status_file).find("\"phase\":\"evaluating\"") != std::string::npos) {
           break;
@@ -140,13 +126,13 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       if (last_status) break;  // it finished before its kill
-      process.Signal(SIGKILL);
-      process.Wait(10);
+      process->Signal(SIGKILL);
+      process->Wait(10);
       ++kills;
       if (CurrentRound(status_file) > 1) ++resumed_kills;
       continue;
     }
-    last_status = process.Wait(600);
+    last_status = process->Wait(600);
   }
   EXPECT_EQ(kills, kKills) << "the federation finished before every kill";
   EXPECT_GE(resumed_kills, 1) << "no kill fell after a checkpoint: the draw tests nothing";

@@ -25,17 +25,15 @@
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
 #include "common/model/checkpoint.h"
-#include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/federation_util.h"
 #include "tests/integration/restart_util.h"
 #include "tests/test_util.h"
-#include "tools/pki/provision.h"
 
 namespace fedmed {
 namespace {
 
 namespace fs = std::filesystem;
-using ::fedmed::testing::BinDir;
 using ::fedmed::testing::ReadFile;
 
 constexpr int kRounds = 3;
@@ -71,40 +69,28 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   Tmpfs disk(out, "16m");
   if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (not root?)";
 
-  ProvisionOptions options;
-  options.out_dir = dir.path() / "pki";
-  options.site_names = {"site-1", "site-2", "site-3"};
-  options.coordinator_address = "127.0.0.1:0";
-  const ProvisionResult pki = ProvisionFederation(options);
-  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
+  const ProvisionResult pki =
+      testing::ProvisionLoopbackFederation(dir.path() / "pki", {"site-1", "site-2", "site-3"});
+  CoordinatorConfig coordinator = testing::LoopbackCoordinatorConfig(pki, out);
   const int port = testing::FreeLoopbackPort();
   coordinator.listen_address = "127.0.0.1:" + std::to_string(port);
   coordinator.rounds = kRounds;
   coordinator.min_sites = 3;
-  coordinator.output_dir = out.string();
-  coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
   const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
   std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
 
   std::vector<std::unique_ptr<ChildProcess>> sites;
   for (const std::string name : {"site-1", "site-2", "site-3"}) {
-    SiteConfig site = LoadSiteConfig(pki.site_configs.at(name));
-    site.coordinator_address = coordinator.listen_address;
-    site.output_dir = (dir.path() / name).string();
-    site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+    SiteConfig site = testing::LoopbackSiteConfig(pki, name, port, dir.path() / name);
     site.give_up_after_seconds = 0;  // wait while the coordinator is down
     site.threads = 1;
-    const std::string path = (dir.path() / (name + ".toml")).string();
-    std::ofstream(path) << RenderSiteConfig(site);
-    sites.push_back(std::make_unique<ChildProcess>(
-        std::vector<std::string>{BinDir() + "/fedmed-site", "--config", path},
-        (dir.path() / (name + ".out")).string()));
+    sites.push_back(testing::StartSiteProcess(site, dir.path(), name));
   }
 
   {
-    ChildProcess full({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
-                      (dir.path() / "coordinator-full.out").string());
-    ASSERT_EQ(full.Wait(600), std::optional<int>(2)) << ReadFile(out / "coordinator.log");
+    const std::unique_ptr<ChildProcess> full = testing::StartCoordinatorProcess(
+        coordinator_toml, (dir.path() / "coordinator-full.out").string());
+    ASSERT_EQ(full->Wait(600), std::optional<int>(2)) << ReadFile(out / "coordinator.log");
   }
   const std::string log = ReadFile(dir.path() / "coordinator-full.out");
   // The error names the file that could not be written, under output_dir.
@@ -122,13 +108,13 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   // within 2 s of the restarted coordinator listening (status.json's "registered").
   const fs::path status_file = out / "status.json";
   fs::remove(status_file);
-  ChildProcess resumed({BinDir() + "/fedmed-coordinator", "--config", coordinator_toml},
-                       (dir.path() / "coordinator-resumed.out").string());
-  const double back = testing::SecondsUntilRegistered(port, status_file, 3, resumed);
+  const std::unique_ptr<ChildProcess> resumed = testing::StartCoordinatorProcess(
+      coordinator_toml, (dir.path() / "coordinator-resumed.out").string());
+  const double back = testing::SecondsUntilRegistered(port, status_file, 3, *resumed);
   std::cout << "every site registered again " << back << " s after the coordinator listened\n";
   ::testing::Test::RecordProperty("site_return_seconds", std::to_string(back));
   EXPECT_LE(back, 2.0);
-  ASSERT_EQ(resumed.Wait(600), std::optional<int>(0)) << ReadFile(out / "coordinator.log");
+  ASSERT_EQ(resumed->Wait(600), std::optional<int>(0)) << ReadFile(out / "coordinator.log");
   for (auto& site : sites) {
     EXPECT_EQ(site->Wait(120), std::optional<int>(0))
         << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));

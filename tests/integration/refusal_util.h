@@ -17,6 +17,7 @@
 #include "common/config/site_config.h"
 #include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/federation_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -55,13 +56,11 @@ class CoordinatorProcess {
   // Waits (up to 30 s) for the coordinator to publish its port in status.json and returns it;
   // 0 after a test failure naming what the coordinator printed.
   int WaitForPort() {
-    const std::string status_file = (dir_ / "coordinator" / "status.json").string();
-    if (!WaitForFileContaining(status_file, "\"port\":", 30)) {
+    const int port = WaitForCoordinatorPort((dir_ / "coordinator" / "status.json").string());
+    if (port == 0) {
       ADD_FAILURE() << "the coordinator did not start: " << ReadFile(dir_ / "coordinator.out");
-      return 0;
     }
-    const std::string status = ReadFile(status_file);
-    return std::stoi(status.substr(status.find("\"port\":") + 7));
+    return port;
   }
 
   std::string Log() const { return ReadFile(dir_ / "coordinator" / "coordinator.log"); }
@@ -81,11 +80,7 @@ inline int RunSiteProcess(SiteConfig site, const std::filesystem::path& dir,
   site.coordinator_address = "127.0.0.1:" + std::to_string(port);
   site.output_dir = dir / name;
   site.give_up_after_seconds = give_up_after_seconds;
-  const std::string path = (dir / (name + ".toml")).string();
-  std::ofstream(path) << RenderSiteConfig(site);
-  ChildProcess process({BinDir() + "/fedmed-site", "--config", path},
-                       (dir / (name + ".out")).string());
-  return process.Wait(60).value_or(-1);
+  return StartSiteProcess(site, dir, name)->Wait(60).value_or(-1);
 }
 
 }  // namespace testing

@@ -25,10 +25,9 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
-#include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/federation_util.h"
 #include "tests/test_util.h"
-#include "tools/pki/provision.h"
 
 namespace fedmed {
 namespace {
@@ -184,47 +183,29 @@ class ResumeTransferTest : public ::testing::Test {
 
 void ResumeTransferTest::Start(double up_rate, double down_rate) {
   const testing::TempDir& dir = dir_;
-  ProvisionOptions options;
-  options.out_dir = dir / "federation";
-  options.site_names = {"site-1"};
-  options.coordinator_address = "127.0.0.1:0";
-  const ProvisionResult pki = ProvisionFederation(options);
+  const ProvisionResult pki = testing::ProvisionLoopbackFederation(dir / "federation", {"site-1"});
 
-  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
-  coordinator.output_dir = dir / "coordinator";
-  coordinator.listen_address = "127.0.0.1:0";
-  coordinator.eval_data.clear();
+  CoordinatorConfig coordinator =
+      testing::LoopbackCoordinatorConfig(pki, dir / "coordinator", /*held_out_set=*/false);
   coordinator.federated_evaluation = false;
-  coordinator.in_channels = 1;
-  coordinator.num_classes = 2;
   coordinator.rounds = 1;
   coordinator.min_sites = 1;
   coordinator.round_deadline_seconds = 120;
   coordinator.training.local_epochs = 1;
   coordinator.resume_seconds = 60;
   std::ofstream(dir / "coordinator.toml") << RenderCoordinatorConfig(coordinator);
-  coordinator_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{testing::BinDir() + "/fedmed-coordinator", "--config",
-                               dir / "coordinator.toml"},
-      dir / "coordinator.out");
-  ASSERT_TRUE(testing::WaitForFileContaining(dir / "coordinator/status.json", "\"port\":", 30));
-  const std::string status = testing::ReadFile(dir / "coordinator/status.json");
-  const int port = std::stoi(status.substr(status.find("\"port\":") + 7));
+  coordinator_ =
+      testing::StartCoordinatorProcess(dir / "coordinator.toml", dir / "coordinator.out");
+  const int port = testing::WaitForCoordinatorPort(dir / "coordinator/status.json");
+  ASSERT_GT(port, 0) << "the coordinator did not publish its port";
 
   relay_ = std::make_unique<CuttableRelay>(port, up_rate, down_rate);
-  SiteConfig site = LoadSiteConfig(pki.site_configs.at("site-1"));
-  site.coordinator_address = "127.0.0.1:" + std::to_string(relay_->port());
-  site.output_dir = dir / "site-1";
-  site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+  SiteConfig site = testing::LoopbackSiteConfig(pki, "site-1", relay_->port(), dir / "site-1");
   site.data.partition = "iid";
   site.data.num_shards = 8;
   site.backoff_initial_seconds = 0.2;
   site.backoff_max_seconds = 1.0;
-  std::ofstream(dir / "site.toml") << RenderSiteConfig(site);
-  site_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{testing::BinDir() + "/fedmed-site", "--config",
-                               dir / "site.toml"},
-      dir / "site.out");
+  site_ = testing::StartSiteProcess(site, dir.path(), "site");
 }
 
 nlohmann::json ResumeTransferTest::CutAndFinish(const std::function<int64_t()>& bytes,

@@ -22,11 +22,10 @@
 
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
-#include "common/util/data_path.h"
 #include "common/util/process.h"
+#include "tests/integration/federation_util.h"
 #include "tests/integration/refusal_util.h"
 #include "tests/test_util.h"
-#include "tools/pki/provision.h"
 
 namespace fedmed {
 namespace {
@@ -47,18 +46,13 @@ std::vector<std::string> Events(const fs::path& log) {
 
 TEST(SiteSigtermTest, ADpSiteStoppedWhileTrainingStopsAtOnceAndSpendsNothing) {
   ::fedmed::testing::TempDir dir("fedmed-site-sigterm");
-  ProvisionOptions options;
-  options.out_dir = dir.path() / "pki";
-  options.site_names = {"site-1", "site-2", "site-3"};
-  options.coordinator_address = "127.0.0.1:0";
-  const ProvisionResult pki = ProvisionFederation(options);
-  CoordinatorConfig coordinator = LoadCoordinatorConfig(pki.coordinator_config);
-  coordinator.listen_address = "127.0.0.1:0";
+  const ProvisionResult pki =
+      testing::ProvisionLoopbackFederation(dir.path() / "pki", {"site-1", "site-2", "site-3"});
+  CoordinatorConfig coordinator =
+      testing::LoopbackCoordinatorConfig(pki, dir.path() / "coordinator");
   coordinator.rounds = 1;
   coordinator.min_sites = 1;  // each site is its own "round"; the coordinator outlives them
   coordinator.max_attempts = 100;
-  coordinator.output_dir = (dir.path() / "coordinator").string();
-  coordinator.eval_data = ResolveDataPath("medmnist/pneumoniamnist.npz");
   const std::string coordinator_toml = (dir.path() / "coordinator.toml").string();
   std::ofstream(coordinator_toml) << RenderCoordinatorConfig(coordinator);
   ::fedmed::testing::CoordinatorProcess process(coordinator_toml, dir.path());
@@ -68,20 +62,17 @@ TEST(SiteSigtermTest, ADpSiteStoppedWhileTrainingStopsAtOnceAndSpendsNothing) {
   std::mt19937 rng(20261206);
   std::uniform_real_distribution<double> moment(0.5, 3.0);
   for (const std::string name : {"site-1", "site-2", "site-3"}) {
-    SiteConfig site = LoadSiteConfig(pki.site_configs.at(name));
-    site.coordinator_address = "127.0.0.1:" + std::to_string(port);
-    site.output_dir = (dir.path() / name).string();
-    site.data.path = ResolveDataPath("medmnist/pneumoniamnist.npz");
+    SiteConfig site = testing::LoopbackSiteConfig(pki, name, port, dir.path() / name);
     site.threads = 1;
     site.privacy.mode = "dp-sgd";
     site.privacy.clipping_norm = 1.0;
     site.privacy.noise_multiplier = 1.0;
     site.privacy.delta = 1e-5;
     site.privacy.budget_epsilon = 100;
-    const std::string path = (dir.path() / (name + ".toml")).string();
-    std::ofstream(path) << RenderSiteConfig(site);
     const fs::path out = dir.path() / (name + ".out");
-    ChildProcess child({BinDir() + "/fedmed-site", "--config", path}, out.string());
+    const std::unique_ptr<ChildProcess> site_process =
+        testing::StartSiteProcess(site, dir.path(), name);
+    ChildProcess& child = *site_process;
     // Training has begun once the site says so; then a moment later, SIGTERM.
     ASSERT_TRUE(::fedmed::testing::WaitForFileContaining(out.string(), "round 1: training", 120))
         << ReadFile(out);

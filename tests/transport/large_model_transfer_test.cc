@@ -12,6 +12,7 @@
 #include "common/model/model_state.h"
 #include "coordinator/coordinator.h"
 #include "site_agent/connection.h"
+#include "tests/integration/federation_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -22,11 +23,7 @@ namespace {
 class OneSiteFederation {
  public:
   OneSiteFederation(const ModelState& initial, int rounds) {
-    ProvisionOptions provision;
-    provision.out_dir = dir_ / "pki";
-    provision.site_names = {"site-1"};
-    provision.coordinator_address = "127.0.0.1:0";
-    const ProvisionResult pki = ProvisionFederation(provision);
+    const ProvisionResult pki = testing::ProvisionLoopbackFederation(dir_ / "pki", {"site-1"});
     CoordinatorConfig config = LoadCoordinatorConfig(pki.coordinator_config);
     config.listen_address = "127.0.0.1:0";
     config.output_dir = dir_ / "coordinator";
