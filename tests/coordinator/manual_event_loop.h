@@ -1,6 +1,7 @@
 // An EventLoop (coordinator/event_loop.h) for tests: nothing runs until the test says so. Posted
-// control tasks and compute work wait in one queue (RunPending runs it until it is empty), and
-// the clock stands still until Advance moves it, firing the timers that fall due.
+// control tasks and compute work wait in one queue (RunPending runs it until it is empty; compute
+// work can also be held aside, HoldWork), and the clock stands still until Advance moves it,
+// firing the timers that fall due.
 #ifndef FEDMED_TESTS_COORDINATOR_MANUAL_EVENT_LOOP_H_
 #define FEDMED_TESTS_COORDINATOR_MANUAL_EVENT_LOOP_H_
 
@@ -22,7 +23,30 @@ class ManualEventLoop final : public EventLoop {
     return now_;
   }
   void Post(std::function<void()> fn) override { Enqueue(std::move(fn)); }
-  void PostWork(std::function<void()> fn) override { Enqueue(std::move(fn)); }
+  void PostWork(std::function<void()> fn) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (hold_work_) {
+        held_work_.push_back(std::move(fn));
+        return;
+      }
+    }
+    Enqueue(std::move(fn));
+  }
+  // While held, compute work (PostWork) waits aside until ReleaseWork queues it: a test can then
+  // look at what the control thread does while aggregation or evaluation is still running.
+  void HoldWork(bool hold) {
+    std::lock_guard<std::mutex> lock(mu_);
+    hold_work_ = hold;
+  }
+  // Queues the compute work held so far (in the order it was posted); returns how many items.
+  size_t ReleaseWork() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t n = held_work_.size();
+    for (auto& fn : held_work_) queue_.push_back(std::move(fn));
+    held_work_.clear();
+    return n;
+  }
   void Stop() override {
     std::lock_guard<std::mutex> lock(mu_);
     stopped_ = true;
@@ -106,6 +130,8 @@ class ManualEventLoop final : public EventLoop {
   mutable std::mutex mu_;
   Clock::time_point now_{};  // the clock starts at the epoch of steady_clock
   std::deque<std::function<void()>> queue_;
+  std::deque<std::function<void()>> held_work_;
+  bool hold_work_ = false;
   std::map<int, std::pair<Clock::time_point, std::function<void()>>> timers_;
   int next_timer_ = 0;
   bool stopped_ = false;
