@@ -93,4 +93,38 @@ void PrintPrivacySpent(const std::vector<nlohmann::json>& rows, std::ostream& ou
   out << std::endl;
 }
 
+nlohmann::json SumCriticalPaths(const std::vector<nlohmann::json>& rows) {
+  static const char* const kParts[] = {"seconds",     "training",   "queued",  "transfers",
+                                       "waiting",     "coordinator", "evaluation", "overhead"};
+  nlohmann::json sums = nlohmann::json::object();
+  for (const char* part : kParts) sums[part] = 0.0;
+  for (const nlohmann::json& r : rows) {
+    const nlohmann::json seconds = r.value("seconds", nlohmann::json::object());
+    const nlohmann::json path = seconds.value("critical_path", nlohmann::json::object());
+    for (const char* part : kParts) {
+      const nlohmann::json v = path.value(part, nlohmann::json());
+      if (v.is_number()) sums[part] = sums[part].get<double>() + v.get<double>();
+    }
+  }
+  return sums;
+}
+
+void PrintTimeBreakdown(const nlohmann::json& sums, double wall_seconds, std::ostream& out) {
+  const double rounds = sums.value("seconds", 0.0);
+  if (rounds <= 0) return;
+  auto part = [&](const char* name) {
+    const double v = sums.value(name, 0.0);
+    std::ostringstream s;
+    s << name << " " << std::fixed << std::setprecision(2) << v << " s ("
+      << std::setprecision(1) << 100.0 * v / rounds << " %)";
+    return s.str();
+  };
+  out << "\nwhere the rounds' time went (critical paths, metrics.jsonl): " << std::fixed
+      << std::setprecision(2) << rounds << " s = " << part("training") << ", "
+      << part("queued") << ", " << part("transfers") << ", " << part("waiting") << ", "
+      << part("coordinator") << ", " << part("evaluation") << ", " << part("overhead")
+      << "; before the first round and after the last: " << wall_seconds - rounds << " s of "
+      << wall_seconds << " s" << std::endl;
+}
+
 }  // namespace fedmed

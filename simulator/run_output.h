@@ -45,6 +45,17 @@ void PrintRoundTable(const std::vector<nlohmann::json>& rows, std::ostream& out)
 // authoritative). Prints nothing when no site uses a privacy mechanism.
 void PrintPrivacySpent(const std::vector<nlohmann::json>& rows, std::ostream& out);
 
+// The parts of the rounds' critical paths (metrics.jsonl seconds.critical_path, defined in
+// coordinator/metrics_log.h) summed over `rows`, in seconds: {"seconds", "training", "queued",
+// "transfers", "waiting", "coordinator", "evaluation", "overhead"}; zeros for no rows, and
+// rows without a critical path (written before it existed) count nothing.
+nlohmann::json SumCriticalPaths(const std::vector<nlohmann::json>& rows);
+
+// One paragraph: where the rounds' time went (SumCriticalPaths) and, of `wall_seconds` (the
+// whole run), how much came before the first round and after the last (start-up: certificates,
+// processes, registration; the end: the final model's export, the processes' exit).
+void PrintTimeBreakdown(const nlohmann::json& sums, double wall_seconds, std::ostream& out);
+
 }  // namespace fedmed
 
 #endif  // FEDMED_SIMULATOR_RUN_OUTPUT_H_

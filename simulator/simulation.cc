@@ -44,6 +44,8 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
     result.final_federated = rows.back().value("federated", nlohmann::json());
   }
   result.wall_seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const nlohmann::json critical_paths = SumCriticalPaths(rows);
+  PrintTimeBreakdown(critical_paths, result.wall_seconds, progress);
   progress << "\n" << outcome.rss_detail << std::endl;
 
   nlohmann::json summary;
@@ -55,6 +57,7 @@ SimulationResult RunSimulation(const SimulationConfig& config, const std::string
   summary["exit_status"] = result.exit_status;
   summary["wall_seconds"] = result.wall_seconds;
   summary["peak_rss_mib"] = result.peak_rss_mib;
+  summary["critical_paths"] = critical_paths;  // summed over the rounds (run_output.h)
   summary["compute_threads"] = config.mode == "threads" ? ComputeThreads(config) : 0;
   summary["global"] = result.final_global;
   summary["federated"] = result.final_federated;
