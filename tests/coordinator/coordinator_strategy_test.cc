@@ -20,6 +20,8 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/strategy/strategy.h"
 #include "site_agent/connection.h"
+#include "tests/coordinator/in_process_util.h"
+#include "tests/integration/federation_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
 
@@ -43,21 +45,11 @@ ModelState Model(float w0, float b0) {
 class StrategyFederationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ProvisionOptions provision;
-    provision.out_dir = dir_ / "pki";
-    provision.site_names = {"site-1"};
-    provision.coordinator_address = "127.0.0.1:0";
-    pki_ = ProvisionFederation(provision);
+    pki_ = testing::ProvisionLoopbackFederation(dir_ / "pki", {"site-1"});
   }
 
   CoordinatorConfig Config(const std::string& output, const std::string& strategy, int rounds) {
-    CoordinatorConfig config = LoadCoordinatorConfig(pki_.coordinator_config);
-    config.listen_address = "127.0.0.1:0";
-    config.output_dir = dir_ / output;
-    config.rounds = rounds;
-    config.min_sites = 1;
-    config.eval_data.clear();
-    config.federated_evaluation = false;
+    CoordinatorConfig config = testing::InProcessCoordinatorConfig(pki_, dir_ / output, rounds);
     config.strategy.name = strategy;
     return config;
   }
@@ -66,28 +58,16 @@ class StrategyFederationTest : public ::testing::Test {
   ProvisionResult pki_;
 };
 
-// A coordinator running in a thread, and site-1's connection to it, registered.
-class Running {
+// A coordinator running in a thread, and site-1's connection to it, registered; with the
+// site's side of a round.
+class Running : public testing::InProcessFederation {
  public:
-  Running(const CoordinatorConfig& config, const ModelState& initial,
-          const ProvisionResult& pki) {
-    Coordinator::Options options;
-    options.initial_model = initial;
-    options.custom_model = true;
-    options.handle_signals = false;
-    coordinator_ = std::make_unique<Coordinator>(config, options);
-    const int port = coordinator_->Start();
-    runner_ = std::thread([this] { exit_code_ = coordinator_->Run(); });
-    connection_ = std::make_unique<CoordinatorConnection>(
-        "127.0.0.1:" + std::to_string(port), LoadSiteConfig(pki.site_configs.at("site-1")).tls);
-    session_ = connection_->Register("site-1", 10, 0, 1, 2).session_id;
-  }
-  ~Running() { Stop(); }
+  using InProcessFederation::InProcessFederation;
 
   // The next task that is not "wait".
   SiteTask NextTask() {
     for (int i = 0; i < 10; ++i) {
-      SiteTask task = connection_->Poll(session_, 10000);
+      SiteTask task = connection().Poll(session(), 10000);
       if (task.kind != SiteTask::Kind::kWait) return task;
     }
     ADD_FAILURE() << "no task within 100 s";
@@ -108,26 +88,8 @@ class Running {
     info.round = task.round;
     info.base_version = task.model.version;
     info.num_samples = 10;
-    connection_->UploadUpdate(session_, info, bytes);
+    connection().UploadUpdate(session(), info, bytes);
   }
-
-  // Stops the coordinator (if Run has not returned yet) and returns Run's exit status.
-  int Stop() {
-    if (runner_.joinable()) {
-      coordinator_->Stop();
-      runner_.join();
-    }
-    return exit_code_;
-  }
-
-  Coordinator& coordinator() { return *coordinator_; }
-
- private:
-  std::unique_ptr<Coordinator> coordinator_;
-  std::thread runner_;
-  int exit_code_ = -1;
-  std::unique_ptr<CoordinatorConnection> connection_;
-  std::string session_;
 };
 
 std::vector<nlohmann::json> ReadJsonLines(const fs::path& file) {

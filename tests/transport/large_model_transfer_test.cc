@@ -12,6 +12,7 @@
 #include "common/model/model_state.h"
 #include "coordinator/coordinator.h"
 #include "site_agent/connection.h"
+#include "tests/coordinator/in_process_util.h"
 #include "tests/integration/federation_util.h"
 #include "tests/test_util.h"
 #include "tools/pki/provision.h"
@@ -22,39 +23,17 @@ namespace {
 // A coordinator with a custom model and one allowed site, running in this process.
 class OneSiteFederation {
  public:
-  OneSiteFederation(const ModelState& initial, int rounds) {
-    const ProvisionResult pki = testing::ProvisionLoopbackFederation(dir_ / "pki", {"site-1"});
-    CoordinatorConfig config = LoadCoordinatorConfig(pki.coordinator_config);
-    config.listen_address = "127.0.0.1:0";
-    config.output_dir = dir_ / "coordinator";
-    config.rounds = rounds;
-    config.min_sites = 1;
-    config.eval_data.clear();
-    config.federated_evaluation = false;
-    Coordinator::Options options;
-    options.initial_model = initial;
-    options.custom_model = true;
-    options.handle_signals = false;
-    coordinator_ = std::make_unique<Coordinator>(config, options);
-    const int port = coordinator_->Start();
-    runner_ = std::thread([this] { coordinator_->Run(); });
-    connection_ = std::make_unique<CoordinatorConnection>(
-        "127.0.0.1:" + std::to_string(port), LoadSiteConfig(pki.site_configs.at("site-1")).tls);
-    session_ = connection_->Register("site-1", 10, 0, 1, 2).session_id;
-  }
-  ~OneSiteFederation() {
-    coordinator_->Stop();
-    runner_.join();
-  }
-  CoordinatorConnection& connection() { return *connection_; }
-  const std::string& session() const { return session_; }
+  OneSiteFederation(const ModelState& initial, int rounds)
+      : pki_(testing::ProvisionLoopbackFederation(dir_ / "pki", {"site-1"})),
+        federation_(testing::InProcessCoordinatorConfig(pki_, dir_ / "coordinator", rounds),
+                    initial, pki_) {}
+  CoordinatorConnection& connection() { return federation_.connection(); }
+  const std::string& session() const { return federation_.session(); }
 
  private:
   testing::TempDir dir_{"fedmed-transfer"};
-  std::unique_ptr<Coordinator> coordinator_;
-  std::thread runner_;
-  std::unique_ptr<CoordinatorConnection> connection_;
-  std::string session_;
+  ProvisionResult pki_;
+  testing::InProcessFederation federation_;
 };
 
 TEST(LargeModelTransferTest, HundredMegabyteModelGoesBothWaysBitIdentical) {
