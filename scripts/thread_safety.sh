@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${1:-build}"
-FILES=(coordinator/round_flow.cc coordinator/round_stages.cc coordinator/call_limits.cc
+FILES=(coordinator/round_flow.cc coordinator/round_stages.cc coordinator/round_end.cc coordinator/call_limits.cc
        coordinator/event_loop.cc coordinator/round_flow_snapshot.cc coordinator/round_admin.cc
        coordinator/round_resume.cc coordinator/partial_uploads.cc
        common/crypto/crl.cc common/transport/client_auth.cc)
