@@ -21,15 +21,11 @@ testbed_setup fme encoding-bench
 
 # coordinator.toml and site-N.toml of one run in $1 with update encoding $2.
 configure() {
-  local dir="$1" encoding="$2" i
-  mkdir -p "$dir"
-  write_coordinator_toml "$dir/coordinator.toml" 10.77.0.1:7443 "$dir/coordinator" "$ROUNDS" \
+  local dir="$1" encoding="$2"
+  write_job_configs "$dir" 10.77.0.1:7443 "$ROUNDS" 120.0 \
     -e "s|^update_encoding = .*|update_encoding = \"$encoding\"|"
   grep -q "^update_encoding = \"$encoding\"" "$dir/coordinator.toml" \
     || { echo "coordinator.toml has no [transport] update_encoding" >&2; exit 1; }
-  for i in 1 2 3; do
-    write_site_toml "$dir/site-$i.toml" 10.77.0.1:7443 "$dir/site-$i" "$i" 120.0
-  done
 }
 
 # Runs one federation in the test bed; $1 rate, $2 encoding. Prints one row.

@@ -19,34 +19,33 @@ testbed_setup() {
     --coordinator-address 10.77.0.1:7443 > /dev/null
 }
 
-# Writes $1, the provisioned coordinator.toml for the job: listening on $2, output in $3, $4
-# rounds, every site in each round, the held-out data under $DATA_ROOT. Further arguments are
-# more sed arguments (e.g. -e "s|^key = .*|key = value|").
-write_coordinator_toml() {
-  local toml="$1" address="$2" output="$3" rounds="$4"
+# Writes the job's configurations from the provisioned ones into $1 (created): coordinator.toml,
+# listening on $2, $3 rounds, every site in each round, output in $1/coordinator; site-N.toml
+# for N = 1, 2, 3, dialling $2, IID third N of the data, giving up on an unreachable coordinator
+# after $4 s, output in $1/site-N; the data under $DATA_ROOT. Further arguments are more sed
+# arguments for coordinator.toml (e.g. -e "s|^key = .*|key = value|").
+write_job_configs() {
+  local dir="$1" address="$2" rounds="$3" give_up="$4" i
   shift 4
+  mkdir -p "$dir"
   sed -e "0,/^listen = /s|^listen = .*|listen = \"$address\"|" \
-      -e "s|^output_dir = .*|output_dir = \"$output\"|" \
+      -e "s|^output_dir = .*|output_dir = \"$dir/coordinator\"|" \
       -e "s|^rounds = .*|rounds = $rounds|" -e "s|^min_sites = .*|min_sites = 3|" \
       -e "s|^optimizer = .*|optimizer = \"adam\"|" -e "s|^learning_rate = .*|learning_rate = 0.001|" \
       -e "s|^federated = .*|federated = false|" \
       "$@" \
       -e "s|^data = \"medmnist|data = \"$DATA_ROOT/medmnist|" \
       -e "s#^\(ca_cert\|cert\|key\|crl\|token_file\) = \"\(.*\)\"#\1 = \"$OUT/pki/coordinator/\2\"#" \
-      "$OUT/pki/coordinator/coordinator.toml" > "$toml"
-}
-
-# Writes $1, the provisioned site.toml of site-$4 for the job: dialling $2, output in $3, IID
-# third $4 of the data under $DATA_ROOT, giving up on an unreachable coordinator after $5 s.
-write_site_toml() {
-  local toml="$1" address="$2" output="$3" i="$4" give_up="$5"
-  sed -e "s|^coordinator = .*|coordinator = \"$address\"|" \
-      -e "s|^output_dir = .*|output_dir = \"$output\"|" \
-      -e "s|^partition = .*|partition = \"iid\"|" -e "s|^num_shards = .*|num_shards = 3|" \
-      -e "s|^shard = .*|shard = $i|" -e "s|^give_up_after_seconds = .*|give_up_after_seconds = $give_up|" \
-      -e "s|^path = \"medmnist|path = \"$DATA_ROOT/medmnist|" \
-      -e "s#^\(ca_cert\|cert\|key\) = \"\(.*\)\"#\1 = \"$OUT/pki/sites/site-$i/\2\"#" \
-      "$OUT/pki/sites/site-$i/site.toml" > "$toml"
+      "$OUT/pki/coordinator/coordinator.toml" > "$dir/coordinator.toml"
+  for i in 1 2 3; do
+    sed -e "s|^coordinator = .*|coordinator = \"$address\"|" \
+        -e "s|^output_dir = .*|output_dir = \"$dir/site-$i\"|" \
+        -e "s|^partition = .*|partition = \"iid\"|" -e "s|^num_shards = .*|num_shards = 3|" \
+        -e "s|^shard = .*|shard = $i|" -e "s|^give_up_after_seconds = .*|give_up_after_seconds = $give_up|" \
+        -e "s|^path = \"medmnist|path = \"$DATA_ROOT/medmnist|" \
+        -e "s#^\(ca_cert\|cert\|key\) = \"\(.*\)\"#\1 = \"$OUT/pki/sites/site-$i/\2\"#" \
+        "$OUT/pki/sites/site-$i/site.toml" > "$dir/site-$i.toml"
+  done
 }
 
 # Runs $1/coordinator.toml and $1/site-{1,2,3}.toml as fedmed-coordinator and fedmed-site, each

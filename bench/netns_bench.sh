@@ -18,16 +18,6 @@ ROUNDS="${1:-5}"
 . bench/lib.sh
 testbed_setup fmb netns-bench
 
-# coordinator.toml and site-N.toml of one run in $1, listening on / dialling $2.
-configure() {
-  local dir="$1" address="$2" i
-  mkdir -p "$dir"
-  write_coordinator_toml "$dir/coordinator.toml" "$address" "$dir/coordinator" "$ROUNDS"
-  for i in 1 2 3; do
-    write_site_toml "$dir/site-$i.toml" "$address" "$dir/site-$i" "$i" 60.0
-  done
-}
-
 # Runs one federation; $1 name, $2 "" (loopback) or "netns".
 run() {
   local name="$1" mode="$2" dir="$OUT/$1" address
@@ -36,7 +26,7 @@ run() {
   else
     address="10.77.0.1:7443"
   fi
-  configure "$dir" "$address"
+  write_job_configs "$dir" "$address" "$ROUNDS" 60.0  # coordinator.toml, site-N.toml
   local start end
   start=$(date +%s.%N)
   local failed=0

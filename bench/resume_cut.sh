@@ -19,10 +19,7 @@ CUT_AFTER="${3:-2000000}"
 testbed_setup fmr resume-cut
 P="$FEDMED_NETNS_PREFIX"
 
-write_coordinator_toml "$OUT/coordinator.toml" 10.77.0.1:7443 "$OUT/coordinator" 2
-for i in 1 2 3; do
-  write_site_toml "$OUT/site-$i.toml" 10.77.0.1:7443 "$OUT/site-$i" "$i" 300.0
-done
+write_job_configs "$OUT" 10.77.0.1:7443 2 300.0
 
 scripts/netns.sh up --sites 3 --rate "$RATE" > /dev/null
 sent() {  # bytes site-1 has sent on its uplink
