@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/metrics/metrics_json.h"
 #include "common/util/error.h"
 #include "common/util/file_io.h"
 
@@ -20,17 +21,6 @@ const char* const kMetricNames[] = {"loss", "accuracy", "balanced_accuracy", "au
 
 std::vector<double> MetricValues(const ClassificationMetrics& m) {
   return {m.loss, m.accuracy, m.balanced_accuracy, m.auc, m.f1, m.sensitivity, m.specificity};
-}
-
-nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
-
-nlohmann::json MetricsJson(const ClassificationMetrics& m) {
-  nlohmann::json j;
-  j["num_samples"] = m.num_samples;
-  const std::vector<double> values = MetricValues(m);
-  for (std::size_t i = 0; i < values.size(); ++i) j[kMetricNames[i]] = Number(values[i]);
-  j["confusion"] = m.confusion;
-  return j;
 }
 
 std::string CsvNumber(double v) {
@@ -152,17 +142,17 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
                     {"overhead", r.critical_path.overhead}}}};
   j["contributors"] = r.contributors;
   j["num_samples"] = r.num_samples;
-  j["train_loss"] = Number(r.mean_train_loss);
+  j["train_loss"] = JsonNumberOrNull(r.mean_train_loss);
   j["model_sha256"] = r.model_sha256;
   j["update_sha256"] = r.update_sha256;
   if (!r.update_norm.empty()) {
     j["update_norm"] = r.update_norm;
     j["base_model_norm"] = r.base_model_norm;
   }
-  j["global"] = r.global ? MetricsJson(*r.global) : nlohmann::json();
-  j["federated"] = r.federated ? MetricsJson(*r.federated) : nlohmann::json();
+  j["global"] = r.global ? MetricsToJson(*r.global) : nlohmann::json();
+  j["federated"] = r.federated ? MetricsToJson(*r.federated) : nlohmann::json();
   nlohmann::json sites = nlohmann::json::object();
-  for (const auto& [name, m] : r.sites) sites[name] = MetricsJson(m);
+  for (const auto& [name, m] : r.sites) sites[name] = MetricsToJson(m);
   j["sites"] = sites;
   j["declined"] = r.declined;
   j["bytes"] = {{"down", r.bytes_down}, {"up", r.bytes_up}};
@@ -175,10 +165,10 @@ std::string MetricsLog::ToJson(const RoundRecord& r) {
   for (const auto& [name, report] : r.privacy) {
     const PrivacySpend& p = report.spend;
     privacy[name] = {{"mechanism", PrivacyModeName(p.mechanism.mode)},
-                     {"epsilon_total", Number(p.epsilon_total)},
-                     {"epsilon_round", Number(p.epsilon_round)},
+                     {"epsilon_total", JsonNumberOrNull(p.epsilon_total)},
+                     {"epsilon_round", JsonNumberOrNull(p.epsilon_round)},
                      {"delta", p.delta},
-                     {"budget_epsilon", Number(p.budget_epsilon)},
+                     {"budget_epsilon", JsonNumberOrNull(p.budget_epsilon)},
                      {"declined", report.declined}};
   }
   j["privacy"] = privacy;
