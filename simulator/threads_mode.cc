@@ -171,6 +171,7 @@ ModeOutcome RunThreads(const SimulationConfig& config, const PreparedRun& p,
       }
       options.compute_slots = compute;
       options.keep_global_model = false;  // 4.8 MB (cnn) per site between tasks otherwise
+      options.kept_updates = 1;           // the coordinator cannot restart without the sites
       agents.push_back(std::make_unique<SiteAgent>(site, std::move(options)));
     }
   } catch (...) {

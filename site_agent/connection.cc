@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <optional>
@@ -98,6 +99,8 @@ class AttendStream final : public CoordinatorConnection::Presence {
   AttendStream(v1::Federation::Stub* stub, std::string session_id)
       : stub_(stub), session_id_(std::move(session_id)), thread_([this] { Run(); }) {}
 
+  bool SessionLost() const override { return session_lost_; }
+
   ~AttendStream() override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -117,17 +120,31 @@ class AttendStream final : public CoordinatorConnection::Presence {
         if (stopping_) return;
         context_ = &context;
       }
+      // Queued until the channel is connected: a stream reopened while the coordinator is away
+      // starts as soon as it is back (the channel retries at least every second), so that a
+      // restarted coordinator's "unknown session" reaches a training site at once.
+      context.set_wait_for_ready(true);
       v1::AttendRequest request;
       request.set_session_id(session_id_);
+      const auto opened = std::chrono::steady_clock::now();
       std::unique_ptr<grpc::ClientReader<v1::AttendBeat>> reader =
           stub_->Attend(&context, request);
       v1::AttendBeat beat;
       while (reader->Read(&beat)) {
       }
-      reader->Finish();
+      const grpc::Status status = reader->Finish();
       std::unique_lock<std::mutex> lock(mu_);
       context_ = nullptr;
-      if (cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) return;
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+        session_lost_ = true;
+        return;
+      }
+      // A stream that ended at once (refused: another one of this site's is still open) is
+      // reopened a second later, not in a tight loop.
+      if (std::chrono::steady_clock::now() - opened < std::chrono::seconds(1) &&
+          cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+        return;
+      }
     }
   }
 
@@ -136,6 +153,7 @@ class AttendStream final : public CoordinatorConnection::Presence {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::atomic<bool> session_lost_{false};
   grpc::ClientContext* context_ = nullptr;
   std::thread thread_;  // last: started once the members above exist
 };

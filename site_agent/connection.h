@@ -106,12 +106,16 @@ class CoordinatorConnection {
                             int wait_ms);
 
   // The session's presence (the Attend stream of proto/fedmed.proto): a thread of its own keeps
-  // the stream open, reopening it a second after it breaks, until the returned object is
-  // destroyed. While it is open the coordinator knows this site is there; when the site's
+  // the stream open, reopening it when it breaks (as soon as the coordinator is reachable; a
+  // second later when it ended at once), until the returned object is destroyed. While it is open the coordinator knows this site is there; when the site's
   // process ends, the coordinator learns it within seconds and stops waiting for it.
   class Presence {
    public:
     virtual ~Presence() = default;
+    // True once the coordinator answered the stream that it no longer knows the session (it
+    // restarted: NOT_FOUND); the stream is then not reopened. What the site is doing for that
+    // session (a training) is lost: it should stop and register again. Thread-safe.
+    virtual bool SessionLost() const = 0;
   };
   std::unique_ptr<Presence> Attend(const std::string& session_id);
 

@@ -42,6 +42,7 @@
 #include "site_agent/round_privacy.h"
 #include "site_agent/secure_round.h"
 #include "site_agent/site_privacy_log.h"
+#include "site_agent/task_check.h"
 #include "site_agent/trained_update.h"
 
 namespace fedmed {
@@ -82,7 +83,8 @@ class SiteAgent::Impl {
       : config_(std::move(config)),
         data_root_(std::move(options.data_root)),
         compute_slots_(std::move(options.compute_slots)),
-        keep_global_model_(options.keep_global_model) {
+        keep_global_model_(options.keep_global_model),
+        kept_(options.kept_updates) {
     log_ = MakeLogger(config_.name, config_.output_dir + "/site.log");
     CheckCertificate();
     SetComputeThreads(config_.threads);
@@ -200,34 +202,6 @@ class SiteAgent::Impl {
                path, architecture_->parameters.size(), architecture_->digest.substr(0, 12));
   }
 
-  // "" when this site can run `task`, with the model spec it trains or evaluates in *spec (the
-  // task's, with this site's torchscript_path for a TorchScript model); otherwise why not.
-  std::string CheckTask(const SiteTask& task, ModelSpec* spec) const {
-    PreprocessSpec federation;
-    try {
-      if (!task.preprocessing.empty()) federation = ParsePreprocessSpec(task.preprocessing);
-    } catch (const Error& e) {
-      return std::string("the coordinator's preprocessing cannot be read: ") + e.what();
-    }
-    if (federation != config_.data.preprocess) {
-      return "this site's preprocessing differs from the federation's: " +
-             DescribePreprocessDifference(config_.data.preprocess, federation) + " (set the " +
-             "[data] preprocessing keys of " + config_.config_path + " as the coordinator's " +
-             "[preprocessing])";
-    }
-    *spec = task.spec;
-    spec->torchscript_path.clear();
-    if (spec->name == kTorchScriptModelName) {
-      if (config_.model.torchscript_path.empty()) {
-        return "the federation trains a TorchScript model, but this site has no [model] "
-               "torchscript_path: set it in " + config_.config_path +
-               " to this site's copy of the federation's file";
-      }
-      spec->torchscript_path = config_.model.torchscript_path;
-    }
-    return "";
-  }
-
   // A compute slot when the agent shares a limit with others (std::nullopt lease otherwise), or
   // false when Stop() was called while waiting for one.
   bool WaitForCompute(std::optional<ComputeSlots::Lease>* lease) {
@@ -284,6 +258,7 @@ class SiteAgent::Impl {
           const Registration r = connection.Register(info);
           session = r.session_id;
           presence = connection.Attend(session);
+          presence_ = presence.get();
           total_rounds_ = r.total_rounds;
           AppendToPrivacyLog(kEventRegistered, {{"federation", r.federation},
                                                 {"total_rounds", r.total_rounds},
@@ -323,6 +298,7 @@ class SiteAgent::Impl {
           case RpcError::Kind::kSessionLost:
             log_->warn("{}; registering again", e.what());
             session.clear();
+            presence_ = nullptr;
             presence.reset();
             break;
           case RpcError::Kind::kRejected:
@@ -410,20 +386,20 @@ class SiteAgent::Impl {
 
   void Train(CoordinatorConnection& connection, const std::string& session, const SiteTask& task) {
     ModelSpec spec;
-    std::string why = CheckTask(task, &spec);
+    std::string why = CheckTask(task, config_, &spec);
     if (why.empty()) why = UpdateEncodingProblem(task);
     if (!why.empty()) {
       RefuseTraining(connection, session, task.round, why);
       return;
     }
-    if (!task.secure && kept_ && kept_->round == task.round &&
-        kept_->model_sha256 == task.model.sha256) {
+    const KeptUpdate* kept = kept_.Find(task.round, task.model.sha256);
+    if (!task.secure && kept != nullptr) {
       log_->info("round {}: already trained on this global model (the coordinator asks again "
                  "after a restart or a cut upload): sending the same update again; nothing trained or spent",
                  task.round);
-      connection.UploadUpdate(session, kept_->info, kept_->bytes);
+      connection.UploadUpdate(session, kept->info, kept->bytes);
       log_->info("round {}: update sent again (resumed at byte {} of {})", task.round,
-                 connection.last_upload_offset(), kept_->bytes.size());
+                 connection.last_upload_offset(), kept->bytes.size());
       return;
     }
     TrainSettings settings = task.settings;
@@ -438,8 +414,12 @@ class SiteAgent::Impl {
       deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>(task.seconds_left - margin));
     }
-    settings.should_stop = [this, deadline] {
-      return stopping_ || (deadline && Clock::now() >= *deadline);
+    // It also ends when the coordinator restarted meanwhile (the presence stream says the
+    // session is unknown): the update could not be used, and the sooner the site registers
+    // again, the sooner the restarted coordinator's round can start.
+    settings.should_stop = [this, deadline, presence = presence_] {
+      return stopping_ || (deadline && Clock::now() >= *deadline) ||
+             (presence != nullptr && presence->SessionLost());
     };
     std::optional<RoundPrivacy::Plan> plan;
     if (privacy_) {
@@ -515,6 +495,13 @@ class SiteAgent::Impl {
         log_->warn("round {}: {}; stopping: nothing sent, nothing spent", task.round, e.what());
         return;
       }
+      if (presence_ != nullptr && presence_->SessionLost()) {
+        log_->warn("round {}: {}: the coordinator no longer knows this site's session (it "
+                   "restarted); nothing sent, nothing spent",
+                   task.round, e.what());
+        throw RpcError(RpcError::Kind::kSessionLost, /*grpc NOT_FOUND=*/5,
+                       "the coordinator restarted during training");
+      }
       log_->warn("round {}: {}: the round's deadline is near; declining it (nothing sent, "
                  "nothing spent)",
                  task.round, e.what());
@@ -579,7 +566,7 @@ class SiteAgent::Impl {
                  info.privacy.budget_epsilon, info.privacy.delta);
     }
     // Kept before it leaves: an upload cut by a coordinator crash is sent again, not retrained.
-    if (!secure) kept_ = KeptUpdate{task.round, task.model.sha256, info, bytes};
+    if (!secure) kept_.Keep(KeptUpdate{task.round, task.model.sha256, info, bytes});
     const auto start = Clock::now();
     connection.UploadUpdate(session, info, bytes);
     log_->info("round {}: trained {} steps in {:.2f} s (loss {:.4f}); {} sent in {:.2f} s",
@@ -624,7 +611,7 @@ class SiteAgent::Impl {
   void Evaluate(CoordinatorConnection& connection, const std::string& session,
                 const SiteTask& task) {
     ModelSpec spec;
-    if (const std::string why = CheckTask(task, &spec); !why.empty()) {
+    if (const std::string why = CheckTask(task, config_, &spec); !why.empty()) {
       log_->error("round {}: refusing to evaluate: {}", task.round, why);
       return;
     }
@@ -657,7 +644,7 @@ class SiteAgent::Impl {
   std::string preprocessing_;                    // PreprocessSpec::Canonical() of [data]
   std::optional<ModelArchitecture> architecture_;  // of [model] torchscript_path, if set
   int refused_in_a_row_ = 0;  // train tasks refused since the last one this site could train
-  std::optional<KeptUpdate> kept_;  // the last plain update sent or tried (trained_update.h)
+  KeptUpdates kept_;  // the last plain updates sent or tried (trained_update.h)
   int total_rounds_ = 1;                 // announced at registration
   std::unique_ptr<RoundPrivacy> privacy_;  // null with [privacy] mode "none"
   std::unique_ptr<PrivacyLogWriter> privacy_log_;  // null without an audit key
@@ -666,6 +653,8 @@ class SiteAgent::Impl {
   std::string cached_sha256_;
   std::mt19937_64 rng_{std::random_device{}()};
   std::atomic<bool> stopping_{false};
+  // The current session's presence stream (Run's), for Train to notice a restarted coordinator.
+  const CoordinatorConnection::Presence* presence_ = nullptr;
   std::mutex connection_mu_;
   CoordinatorConnection* connection_ = nullptr;  // while Loop() runs, for Stop()
   asio::io_context io_;

@@ -59,6 +59,11 @@ class SiteAgent {
     // download it again. false frees it after every task (the model's size, 4.8 MB for the cnn,
     // per agent between tasks): for many agents in one process.
     bool keep_global_model = true;
+    // How many of its last plain updates the site keeps to send again instead of retraining
+    // (trained_update.h): 2, because a coordinator records a round while the next one runs and
+    // a crash in between asks for the round before the site's last again; 1 for agents whose
+    // coordinator runs in their own process (it cannot restart without them).
+    int kept_updates = 2;
   };
 
   // Loads the site's data (its shard of the configured file or folder, LoadSiteSplit), reads

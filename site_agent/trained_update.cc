@@ -1,6 +1,8 @@
 #include "site_agent/trained_update.h"
 
+#include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "common/util/error.h"
 
@@ -13,6 +15,21 @@ std::optional<UpdateEncoding> TaskEncoding(const SiteTask& task) {
 }
 
 }  // namespace
+
+const KeptUpdate* KeptUpdates::Find(int round, const std::string& model_sha256) const {
+  for (const KeptUpdate& k : kept_) {
+    if (k.round == round && k.model_sha256 == model_sha256) return &k;
+  }
+  return nullptr;
+}
+
+void KeptUpdates::Keep(KeptUpdate update) {
+  kept_.erase(std::remove_if(kept_.begin(), kept_.end(),
+                             [&](const KeptUpdate& k) { return k.round == update.round; }),
+              kept_.end());
+  kept_.push_back(std::move(update));
+  while (kept_.size() > capacity_) kept_.pop_front();
+}
 
 std::string UpdateEncodingProblem(const SiteTask& task) {
   if (TaskEncoding(task)) return "";

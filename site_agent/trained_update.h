@@ -7,6 +7,7 @@
 #define FEDMED_SITE_AGENT_TRAINED_UPDATE_H_
 
 #include <cstdint>
+#include <deque>
 #include <string>
 
 #include "common/model/model_state.h"
@@ -25,6 +26,23 @@ struct KeptUpdate {
   std::string model_sha256;
   UpdateInfo info;
   std::string bytes;
+};
+
+// The last few plain updates a site sent or tried, oldest first. A coordinator records a round
+// while the next one already runs, so a crash in between asks again for the round before the
+// site's last: a site of its own keeps 2. Not thread-safe (the site's loop owns it).
+class KeptUpdates {
+ public:
+  // `capacity` >= 1 (a smaller value counts as 1).
+  explicit KeptUpdates(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  // The update kept for `round` on the global model `model_sha256`, or null.
+  const KeptUpdate* Find(int round, const std::string& model_sha256) const;
+  // Keeps `update` (replacing one of the same round), forgetting the oldest beyond capacity.
+  void Keep(KeptUpdate update);
+
+ private:
+  size_t capacity_;
+  std::deque<KeptUpdate> kept_;
 };
 
 // "" when this site can encode its update as `task` asks (task.update_encoding "", "float32",
