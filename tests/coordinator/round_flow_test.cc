@@ -20,6 +20,7 @@
 #include "common/util/logging.h"
 #include "coordinator/round_flow.h"
 #include "tests/audit/audit_test_util.h"
+#include "tests/coordinator/flow_test_util.h"
 #include "tests/coordinator/manual_event_loop.h"
 #include "tests/test_util.h"
 
@@ -87,10 +88,7 @@ class RoundFlowTest : public ::testing::Test {
   }
 
   SiteTask Poll(RoundFlow& flow, const std::string& site, const std::string& session) {
-    SiteTask task;
-    const Status s = flow.Poll(site, session, 0, &task);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return task;
+    return testing::PollNow(flow, site, session);
   }
 
   // An update whose delta adds `add` to every value (a value that is not finite, which the
@@ -130,10 +128,7 @@ class RoundFlowTest : public ::testing::Test {
   }
 
   std::vector<nlohmann::json> MetricsRows() const {
-    std::vector<nlohmann::json> rows;
-    std::ifstream in(dir_.path() / "out" / "metrics.jsonl");
-    for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
-    return rows;
+    return testing::ReadJsonRows(dir_.path() / "out" / "metrics.jsonl");
   }
 
   ::fedmed::testing::TempDir dir_{"fedmed-round-flow"};

@@ -18,6 +18,7 @@
 #include "common/model/zoo.h"
 #include "common/util/logging.h"
 #include "coordinator/round_flow.h"
+#include "tests/coordinator/flow_test_util.h"
 #include "tests/coordinator/manual_event_loop.h"
 #include "tests/test_util.h"
 
@@ -61,9 +62,7 @@ class RoundOverlapTest : public ::testing::Test {
   }
 
   SiteTask Poll(RoundFlow& flow, const std::string& site, const std::string& session) {
-    SiteTask task;
-    EXPECT_TRUE(flow.Poll(site, session, 0, &task).ok());
-    return task;
+    return testing::PollNow(flow, site, session);
   }
 
   // `site`'s update for `task`: `value` added to every parameter.
@@ -120,10 +119,7 @@ class RoundOverlapTest : public ::testing::Test {
   }
 
   std::vector<nlohmann::json> MetricsRows() const {
-    std::vector<nlohmann::json> rows;
-    std::ifstream in(dir_.path() / "out" / "metrics.jsonl");
-    for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
-    return rows;
+    return testing::ReadJsonRows(dir_.path() / "out" / "metrics.jsonl");
   }
 
   ::fedmed::testing::TempDir dir_{"fedmed-round-overlap"};
