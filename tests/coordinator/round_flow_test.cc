@@ -101,15 +101,7 @@ class RoundFlowTest : public ::testing::Test {
     }
     std::string bytes = EncodeModelState(delta);
     if (!std::isfinite(add)) std::memcpy(&bytes[bytes.size() - 4], &add, 4);
-    UpdateHeader h;
-    h.session_id = session;
-    h.size_bytes = static_cast<int64_t>(bytes.size());
-    h.sha256 = Sha256Hex(bytes);
-    h.info.round = task.round;
-    h.info.base_version = task.model.version;
-    h.info.num_samples = samples;
-    if (Status s = flow.CheckUpdate(site, h); !s.ok()) return s;
-    return flow.AcceptUpdate(site, h, bytes, 0.0);
+    return testing::SendUpdateBytes(flow, site, session, task, bytes, samples);
   }
 
   // Registers site-1 and site-2 (10 training samples each), runs the loop (the first round

@@ -72,17 +72,8 @@ class RoundOverlapTest : public ::testing::Test {
     for (NamedTensor& t : delta.tensors) {
       for (float& v : t.values) v = value;
     }
-    const std::string bytes = EncodeModelState(delta);
-    UpdateHeader h;
-    h.session_id = session;
-    h.size_bytes = static_cast<int64_t>(bytes.size());
-    h.sha256 = Sha256Hex(bytes);
-    h.info.round = task.round;
-    h.info.base_version = task.model.version;
-    h.info.num_samples = 10;
-    h.info.train_seconds = 1.5;
-    if (Status s = flow.CheckUpdate(site, h); !s.ok()) return s;
-    return flow.AcceptUpdate(site, h, bytes, 0.0);
+    return testing::SendUpdateBytes(flow, site, session, task, EncodeModelState(delta), 10,
+                                    /*train_seconds=*/1.5);
   }
 
   // Registers both sites; the first round starts.
