@@ -634,7 +634,8 @@ void RoundFlow::NotePrivacyLocked(const std::string& site, const PrivacySpend& p
 
 std::string RoundFlow::PhaseLabelLocked() const {
   if (shutting_down_ && rsm_.phase() != Phase::kFinished) return "stopped";
-  if (held_by_pause_) return "paused";
+  // Paused once the round before is recorded too (its row and checkpoint are there).
+  if (held_by_pause_ && !closing_) return "paused";
   return PhaseName(rsm_.phase());
 }
 

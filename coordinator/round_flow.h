@@ -149,8 +149,9 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
                                 double transfer_seconds) REQUIRES(mu_);
   void NotePrivacyLocked(const std::string& site, const PrivacySpend& p, bool declined)
       REQUIRES(mu_);
-  // The phase as status.json and the status page name it: PhaseName, or "stopped" when the
-  // coordinator is shutting down before the federation finished.
+  // The phase as status.json and the status page name it: PhaseName; "paused" once a pause
+  // holds the next round back and the round before is recorded; "stopped" when the coordinator
+  // is shutting down before the federation finished.
   std::string PhaseLabelLocked() const REQUIRES(mu_);
   void WriteStatusLocked() REQUIRES(mu_);
 
