@@ -336,12 +336,7 @@ class FederationService final : public v1::Federation::Service {
     if (grpc::Status s = Authenticate(*context, "Hello", &site); !s.ok()) return s;
     HelloAnswer answer;
     const Status s = handler_->Hello(site, request->software_version(), &answer);
-    if (s.ok()) {
-      reply->set_federation(answer.federation);
-      reply->set_coordinator_version(answer.coordinator_version);
-      reply->set_unix_ms(answer.unix_ms);
-      reply->set_site(answer.site);
-    }
+    if (s.ok()) ToProto(answer, reply);
     return ToGrpc(s);
   }
 
