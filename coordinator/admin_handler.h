@@ -1,6 +1,6 @@
 // What the federation's operator can ask of the coordinator (fedmed-admin), as a domain
 // interface: the actions of the Admin service (proto/fedmed.proto) with one Status per answer.
-// coordinator/admin_service.cc is the only file that turns gRPC calls into calls of this
+// coordinator/transport/admin_service.cc is the only file that turns gRPC calls into calls of this
 // interface; the round flow implements it (round_admin.cc); tests may call it directly.
 //
 // `operator_name` is always the authenticated identity of the caller: the CN of an operator

@@ -1,4 +1,4 @@
-// Per-call resource limits of the coordinator's gRPC service (service.cc), so that one site
+// Per-call resource limits of the coordinator's gRPC service (transport/service.cc), so that one site
 // cannot take the server's threads or hold a transfer open forever:
 //   InFlight    at most one long call of each kind (a poll, a download, an upload, a secure-
 //               aggregation receive, the presence stream) in flight per site; a second is refused

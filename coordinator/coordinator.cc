@@ -12,7 +12,7 @@
 #include "common/util/logging.h"
 #include "coordinator/event_loop.h"
 #include "coordinator/round_flow.h"
-#include "coordinator/service.h"
+#include "coordinator/transport/service.h"
 #include "coordinator/status_board.h"
 #include "coordinator/status/status_json.h"
 #include "coordinator/status/status_server.h"

@@ -1,8 +1,8 @@
 // The coordinator: runs the rounds of one federation. This class is its process lifecycle only;
 // the parts, each with a header that documents it:
 //
-//   service.h            gRPC: authenticates every call, maps protos to domain messages and
-//                        Status to grpc::Status (the only files with gRPC: service.cc, main.cc)
+//   transport/service.h  gRPC: authenticates every call, maps protos to domain messages and
+//                        Status to grpc::Status (transport/: the only coordinator files with gRPC)
 //   site_handler.h       what a site can ask, as a domain interface
 //   round_flow.h         the domain core implementing it: rounds start and end there
 //   registration.h       where a site is admitted or refused

@@ -1,7 +1,7 @@
 // Registration: where a site is admitted to the federation, or refused with the reason.
 //
 // A site that passed the transport's checks (its certificate chains to the federation CA and
-// its CN is on [tls] allowed_sites, coordinator/service.h) asks to register with a
+// its CN is on [tls] allowed_sites, coordinator/transport/service.h) asks to register with a
 // RegistrationInfo (common/transport/messages.h). RegistrationPolicy::Check decides, from what
 // the federation requires, with no state of its own: the round flow (round_flow.h) then opens a
 // session for an admitted site.

@@ -1,6 +1,6 @@
 // The round flow: the coordinator's domain core, where rounds start and end. It implements the
 // SiteHandler interface (site_handler.h) with no gRPC and no clock of its own: the transport
-// (service.h) or a test calls it, and it runs its decisions, timers and compute work on an
+// (transport/service.h) or a test calls it, and it runs its decisions, timers and compute work on an
 // EventLoop (event_loop.h).
 //
 // Where things happen, for a reader of the headers:

@@ -1,7 +1,8 @@
 // What a site can ask of the coordinator, as a domain interface: the calls of the
 // Federation service (proto/fedmed.proto) with the messages of common/transport/messages.h and
-// one Status per answer (common/util/status.h). coordinator/service.cc is the only file that
-// turns gRPC calls into calls of this interface; tests call it directly, with no server.
+// one Status per answer (common/util/status.h). coordinator/transport/service.cc is the only
+// file that turns gRPC calls into calls of this interface; tests call it directly, with no
+// server.
 //
 // `site` is always the authenticated identity of the caller (the CN of its certificate, checked
 // by the service against the federation CA and [tls] allowed_sites before any call reaches

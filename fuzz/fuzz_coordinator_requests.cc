@@ -1,5 +1,5 @@
 // libFuzzer harness: the coordinator's handling of each request message a site sends, from the
-// protobuf bytes on the wire through FromProto (common/transport/wire.h, as coordinator/service.cc
+// protobuf bytes on the wire through FromProto (common/transport/wire.h, as coordinator/transport/service.cc
 // decodes them) to the domain layer that judges them (coordinator/registration.h,
 // update_acceptance.h, secure_round.h, round/round_state_machine.h), as coordinator/round_flow.cc
 // calls it. gRPC itself (HTTP/2, TLS) is not in the loop.

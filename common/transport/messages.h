@@ -2,7 +2,7 @@
 // plain domain structs, shared by both ends: the site agent fills and reads them through
 // site_agent/connection.h, the coordinator receives and answers them through
 // coordinator/site_handler.h. Protobuf stays in the two files that translate (wire.h's users:
-// site_agent/connection.cc and coordinator/service.cc); everything else sees these structs.
+// site_agent/connection.cc and coordinator/transport/); everything else sees these structs.
 //
 // Nothing here is validated: what a peer sent arrives as sent. The coordinator's checks are in
 // coordinator/registration.h and coordinator/update_acceptance.h.

@@ -1,6 +1,6 @@
 // Conversions between the domain messages of common/transport/messages.h and their protobuf form
 // (proto/fedmed.proto), in one place for both ends of the connection: the site agent
-// (site_agent/connection.cc) and the coordinator's service (coordinator/service.cc) are the only
+// (site_agent/connection.cc) and the coordinator's services (coordinator/transport/) are the only
 // callers. The secure-aggregation parts are in secagg_wire.h.
 //
 // Decoding does not validate values: a field a peer left out reads as its default (proto3), and

@@ -3,7 +3,7 @@
 // The coordinator's domain layer (coordinator/site_handler.h and what implements it) answers
 // every site request with a Status instead of throwing: a refusal is an expected result, not an
 // error of the coordinator. The message is written for the operator and the refused site alike:
-// it names the site, the field and what was expected. coordinator/service.cc maps a Status to a
+// it names the site, the field and what was expected. coordinator/transport/service.cc maps a Status to a
 // grpc::Status in one place (the codes mirror gRPC's, so the mapping is one-to-one); nothing
 // else in the domain layer knows about gRPC.
 #ifndef FEDMED_COMMON_UTIL_STATUS_H_

@@ -1,7 +1,7 @@
 // The one mapping of the domain's Status (common/util/status.h) to gRPC's: the codes are gRPC's
 // own. Included only by the coordinator's gRPC services (service.cc, admin_service.cc).
-#ifndef FEDMED_COORDINATOR_GRPC_STATUS_H_
-#define FEDMED_COORDINATOR_GRPC_STATUS_H_
+#ifndef FEDMED_COORDINATOR_TRANSPORT_GRPC_STATUS_H_
+#define FEDMED_COORDINATOR_TRANSPORT_GRPC_STATUS_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -28,4 +28,4 @@ inline grpc::Status ToGrpc(const Status& s) {
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COORDINATOR_GRPC_STATUS_H_
+#endif  // FEDMED_COORDINATOR_TRANSPORT_GRPC_STATUS_H_

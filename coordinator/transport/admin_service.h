@@ -1,14 +1,15 @@
 // The coordinator's Admin service (proto/fedmed.proto, service fedmed.v1.Admin; fedmed-admin is
 // its client): served by FederationServer (service.h) on the coordinator's port beside the
-// Federation service. With service.cc the only coordinator files that know gRPC.
+// Federation service. With service.cc and grpc_status.h (this folder) the only coordinator files
+// that know gRPC.
 //
 // Transport only: every call is first authenticated as an operator (AuthenticateOperator,
 // common/transport/tls.h: a certificate from the federation CA with the operator markers;
 // a site's certificate gets PERMISSION_DENIED, anything else UNAUTHENTICATED; refusals are
 // logged with the peer's address), then handed to the AdminHandler (admin_handler.h) with the
 // operator's CN, whose Status becomes the gRPC status (grpc_status.h).
-#ifndef FEDMED_COORDINATOR_ADMIN_SERVICE_H_
-#define FEDMED_COORDINATOR_ADMIN_SERVICE_H_
+#ifndef FEDMED_COORDINATOR_TRANSPORT_ADMIN_SERVICE_H_
+#define FEDMED_COORDINATOR_TRANSPORT_ADMIN_SERVICE_H_
 
 #include <functional>
 #include <memory>
@@ -39,4 +40,4 @@ std::unique_ptr<grpc::Service> MakeAdminService(AdminHandler* handler,
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COORDINATOR_ADMIN_SERVICE_H_
+#endif  // FEDMED_COORDINATOR_TRANSPORT_ADMIN_SERVICE_H_

@@ -1,4 +1,4 @@
-#include "coordinator/admin_service.h"
+#include "coordinator/transport/admin_service.h"
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -7,7 +7,7 @@
 
 #include "common/transport/client_auth.h"
 #include "common/transport/tls.h"
-#include "coordinator/grpc_status.h"
+#include "coordinator/transport/grpc_status.h"
 #include "proto/fedmed.grpc.pb.h"
 
 namespace fedmed {

@@ -7,8 +7,8 @@
 // (common/transport/wire.h), models are streamed out and updates reassembled in chunks
 // (common/transport/chunking.h), and every decision is the SiteHandler's (site_handler.h),
 // whose Status answers become grpc::Status here and nowhere else.
-#ifndef FEDMED_COORDINATOR_SERVICE_H_
-#define FEDMED_COORDINATOR_SERVICE_H_
+#ifndef FEDMED_COORDINATOR_TRANSPORT_SERVICE_H_
+#define FEDMED_COORDINATOR_TRANSPORT_SERVICE_H_
 
 #include <functional>
 #include <memory>
@@ -87,4 +87,4 @@ class FederationServer {
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COORDINATOR_SERVICE_H_
+#endif  // FEDMED_COORDINATOR_TRANSPORT_SERVICE_H_

@@ -1,4 +1,4 @@
-#include "coordinator/service.h"
+#include "coordinator/transport/service.h"
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -18,10 +18,10 @@
 #include "common/transport/wire.h"
 #include "common/crypto/pki.h"
 #include "common/util/error.h"
-#include "coordinator/admin_service.h"
+#include "coordinator/transport/admin_service.h"
 #include "coordinator/call_limits.h"
 #include "coordinator/partial_uploads.h"
-#include "coordinator/grpc_status.h"
+#include "coordinator/transport/grpc_status.h"
 #include "proto/fedmed.grpc.pb.h"
 
 namespace fedmed {
