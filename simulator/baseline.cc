@@ -14,7 +14,7 @@
 #include "common/model/model_state.h"
 #include "common/util/data_path.h"
 #include "common/util/error.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 
 namespace fedmed {
 

@@ -12,7 +12,7 @@
 #include "common/model/model_spec.h"
 #include "common/model/model_state.h"
 #include "common/util/error.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "simulator/baseline.h"
 
 namespace fedmed {

@@ -53,7 +53,7 @@ struct ModelSelection {
 std::size_t BestBySelectionAuc(const std::vector<ScoredModel>& scored);
 
 // Scores every checkpoint round-NNNN.pt in `checkpoint_dir` (a run's coordinator/checkpoints) on
-// config.select_split and on [evaluation] split (LoadHeldOutSet, coordinator/coordinator.h), with
+// config.select_split and on [evaluation] split (LoadHeldOutSet, coordinator/federation_model.h), with
 // [evaluation] batch_size, and chooses one by
 // BestBySelectionAuc. Takes about two held-out evaluations per checkpoint (cnn on
 // PneumoniaMNIST: ~0.3 s each on 2 cores). Throws ConfigError when config.select_split is empty,

@@ -27,7 +27,7 @@
 #include "common/data/medmnist.h"
 #include "common/data/site_data_config.h"
 #include "common/util/error.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "site_agent/compute_slots.h"
 #include "site_agent/site_agent.h"
 #include "simulator/event_waiter.h"

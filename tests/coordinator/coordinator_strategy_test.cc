@@ -17,7 +17,7 @@
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
 #include "common/model/model_state.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "coordinator/strategy/strategy.h"
 #include "site_agent/connection.h"
 #include "tests/coordinator/in_process_util.h"

@@ -12,7 +12,7 @@
 #include "common/config/coordinator_config.h"
 #include "common/config/site_config.h"
 #include "common/model/model_state.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "site_agent/connection.h"
 #include "tools/pki/provision.h"
 

@@ -44,7 +44,7 @@
 #include "common/model/torch_state.h"
 #include "common/model/zoo.h"
 #include "common/util/data_path.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "site_agent/site_agent.h"
 #include "tests/data/hospital/image_test_util.h"
 #include "tests/data/npz_test_util.h"

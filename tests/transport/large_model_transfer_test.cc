@@ -10,7 +10,7 @@
 #include "common/config/site_config.h"
 #include "common/crypto/sha256.h"
 #include "common/model/model_state.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 #include "site_agent/connection.h"
 #include "tests/coordinator/in_process_util.h"
 #include "tests/integration/federation_util.h"

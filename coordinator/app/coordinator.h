@@ -20,8 +20,8 @@
 // (round_report.h), checkpoints/ and resume.json (checkpoint_store.h), global_model.pt and
 // global.torchscript.pt (written when the last round is done: the final global model as
 // TorchScript, ExportTorchScript in common/model/model_io.h; docs/MODELS.md).
-#ifndef FEDMED_COORDINATOR_COORDINATOR_H_
-#define FEDMED_COORDINATOR_COORDINATOR_H_
+#ifndef FEDMED_COORDINATOR_APP_COORDINATOR_H_
+#define FEDMED_COORDINATOR_APP_COORDINATOR_H_
 
 #include <memory>
 #include <optional>
@@ -89,4 +89,4 @@ class Coordinator {
 
 }  // namespace fedmed
 
-#endif  // FEDMED_COORDINATOR_COORDINATOR_H_
+#endif  // FEDMED_COORDINATOR_APP_COORDINATOR_H_

@@ -1,4 +1,4 @@
-// fedmed-coordinator: runs one federation's rounds. See coordinator/coordinator.h.
+// fedmed-coordinator: runs one federation's rounds. See coordinator/app/coordinator.h.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -8,7 +8,7 @@
 #include "common/config/coordinator_config.h"
 #include "common/util/data_root_option.h"
 #include "common/util/error.h"
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 
 int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically

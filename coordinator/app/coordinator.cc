@@ -1,4 +1,4 @@
-#include "coordinator/coordinator.h"
+#include "coordinator/app/coordinator.h"
 
 #include <spdlog/spdlog.h>
 
