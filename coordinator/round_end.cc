@@ -5,10 +5,11 @@
 // aggregate is installed and the sites' evaluations (federated evaluation) are in: CloseRoundLocked
 // keeps its record in closing_ and starts the next round, whose sites download the new model
 // while the round's held-out evaluation runs on the compute pool and its checkpoint, metrics and
-// audit entry are written after it (RecordRound). The next round aggregates only once they are
+// audit entry are written after it (MaybeRecordClosingLocked). The next round aggregates only once they are
 // written, so that metrics rows, checkpoints and audit entries stay in round order and a crash
 // at any instruction still leaves resume.json naming the last round recorded whole. The last
-// round closes after its held-out evaluation, and the federation finishes after its records.
+// round closes after its held-out evaluation, and the federation finishes (sites are told to)
+// only after its records.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -162,9 +163,13 @@ void RoundFlow::CloseRoundLocked() {
   closing.last = rsm_.round() >= rsm_.total_rounds();
   closing.evaluated = central_eval_done_;
   closing.record = std::move(r);
+  const bool last = closing.last;
   closing_ = std::move(closing);
-  rsm_.FinishRound();
-  if (rsm_.phase() != Phase::kFinished) StartRoundLocked(/*retry=*/false);
+  // The last round ends (kFinished: sites are told to finish) only once it is recorded.
+  if (!last) {
+    rsm_.FinishRound();
+    StartRoundLocked(/*retry=*/false);
+  }
   MaybeRecordClosingLocked();
 }
 
@@ -223,6 +228,7 @@ void RoundFlow::MaybeRecordClosingLocked() {
 
 void RoundFlow::RecordedLocked(RoundRecord record, const std::string& error) {
   if (!closing_ || closing_->record.round != record.round) return;
+  const bool last = closing_->last;
   closing_.reset();
   if (!error.empty()) {
     FailLocked("round " + std::to_string(record.round) + ": cannot record the round: " + error +
@@ -235,9 +241,13 @@ void RoundFlow::RecordedLocked(RoundRecord record, const std::string& error) {
     notes_changed_while_recording_ = false;
     KeepNotesLocked();
   }
-  if (rsm_.phase() == Phase::kFinished) {
-    FinishFederationLocked();
-    return;
+  if (last) {
+    rsm_.FinishRound();
+    if (rsm_.phase() == Phase::kFinished) {
+      FinishFederationLocked();
+      return;
+    }
+    StartRoundLocked(/*retry=*/false);  // the operator extended the federation meanwhile
   }
   WriteStatusLocked();
   // The current round may have been waiting for these records to aggregate or close.

@@ -192,9 +192,9 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
                               const std::string& error) REQUIRES(mu_);
   void MaybeFinishRoundLocked() REQUIRES(mu_);
   // Ends the round's part on the critical path: its record is taken into closing_ and the next
-  // round starts (unless it was the last).
+  // round starts (unless it was the last: the federation finishes in RecordedLocked).
   void CloseRoundLocked() REQUIRES(mu_);
-  // closing_ evaluated: its records are written on the compute pool (RecordRound), which then
+  // closing_ evaluated: its records are written by work posted to the compute pool, which then
   // calls RecordedLocked on the control thread.
   void MaybeRecordClosingLocked() REQUIRES(mu_);
   void RecordedLocked(RoundRecord record, const std::string& error) REQUIRES(mu_);
