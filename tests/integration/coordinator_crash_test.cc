@@ -145,7 +145,8 @@ TEST(CoordinatorCrashTest, KilledAtRandomMomentsTheFederationEndsWithEveryRoundO
       << ReadFile(dir.path() / "coordinator" / "coordinator.log");
   for (auto& site : sites) {
     EXPECT_EQ(site->Wait(120), std::optional<int>(0))
-        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));
+        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"))
+        << ReadFile(dir.path() / site->name() / "site.log");
   }
 
   std::vector<int> expected;

@@ -117,7 +117,8 @@ TEST(FullDiskTest, TheCoordinatorStopsNamingTheFileAndResumesOnceSpaceIsBack) {
   ASSERT_EQ(resumed->Wait(600), std::optional<int>(0)) << ReadFile(out / "coordinator.log");
   for (auto& site : sites) {
     EXPECT_EQ(site->Wait(120), std::optional<int>(0))
-        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"));
+        << site->name() << ": " << ReadFile(dir.path() / (site->name() + ".out"))
+        << ReadFile(dir.path() / site->name() / "site.log");
   }
   const std::vector<int> every_round = {1, 2, 3};
   EXPECT_EQ(testing::MetricsRounds(out / "metrics.csv", true), every_round);
