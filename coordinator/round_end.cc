@@ -154,7 +154,6 @@ void RoundFlow::CloseRoundLocked() {
   closing.selected = rsm_.selected();
   closing.log_heads = log_heads_;
   closing.model = global_state_;
-  closing.model_sha256 = global_->sha256;
   closing.strategy_state = strategy_->SaveState();
   if (before_aggregation_) closing.before = std::move(*before_aggregation_);
   before_aggregation_.reset();
@@ -186,10 +185,11 @@ void RoundFlow::MaybeRecordClosingLocked() {
   notes.audit_round = ToJson(event).dump();
   const int total_rounds = rsm_.total_rounds();
   // The files are written outside mu_: the next round's sites poll, download and upload
-  // meanwhile. The model and record are copies; the checkpoint store is const.
-  loop_->PostWork([this, record = c.record, event, notes = std::move(notes), model = c.model,
-                   sha = c.model_sha256, state = c.strategy_state, start = c.round_start,
-                   last = c.last, total_rounds]() mutable {
+  // meanwhile. The record is a copy; the model and strategy state move to the work (nothing
+  // reads them once recording started); the checkpoint store is const.
+  loop_->PostWork([this, record = c.record, event, notes = std::move(notes),
+                   model = std::move(c.model), state = std::move(c.strategy_state),
+                   start = c.round_start, last = c.last, total_rounds]() mutable {
     std::string error;
     {
       MutexLock report_lock(&report_mu_);
@@ -201,7 +201,7 @@ void RoundFlow::MaybeRecordClosingLocked() {
       try {
         const Clock::time_point checkpoint_start = loop_->Now();
         const CheckpointStore::Pending pending = checkpoints_.Stage(
-            record.round, model, sha, strategy_->name(), state, notes);
+            record.round, model, record.model_sha256, strategy_->name(), state, notes);
         const Clock::time_point now = loop_->Now();
         record.checkpoint_seconds = ToSeconds(now - checkpoint_start);
         record.round_seconds = ToSeconds(now - start);

@@ -256,9 +256,8 @@ class RoundFlow final : public SiteHandler, public AdminHandler {
     RoundRecord record;
     std::vector<std::string> selected;
     std::map<std::string, LogAnchor> log_heads;
-    ModelState model;  // its global model, and what the checkpoint needs beside it
-    std::string model_sha256;
-    std::string strategy_state;
+    ModelState model;  // its global model (digest: record.model_sha256) and strategy state,
+    std::string strategy_state;  // for its checkpoint; moved out when recording starts
     BeforeAggregation before;  // to try the round again when its evaluation fails
     Clock::time_point round_start;
     Clock::time_point eval_start;
