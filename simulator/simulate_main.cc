@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "common/util/allocator.h"
 #include "common/util/data_path.h"
 #include "common/util/data_root_option.h"
 #include "common/util/error.h"
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
   // reports naming the file, instead of killing the process (common/util/file_io.h).
   std::signal(SIGXFSZ, SIG_IGN);
+  fedmed::KeepFreedMemoryForReuse();  // see common/util/allocator.h
   CLI::App app{"fedmed simulator: one coordinator and N sites over mutual-TLS gRPC, as processes "
                "or as threads of this process"};
   std::string config_path;

@@ -8,6 +8,7 @@
 
 #include "common/config/proxy_route.h"
 #include "common/config/site_config.h"
+#include "common/util/allocator.h"
 #include "common/util/data_path.h"
 #include "common/util/data_root_option.h"
 #include "common/util/error.h"
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
   // reports naming the file, instead of killing the process (common/util/file_io.h).
   std::signal(SIGXFSZ, SIG_IGN);
+  fedmed::KeepFreedMemoryForReuse();  // see common/util/allocator.h
   if (argc > 1 && std::string(argv[1]) == "check") return CheckMain(argc - 1, argv + 1);
   CLI::App app{"fedmed site agent: trains the federation's model on this site's images"};
   std::string config_path;

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "common/config/coordinator_config.h"
+#include "common/util/allocator.h"
 #include "common/util/data_root_option.h"
 #include "common/util/error.h"
 #include "coordinator/app/coordinator.h"
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   // A file-size limit (RLIMIT_FSIZE) then fails the write with EFBIG, which WriteFileAtomically
   // reports naming the file, instead of killing the process (common/util/file_io.h).
   std::signal(SIGXFSZ, SIG_IGN);
+  fedmed::KeepFreedMemoryForReuse();  // see common/util/allocator.h
   CLI::App app{"fedmed coordinator: runs the rounds of a federation (FedAvg over mutual-TLS gRPC)"};
   std::string config_path;
   std::string data_root;
