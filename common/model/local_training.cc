@@ -37,6 +37,16 @@ void FreezeLayers(torch::nn::Module& model, const std::vector<std::string>& froz
   }
 }
 
+// Drops the gradients of `params` before a step's backward pass, so that the pass stores its
+// gradients in place of nothing rather than adding them to zeros (PyTorch's
+// zero_grad(set_to_none=True), its default since 2.0; LibTorch 1.13's Optimizer::zero_grad()
+// zero-fills instead). The same gradients, without a 4.8 MB fill and a 4.8 MB sum per step.
+void ClearGradients(const std::vector<torch::Tensor>& params) {
+  for (const torch::Tensor& p : params) {
+    if (p.grad().defined()) p.mutable_grad().reset();
+  }
+}
+
 }  // namespace
 
 std::unique_ptr<torch::optim::Optimizer> MakeTrainOptimizer(torch::nn::Module& model,
@@ -126,7 +136,7 @@ TrainResult TrainLocal(const ModelSpec& spec, const ModelState& global, const Im
                               std::to_string(epoch + 1) + ")");
       }
       const int64_t count = std::min<int64_t>(settings.batch_size, n - begin);
-      optimizer->zero_grad();
+      ClearGradients(params);
       const torch::Tensor cross_entropy = torch::cross_entropy_loss(
           model->forward(Augment(epoch_images.narrow(0, begin, count), settings.augmentation,
                                  data.mean, data.std, augmentation)),
