@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config ccache time
   libtorch-dev                                   # LibTorch 1.13 (C++ API)
+  libdnnl-dev                                    # oneDNN, LibTorch's own CPU kernels: the cnn's
+                                                 # max-pool and linear layers (common/model/onednn_ops.h)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev                                     # OpenSSL 3: TLS, X.509, SHA-256
   libboost-dev                                   # Boost.Asio (header-only)

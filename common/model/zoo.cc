@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/model/layer_tape.h"
+#include "common/model/onednn_ops.h"
 #include "common/model/torchscript_model.h"
 #include "common/util/error.h"
 
@@ -23,26 +24,6 @@ nn::GroupNorm GroupNorm(int64_t groups, int64_t channels) {
   return nn::GroupNorm(nn::GroupNormOptions(std::min(groups, channels), channels));
 }
 
-// The CNN's two hot spots outside the convolutions, computed with oneDNN (which LibTorch bundles
-// for its convolutions) when LibTorch has it: same parameters, same function, a different kernel.
-// Measured on one thread, one epoch of 1570 28 px images, batch 32: 5.4 s -> 2.1 s.
-//
-// fc1 (x @ W^T + b, 97% of the parameters): LibTorch sends Linear's matrix products to the BLAS
-// it was built against; Debian's build uses the system libblas.so.3, by default the unoptimised
-// reference BLAS, on which fc1's forward and backward take 60% of the training time. oneDNN's
-// inner product is ~6x faster there. oneDNN's CPU kernels here are float32 only: other dtypes
-// (a model converted to float64 for exact gradient checks) take LibTorch's own path.
-torch::Tensor LinearOneDnn(nn::Linear& layer, const torch::Tensor& x) {
-  if (!at::hasMKLDNN() || x.scalar_type() != torch::kFloat) return layer(x);
-  return at::mkldnn_linear(x.to_mkldnn(), layer->weight, layer->bias).to_dense();
-}
-
-// 2x2 max-pool, stride 2; oneDNN's is ~2x faster than LibTorch 1.13's own here.
-torch::Tensor MaxPool2x2(const torch::Tensor& x) {
-  if (!at::hasMKLDNN() || x.scalar_type() != torch::kFloat) return torch::max_pool2d(x, 2);
-  return at::mkldnn_max_pool2d(x.to_mkldnn(), {2, 2}, {2, 2}).to_dense();
-}
-
 // See zoo.h for the architecture and its PyTorch equivalent. Every layer with parameters is
 // called through Taped() (layer_tape.h), so that DP-SGD sees its input and output.
 class Cnn : public Classifier {
@@ -60,8 +41,11 @@ class Cnn : public Classifier {
   torch::Tensor forward(torch::Tensor x) override {
     x = torch::relu(Taped(gn1_, Taped(conv1_, x)));
     x = torch::relu(Taped(gn2_, Taped(conv2_, x)));
-    x = Dropout(MaxPool2x2(x), 0.25).flatten(1);
-    x = Taped(*fc1_, x, [this](const torch::Tensor& in) { return LinearOneDnn(fc1_, in); });
+    // The max-pool and fc1 (97% of the parameters) on oneDNN directly: common/model/onednn_ops.h.
+    x = Dropout(OneDnnMaxPool2x2(x), 0.25).flatten(1);
+    x = Taped(*fc1_, x, [this](const torch::Tensor& in) {
+      return OneDnnLinear(in, fc1_->weight, fc1_->bias);
+    });
     x = Dropout(torch::relu(x), 0.5);
     return Taped(fc2_, x);
   }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/model/layer_tape.h"
+#include "common/model/onednn_ops.h"
 #include "common/model/torchscript_model.h"
 #include "common/util/error.h"
 
@@ -33,24 +34,16 @@ std::string ShapeOf(const torch::Tensor& t) {
 
 std::string DtypeOf(const torch::Tensor& t) { return std::string(c10::toString(t.scalar_type())); }
 
-// oneDNN (bundled with LibTorch) for float32 CPU products: Debian's LibTorch sends torch::mm and
-// torch::bmm to the reference BLAS, 10-30x slower (zoo.cc, LinearOneDnn).
-bool UseOneDnn(const torch::Tensor& t) {
-  return at::hasMKLDNN() && t.scalar_type() == torch::kFloat && t.device().is_cpu();
-}
-
-// x (N, K) times w (M, K) transposed: (N, M).
+// x (N, K) times w (M, K) transposed: (N, M). On oneDNN for float32 (common/model/onednn_ops.h):
+// Debian's LibTorch sends torch::mm and torch::bmm to the reference BLAS, 10-30x slower.
 torch::Tensor MatMulNT(const torch::Tensor& x, const torch::Tensor& w) {
-  if (UseOneDnn(x)) {
-    return at::mkldnn_linear(x.contiguous().to_mkldnn(), w.contiguous(), {}).to_dense();
-  }
-  return at::mm(x, w.t());
+  return OneDnnMatMul(x, w, /*transpose_a=*/false, /*transpose_b=*/true);
 }
 
 // x (B, T, D) -> (B, T, T), x_b x_b^T for every b. With oneDNN one product per sample: LibTorch
 // has no oneDNN batched product, and B oneDNN products beat one reference-BLAS bmm by ~10x.
 torch::Tensor BatchedGram(const torch::Tensor& x) {
-  if (!UseOneDnn(x)) return at::bmm(x, x.transpose(1, 2));
+  if (!OneDnnSupports(x)) return at::bmm(x, x.transpose(1, 2));
   std::vector<torch::Tensor> grams;
   grams.reserve(static_cast<size_t>(x.size(0)));
   for (int64_t b = 0; b < x.size(0); ++b) {
@@ -380,7 +373,7 @@ torch::Tensor LinearClippedWeightSum(const torch::Tensor& a, const torch::Tensor
                                      const torch::Tensor& c) {
   const torch::Tensor a2 = a.reshape({-1, a.size(-1)});
   const torch::Tensor g2 = (g * PerSample(c, g.dim())).reshape({-1, g.size(-1)});
-  return MatMulNT(g2.t(), a2.t());
+  return OneDnnMatMul(g2, a2, /*transpose_a=*/true, /*transpose_b=*/false);
 }
 
 // sum_b c_b dW_b of a Conv2d call: the weight gradient of the convolution for the output
