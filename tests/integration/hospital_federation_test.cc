@@ -584,14 +584,16 @@ TEST_F(RegistrationRefusalTest, SiteDeclinesATrainTaskItCannotTrainWithTheReason
                                "DP-SGD";
   EXPECT_TRUE(testing::WaitForFileContaining(dir_ / "coordinator/coordinator.log", expected, 60))
       << CoordinatorLog();
+  // It waits before answering the coordinator's retry of the round (logged after the refusal
+  // reached the coordinator: wait for it before stopping the site).
+  EXPECT_TRUE(testing::WaitForFileContaining(
+      dir_ / "site-1/site.log", "before polling again (1 task(s) refused in a row)", 60))
+      << SiteLog("site-1");
   agent.Stop();
   thread.join();
   const std::string site_log = SiteLog("site-1");
   EXPECT_NE(site_log.find("round 1: refusing to train: frozen_layers: not supported with DP-SGD"),
             std::string::npos)
-      << site_log;
-  // It waits before answering the coordinator's retry of the round.
-  EXPECT_NE(site_log.find("before polling again (1 task(s) refused in a row)"), std::string::npos)
       << site_log;
   // Nothing was spent: the privacy log records no training.
   EXPECT_EQ(ReadFile(dir_ / "site-1/privacy_log.jsonl").find("\"trained\""), std::string::npos);
