@@ -428,20 +428,6 @@ TEST_F(SimulateBinaryTest, ThreadsModeGivesTheProcessModesRecords) {
   EXPECT_GT(summary["peak_rss_mib"].get<double>(), 0);
 }
 
-TEST_F(SimulateBinaryTest, FedmedSimulateHasNoLibTorchAndHandsInProcessRunsOver) {
-  // fedmed-simulate runs process mode without loading LibTorch (0.45 s of start-up); threads
-  // mode, the baseline and model selection go to fedmed-simulate-inprocess by exec (the threads
-  // run of ThreadsModeGivesTheProcessModesRecords went that way).
-  const auto libraries = [](const std::string& binary) {
-    const std::string out = *dir_ / (binary + ".ldd");
-    ChildProcess ldd({"ldd", testing::BinDir() + "/" + binary}, out);
-    EXPECT_EQ(ldd.Wait(60).value_or(-1), 0) << testing::ReadFile(out);
-    return testing::ReadFile(out);
-  };
-  EXPECT_EQ(libraries("fedmed-simulate").find("libtorch"), std::string::npos);
-  EXPECT_NE(libraries("fedmed-simulate-inprocess").find("libtorch"), std::string::npos);
-}
-
 TEST_F(SimulateBinaryTest, SweepWritesOneRowPerGridPointWithTheBaseline) {
   const std::string out = Simulate(
       "sweep",
