@@ -46,6 +46,32 @@ void Append(const ImageSet& part, const std::string& path, ImageSet* pooled) {
 
 }  // namespace
 
+nlohmann::json BaselineResult::ToJson(const SimulationConfig& config) const {
+  const TrainingConfig& t = config.coordinator.training;
+  nlohmann::json j;
+  j["kind"] = "pooled";
+  j["model"] = config.coordinator.model;
+  j["train_samples"] = train_samples;
+  j["epochs"] = epochs;
+  j["rounds"] = config.coordinator.rounds;
+  j["local_epochs"] = t.local_epochs;
+  j["batch_size"] = t.batch_size;
+  j["optimizer"] = t.optimizer;
+  j["learning_rate"] = t.learning_rate;
+  j["momentum"] = t.momentum;
+  j["weight_decay"] = t.weight_decay;
+  j["seed"] = seed;
+  j["threads"] = threads;
+  j["private"] = false;
+  j["train_seconds"] = train_seconds;
+  j["mean_train_loss"] = JsonNumberOrNull(mean_loss);
+  j["eval_data"] = eval_path;
+  j["eval_split"] = eval_split;
+  j["global"] = MetricsToJson(metrics);
+  if (selection) j["selection"] = selection->ToJson();
+  return j;
+}
+
 ImageSet PooledTrainingSet(const SimulationConfig& config, const std::string& data_root) {
   if (config.site_paths.empty()) {
     ImageSet train = LoadMedMnistSplit(ResolveDataPath(config.data_path, data_root), Split::kTrain);

@@ -19,6 +19,42 @@ namespace fedmed {
 
 namespace fs = std::filesystem;
 
+nlohmann::json ModelSelection::ToJson() const {
+  nlohmann::json j;
+  j["unit"] = unit;
+  j["selection_split"] = selection_split;
+  j["report_split"] = report_split;
+  const ScoredModel& c = chosen();
+  j["chosen"] = c.index;
+  j["selection"] = MetricsToJson(c.selection);
+  j["report"] = MetricsToJson(c.report);
+  nlohmann::json candidates = nlohmann::json::array();
+  for (const ScoredModel& s : scored) {
+    const nlohmann::json sel = MetricsToJson(s.selection), rep = MetricsToJson(s.report);
+    candidates.push_back({{"index", s.index},
+                          {"selection_auc", sel["auc"]},
+                          {"report_auc", rep["auc"]},
+                          {"report_accuracy", rep["accuracy"]}});
+  }
+  j["candidates"] = std::move(candidates);
+  return j;
+}
+
+std::size_t BestBySelectionAuc(const std::vector<ScoredModel>& scored) {
+  if (scored.empty()) throw Error("model selection: no model to choose from");
+  std::size_t best = scored.size();
+  for (std::size_t i = 0; i < scored.size(); ++i) {
+    const double auc = scored[i].selection.auc;
+    if (std::isnan(auc)) continue;
+    if (best == scored.size() || auc > scored[best].selection.auc) best = i;
+  }
+  if (best == scored.size()) {
+    throw Error("model selection: no model has a defined AUC on the selection split (does it "
+                "hold a single class?)");
+  }
+  return best;
+}
+
 ModelSelection SelectCheckpoint(const SimulationConfig& config, const std::string& data_root,
                                 const std::string& checkpoint_dir) {
   if (config.select_split.empty()) {

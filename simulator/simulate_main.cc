@@ -12,7 +12,6 @@
 #include "common/util/error.h"
 #include "common/util/process.h"
 #include "simulator/experiment.h"
-#include "simulator/in_process_handoff.h"
 #include "simulator/simulation.h"
 
 int main(int argc, char** argv) {
@@ -86,11 +85,6 @@ int main(int argc, char** argv) {
       }
     }
     if (config.sweep.empty()) fedmed::ValidateSimulationConfig(config);  // the overrides too
-#ifdef FEDMED_SIMULATE_HANDS_OFF_IN_PROCESS
-    if (!list && fedmed::NeedsInProcessRuntime(config, !select_only.empty())) {
-      fedmed::HandOffToInProcessSimulator(fedmed::ExecutableDir(), argc, argv);
-    }
-#endif
     if (list) {
       for (const fedmed::SweepPoint& point : fedmed::ExpandSweep(config)) {
         std::cout << (point.label.empty() ? config.name : point.label) << ": " << config.mode
