@@ -140,7 +140,28 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
     stack.push_back(StringAtom(pickle.substr(at, n)));
     at += n;
   };
-  const auto pop = [&](size_t n) { stack.resize(stack.size() - std::min(n, stack.size())); };
+  // LibTorch's unpickler pops its stack and its marks without checking that they hold enough
+  // (fuzz/fuzz_checkpoint: TUPLE2 on a one-value stack freed memory it never allocated). A valid
+  // pickle never does: an opcode at byte `op_at` that takes `n` values from a shorter stack, or
+  // that needs a MARK where there is none, is refused.
+  size_t op_at = 0;
+  const auto underflow = [&](const std::string& needs) {
+    throw FormatError(what + ": the pickle's opcode at byte " + std::to_string(op_at) + " needs " +
+                      needs + " on a stack of " + std::to_string(stack.size()) + " value(s) and " +
+                      std::to_string(marks.size()) + " mark(s)");
+  };
+  const auto require = [&](size_t n) {
+    if (stack.size() < n) underflow(std::to_string(n) + " value(s)");
+  };
+  const auto require_mark = [&](size_t below) {
+    if (marks.empty() || marks.back() > stack.size() || marks.back() < below) {
+      underflow(below ? "a MARK above " + std::to_string(below) + " value(s)" : "a MARK");
+    }
+  };
+  const auto pop = [&](size_t n) {
+    require(n);
+    stack.resize(stack.size() - n);
+  };
   const auto since_mark = [&] {  // pops to the last MARK and returns what was above it
     const size_t mark = marks.empty() ? stack.size() : std::min(marks.back(), stack.size());
     if (!marks.empty()) marks.pop_back();
@@ -155,7 +176,8 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
                         std::to_string(at) + ", more values than its " +
                         std::to_string(pickle.size()) + " bytes can hold");
     }
-    memo[id] = stack.empty() ? Atom{} : stack.back();
+    require(1);
+    memo[id] = stack.back();
   };
   const auto recall = [&](uint64_t id) {
     const auto it = memo.find(id);
@@ -166,7 +188,7 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
     return static_cast<int64_t>(std::strtoll(t.c_str(), nullptr, 10));
   };
   while (at < pickle.size()) {
-    const size_t op_at = at;
+    op_at = at;
     const auto op = static_cast<uint8_t>(pickle[at++]);
     switch (op) {
       case '.': return storages;  // STOP
@@ -231,9 +253,10 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
         break;
       }
       // Tuples and persistent ids.
-      case 't': stack.push_back(TupleAtom(since_mark())); break;
+      case 't': require_mark(0); stack.push_back(TupleAtom(since_mark())); break;
       case 0x85: case 0x86: case 0x87: {
-        const size_t n = std::min<size_t>(op - 0x84, stack.size());
+        const size_t n = op - 0x84;
+        require(n);
         std::vector<Atom> items(std::make_move_iterator(stack.end() - n),
                                 std::make_move_iterator(stack.end()));
         pop(n);
@@ -269,13 +292,17 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
       case 'g': recall(static_cast<uint64_t>(text_int(line()))); break;
       // Stack manipulation and containers.
       case '0': pop(1); break;
-      case '1': since_mark(); break;
-      case '2': stack.push_back(stack.empty() ? Atom{} : stack.back()); break;
-      case 'a': case 'b': pop(1); break;
-      case 's': pop(2); break;
-      case 'e': case 'u': case 0x90: since_mark(); break;
-      case 'l': case 'd': case 'o': case 0x91: since_mark(); stack.emplace_back(); break;
-      case 'i': line(); line(); since_mark(); stack.emplace_back(); break;
+      case '1': require_mark(0); since_mark(); break;
+      case '2': require(1); stack.push_back(stack.back()); break;
+      case 'a': case 'b': require(2); pop(1); break;  // the list or object stays
+      case 's': require(3); pop(2); break;             // the dict stays
+      case 'e': case 'u': case 0x90: require_mark(1); since_mark(); break;
+      case 'l': case 'd': case 'o': case 0x91:
+        require_mark(0);
+        since_mark();
+        stack.emplace_back();
+        break;
+      case 'i': line(); line(); require_mark(0); since_mark(); stack.emplace_back(); break;
       case 'R': case 0x81: pop(2); stack.emplace_back(); break;
       case 0x92: pop(3); stack.emplace_back(); break;
       case 'P': line(); stack.emplace_back(); break;

@@ -296,5 +296,24 @@ TEST_F(CheckpointTest, APickleMemoIndexBeyondItsSizeIsRefusedBeforeLibTorchReads
   }
 }
 
+// Found by fuzz/fuzz_checkpoint (the 30 s CI run of 2026-12-06): a 1,063-byte checkpoint whose
+// pickle applies TUPLE2 to a stack holding one value; LibTorch's unpickler pops without checking
+// and freed memory it never allocated (AddressSanitizer: bad-free). Refused before LibTorch reads it.
+TEST_F(CheckpointTest, APickleThatPopsMoreThanItsStackHoldsIsRefusedBeforeLibTorchReadsIt) {
+  const std::string path =
+      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-pickle-stack-underflow.pt";
+  ASSERT_TRUE(std::filesystem::exists(path)) << path;
+  try {
+    LoadCheckpoint(path);
+    ADD_FAILURE() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path +
+                                         "': entry 'archive/data.pkl': the pickle's opcode at "
+                                         "byte 40 needs 2 value(s) on a stack of 1 value(s)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace fedmed
