@@ -67,7 +67,7 @@ ConfigSection<SiteDataConfig> MakeSiteDataSection() {
   using DK = ConfigKey<D>;
   using A = AugmentationSpec;
   const auto dicom = [](const D& d) { return ParseDataFormat(d.format) == DataFormat::kDicom; };
-  constexpr const char* kDicomOnly = "no value: windowing applies to format \"dicom\" only";
+  static constexpr const char* kDicomOnly = "no value: windowing applies to format \"dicom\" only";
   const std::vector<DK> split_keys = {
       DK("path", &D::path,
          "This site's images: a MedMNIST .npz (format \"medmnist\"), an image folder\n"
@@ -122,7 +122,7 @@ ConfigSection<SiteDataConfig> MakeSiteDataSection() {
       DK("window_center", &D::window_center,
          "DICOM: window centre and width for every file (else each file's own window, else\n"
          "its min/max), and the folder indexed for sop_instance_uid manifests.",
-         [dicom, kDicomOnly](const std::optional<double>& v, const D& d) {
+         [dicom](const std::optional<double>& v, const D& d) {
            if (v && !dicom(d)) return Verdict::Expected(kDicomOnly);
            if (v && !std::isfinite(*v)) return Verdict::Expected("a finite number");
            // Only center missing here; the width's own faults are reported at window_width.
@@ -133,7 +133,7 @@ ConfigSection<SiteDataConfig> MakeSiteDataSection() {
          })
           .Example("40.0"),
       DK("window_width", &D::window_width, "",
-         [dicom, kDicomOnly](const std::optional<double>& v, const D& d) {
+         [dicom](const std::optional<double>& v, const D& d) {
            if (v && !dicom(d)) return Verdict::Expected(kDicomOnly);
            if (v && !std::isfinite(*v)) return Verdict::Expected("a finite number");
            if (!v && d.window_center) {
@@ -217,7 +217,7 @@ std::string RequiredWith(const SitePrivacyConfig& p) {
 ConfigSection<SitePrivacyConfig> MakeSitePrivacySection() {
   using P = SitePrivacyConfig;
   using PK = ConfigKey<P>;
-  constexpr const char* kExactlyOne =
+  static constexpr const char* kExactlyOne =
       "exactly one of noise_multiplier (> 0) and target_epsilon (> 0)";
   return {
       "privacy",
@@ -243,12 +243,12 @@ ConfigSection<SitePrivacyConfig> MakeSitePrivacySection() {
           PK("noise_multiplier", UnsetWhenZero(&P::noise_multiplier),
              "Either the noise (std / clipping norm) or the epsilon to calibrate it to over the\n"
              "federation's rounds; not both.",
-             PrivacyValue([kExactlyOne](double v, const P& p) {
+             PrivacyValue([](double v, const P& p) {
                return Require(v > 0 || p.target_epsilon != 0, kExactlyOne, "neither");
              }))
               .Example("1.1"),
           PK("target_epsilon", UnsetWhenZero(&P::target_epsilon), "",
-             PrivacyValue([kExactlyOne](double v, const P& p) {
+             PrivacyValue([](double v, const P& p) {
                if (v > 0 && p.noise_multiplier > 0) return Verdict::Expected(kExactlyOne, "both");
                // Checked once budget_epsilon itself is set.
                return Require(p.budget_epsilon <= 0 || v <= p.budget_epsilon,
