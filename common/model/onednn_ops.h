@@ -30,9 +30,9 @@ namespace fedmed {
 bool OneDnnSupports(const torch::Tensor& x);
 
 // 2x2 max-pooling with stride 2 of x (N, C, H, W) float32, H and W even: (N, C, H/2, W/2), as
-// torch::max_pool2d(x, 2). Other shapes and dtypes are passed to torch::max_pool2d. Throws
-// c10::Error (LibTorch's) for a tensor that is not 4-D, or dnnl::error if oneDNN refuses the
-// shape (it does not for these).
+// torch::max_pool2d(x, 2). Other shapes and dtypes are passed to torch::max_pool2d, which also
+// takes an unbatched (C, H, W) tensor and throws c10::Error (LibTorch's) for other ranks. Throws
+// dnnl::error if oneDNN refuses a shape (it does not for these).
 torch::Tensor OneDnnMaxPool2x2(const torch::Tensor& x);
 
 // x (N, K) times weight (M, K) transposed, plus bias (M): (N, M) float32, as
