@@ -227,92 +227,76 @@ TEST_F(CheckpointTest, PyTorchReadsAndWritesTheFormat) {
   }
 }
 
+// What LoadCheckpoint says of fuzz/fuzz_checkpoint's seed `name`, a checkpoint the fuzzer found
+// to hurt LibTorch: its path and the FormatError's message (empty, with a test failure, when the
+// seed is missing or loads). Any other exception propagates and fails the test.
+struct Refusal {
+  std::string path;
+  std::string message;
+};
+Refusal RefusalOfSeed(const std::string& name) {
+  Refusal r{testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/" + name, ""};
+  EXPECT_TRUE(std::filesystem::exists(r.path)) << r.path;
+  try {
+    LoadCheckpoint(r.path);
+    ADD_FAILURE() << r.path << ": expected a FormatError";
+  } catch (const FormatError& e) {
+    r.message = e.what();
+  }
+  return r;
+}
+
 // Found by fuzz/fuzz_checkpoint (AddressSanitizer: heap-buffer-overflow in LibTorch's zip reader):
 // a forged zip central directory made torch::pickle_load read past the file's bytes. The input is
 // kept as a seed of the fuzzer; it must be refused as a FormatError naming the file.
 TEST_F(CheckpointTest, AForgedZipDirectoryIsAFormatErrorNotAReadPastTheBuffer) {
-  const std::string path =
-      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-zip-read-past-buffer.pt";
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  try {
-    LoadCheckpoint(path);
-    ADD_FAILURE() << "expected a FormatError";
-  } catch (const FormatError& e) {
-    // Refused by the archive check (CheckDeclaredSizes) before LibTorch's reader, which is itself
-    // bounded by BoundedReadAdapter.
-    EXPECT_EQ(std::string(e.what()).rfind("checkpoint '" + path + "'", 0), 0u) << e.what();
-  }
+  const Refusal r = RefusalOfSeed("regression-zip-read-past-buffer.pt");
+  // Refused by the archive check (CheckDeclaredSizes) before LibTorch's reader, which is itself
+  // bounded by BoundedReadAdapter.
+  EXPECT_EQ(r.message.rfind("checkpoint '" + r.path + "'", 0), 0u) << r.message;
 }
 
 // Found by fuzz/fuzz_checkpoint: a checkpoint whose pickle carries a malformed type tag made
 // LibTorch's type parser throw torch::jit::ErrorReport, which is no c10::Error and escaped
 // LoadCheckpoint's contract (FormatError).
 TEST_F(CheckpointTest, AMalformedTypeTagIsAFormatError) {
-  const std::string path =
-      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-unpickler-type-tag.pt";
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  try {
-    LoadCheckpoint(path);
-    ADD_FAILURE() << "expected a FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "' cannot be unpickled"),
-              std::string::npos)
-        << e.what();
-  }
+  const Refusal r = RefusalOfSeed("regression-unpickler-type-tag.pt");
+  EXPECT_NE(r.message.find("checkpoint '" + r.path + "' cannot be unpickled"), std::string::npos)
+      << r.message;
 }
 
 // Found by fuzz/fuzz_checkpoint (600 s run): a 1,063-byte checkpoint whose pickle declares a string
 // of 1.5 GB, which LibTorch's unpickler reserved before reading. Refused from the declaration.
 TEST_F(CheckpointTest, APickleDeclaringMoreBytesThanItHoldsIsRefusedBeforeLibTorchReadsIt) {
-  const std::string path =
-      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-pickle-length-bomb.pt";
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  try {
-    LoadCheckpoint(path);
-    ADD_FAILURE() << "expected a FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path + "': entry 'archive/data.pkl': the pickle declares a "),
-              std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("but only"), std::string::npos) << e.what();
-  }
+  const Refusal r = RefusalOfSeed("regression-pickle-length-bomb.pt");
+  EXPECT_NE(r.message.find("checkpoint '" + r.path +
+                           "': entry 'archive/data.pkl': the pickle declares a "),
+            std::string::npos)
+      << r.message;
+  EXPECT_NE(r.message.find("but only"), std::string::npos) << r.message;
 }
 
 // Found by fuzz/fuzz_checkpoint (240 s run): a 1,071-byte checkpoint whose pickle memoises a value
 // under index 976,000,000 (LONG_BINPUT), for which LibTorch's unpickler reserved a 31 GB memo
 // table. Refused from the declaration.
 TEST_F(CheckpointTest, APickleMemoIndexBeyondItsSizeIsRefusedBeforeLibTorchReadsIt) {
-  const std::string path =
-      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-pickle-memo-index-bomb.pt";
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  try {
-    LoadCheckpoint(path);
-    ADD_FAILURE() << "expected a FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path +
-                                         "': entry 'archive/data.pkl': the pickle memoises value "),
-              std::string::npos)
-        << e.what();
-  }
+  const Refusal r = RefusalOfSeed("regression-pickle-memo-index-bomb.pt");
+  EXPECT_NE(r.message.find("checkpoint '" + r.path +
+                           "': entry 'archive/data.pkl': the pickle memoises value "),
+            std::string::npos)
+      << r.message;
 }
 
 // Found by fuzz/fuzz_checkpoint (the 30 s CI run of 2026-12-06): a 1,063-byte checkpoint whose
 // pickle applies TUPLE2 to a stack holding one value; LibTorch's unpickler pops without checking
 // and freed memory it never allocated (AddressSanitizer: bad-free). Refused before LibTorch reads it.
 TEST_F(CheckpointTest, APickleThatPopsMoreThanItsStackHoldsIsRefusedBeforeLibTorchReadsIt) {
-  const std::string path =
-      testing::SourceDir() + "/fuzz/corpus/fuzz_checkpoint/regression-pickle-stack-underflow.pt";
-  ASSERT_TRUE(std::filesystem::exists(path)) << path;
-  try {
-    LoadCheckpoint(path);
-    ADD_FAILURE() << "expected a FormatError";
-  } catch (const FormatError& e) {
-    EXPECT_NE(std::string(e.what()).find("checkpoint '" + path +
-                                         "': entry 'archive/data.pkl': the pickle's opcode at "
-                                         "byte 40 needs 2 value(s) on a stack of 1 value(s)"),
-              std::string::npos)
-        << e.what();
-  }
+  const Refusal r = RefusalOfSeed("regression-pickle-stack-underflow.pt");
+  EXPECT_NE(r.message.find("checkpoint '" + r.path +
+                           "': entry 'archive/data.pkl': the pickle's opcode at byte 40 needs 2 "
+                           "value(s) on a stack of 1 value(s)"),
+            std::string::npos)
+      << r.message;
 }
 
 }  // namespace
