@@ -162,9 +162,12 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
     require(n);
     stack.resize(stack.size() - n);
   };
-  const auto since_mark = [&] {  // pops to the last MARK and returns what was above it
-    const size_t mark = marks.empty() ? stack.size() : std::min(marks.back(), stack.size());
-    if (!marks.empty()) marks.pop_back();
+  // Pops to the last MARK, which must have at least `below` values under it, and returns what
+  // was above it.
+  const auto since_mark = [&](size_t below = 0) {
+    require_mark(below);
+    const size_t mark = marks.back();
+    marks.pop_back();
     std::vector<Atom> items(std::make_move_iterator(stack.begin() + mark),
                             std::make_move_iterator(stack.end()));
     stack.resize(mark);
@@ -243,17 +246,16 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
         break;
       }
       case 0x93: {  // STACK_GLOBAL
+        require(2);
         Atom g;
-        if (stack.size() >= 2) {
-          g.kind = Atom::kGlobal;
-          g.text = stack[stack.size() - 2].text + "." + stack.back().text;
-        }
+        g.kind = Atom::kGlobal;
+        g.text = stack[stack.size() - 2].text + "." + stack.back().text;
         pop(2);
         stack.push_back(std::move(g));
         break;
       }
       // Tuples and persistent ids.
-      case 't': require_mark(0); stack.push_back(TupleAtom(since_mark())); break;
+      case 't': stack.push_back(TupleAtom(since_mark())); break;
       case 0x85: case 0x86: case 0x87: {
         const size_t n = op - 0x84;
         require(n);
@@ -292,17 +294,13 @@ std::vector<DeclaredStorage> ScanPickle(std::string_view pickle, const std::stri
       case 'g': recall(static_cast<uint64_t>(text_int(line()))); break;
       // Stack manipulation and containers.
       case '0': pop(1); break;
-      case '1': require_mark(0); since_mark(); break;
+      case '1': since_mark(); break;
       case '2': require(1); stack.push_back(stack.back()); break;
       case 'a': case 'b': require(2); pop(1); break;  // the list or object stays
       case 's': require(3); pop(2); break;             // the dict stays
-      case 'e': case 'u': case 0x90: require_mark(1); since_mark(); break;
-      case 'l': case 'd': case 'o': case 0x91:
-        require_mark(0);
-        since_mark();
-        stack.emplace_back();
-        break;
-      case 'i': line(); line(); require_mark(0); since_mark(); stack.emplace_back(); break;
+      case 'e': case 'u': case 0x90: since_mark(1); break;
+      case 'l': case 'd': case 'o': case 0x91: since_mark(); stack.emplace_back(); break;
+      case 'i': line(); line(); since_mark(); stack.emplace_back(); break;
       case 'R': case 0x81: pop(2); stack.emplace_back(); break;
       case 0x92: pop(3); stack.emplace_back(); break;
       case 'P': line(); stack.emplace_back(); break;

@@ -40,8 +40,9 @@ torch::Tensor MatMulNT(const torch::Tensor& x, const torch::Tensor& w) {
   return OneDnnMatMul(x, w, /*transpose_a=*/false, /*transpose_b=*/true);
 }
 
-// x (B, T, D) -> (B, T, T), x_b x_b^T for every b. With oneDNN one product per sample: LibTorch
-// has no oneDNN batched product, and B oneDNN products beat one reference-BLAS bmm by ~10x.
+// x (B, T, D) -> (B, T, T), x_b x_b^T for every b. For float32, one oneDNN product per sample
+// (OneDnnMatMul is 2-D; oneDNN's matmul could take the batch in one call, not done): B of them
+// beat one reference-BLAS bmm by ~10x.
 torch::Tensor BatchedGram(const torch::Tensor& x) {
   if (!OneDnnSupports(x)) return at::bmm(x, x.transpose(1, 2));
   std::vector<torch::Tensor> grams;
